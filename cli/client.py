@@ -1,0 +1,81 @@
+"""Where a CLI command gets its data: a DuckDB file (``--db``) or a running daemon (``--daemon``).
+
+Both give the same answers: the daemon runs the very same storage queries on its own connection.
+Errors become ``click.ClickException`` here, at the edge, with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import grpc
+from otel_triage.collector.storage.db import StoreError, open_reader
+from otel_triage.collector.storage.reader import Reader
+from otel_triage.proto import triage_pb2, triage_pb2_grpc
+
+DEFAULT_DB = "triage.duckdb"
+DEFAULT_LISTEN = "127.0.0.1:4317"
+
+
+@contextmanager
+def reader(db: str) -> Iterator[Reader]:
+    try:
+        con = open_reader(db)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield Reader(con)
+    finally:
+        con.close()
+
+
+@contextmanager
+def daemon_stub(address: str) -> Iterator[triage_pb2_grpc.TriageStub]:
+    channel = grpc.insecure_channel(address)
+    try:
+        yield triage_pb2_grpc.TriageStub(channel)
+    finally:
+        channel.close()
+
+
+def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
+    with daemon_stub(address) as stub:
+        try:
+            return getattr(stub, method)(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNAVAILABLE:
+                raise click.ClickException(
+                    f"no triage daemon answers at {address} (start one with `triage serve`)"
+                ) from exc
+            raise click.ClickException(f"{method} failed: {exc.details()}") from exc
+
+
+def list_runs(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
+    if daemon:
+        response = call(daemon, "ListRuns", triage_pb2.ListRunsRequest())
+        fields = [f.name for f in triage_pb2.Run.DESCRIPTOR.fields]
+        return [{name: _plain(getattr(r, name)) for name in fields} for r in response.runs]
+    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
+        return r.list_runs()
+
+
+def _plain(value: Any) -> Any:
+    """Repeated proto fields → lists, so both sources print the same JSON."""
+    return value if isinstance(value, (str, int, float, bool)) else list(value)
+
+
+def stats(daemon: str) -> dict[str, Any]:
+    response = call(daemon, "Stats", triage_pb2.StatsRequest())
+    points = []
+    for p in response.metrics:
+        row: dict[str, Any] = {"name": p.name, "unit": p.unit, "attributes": dict(p.attributes)}
+        for field in ("value", "count", "sum", "min", "max"):
+            if p.HasField(field):
+                row[field] = getattr(p, field)
+        points.append(row)
+    return {"db_path": response.db_path, "schema_version": response.schema_version, "metrics": points}

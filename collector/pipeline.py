@@ -1,0 +1,111 @@
+"""From raw export request to committed rows: admission, decoding, group commit.
+
+The one interface the receivers use is ``Pipeline.ingest(signal, data) -> Decoded``. It returns only
+after the data is committed (or raises), so any protocol front end gets the same durability rule.
+Decoding can run in worker processes (``decode_workers``) so both cores work: the parent moves bytes
+and Arrow buffers, the workers do the per-attribute Python work, the writer thread does DuckDB.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from otel_triage.collector.decode import Decoded, Limits, decode
+from otel_triage.collector.selfmetrics import SelfMetrics
+from otel_triage.collector.storage.writer import WriteJob, Writer
+
+
+class Overloaded(Exception):
+    """Too much data is waiting; the client should retry later (→ UNAVAILABLE + RetryInfo)."""
+
+
+class Closed(Exception):
+    """The daemon is shutting down and takes no new data (→ UNAVAILABLE)."""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        writer: Writer,
+        metrics: SelfMetrics,
+        *,
+        default_run_id: str | None = None,
+        limits: Limits | None = None,
+        decode_workers: int = 0,
+        max_pending_bytes: int = 512 << 20,
+    ) -> None:
+        self._writer = writer
+        self._metrics = metrics
+        self._run_id = default_run_id
+        self._limits = limits or Limits()
+        self._workers = decode_workers
+        self._pool: Executor | None = self._new_pool()
+        self._max_pending = max_pending_bytes
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _new_pool(self) -> Executor | None:
+        if self._workers <= 0:
+            return None
+        # spawn, not fork: forking a process that runs gRPC threads is unsafe.
+        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def warm_up(self) -> None:
+        """Start the worker processes now, not on the first request."""
+        if self._pool is not None:
+            list(self._pool.map(decode, ["traces"] * self._workers, [b""] * self._workers,
+                                [None] * self._workers, [self._limits] * self._workers))
+
+    def _admit(self, size: int) -> None:
+        with self._lock:
+            if self._closed:
+                raise Closed("triage is shutting down")
+            if self._pending and self._pending + size > self._max_pending:
+                raise Overloaded(f"{self._pending} bytes waiting to be committed")
+            self._pending += size
+
+    def _release(self, size: int) -> None:
+        with self._lock:
+            self._pending -= size
+
+    def _decode(self, signal: str, data: bytes) -> Decoded:
+        if self._pool is None:
+            return decode(signal, data, self._run_id, self._limits)
+        try:
+            return self._pool.submit(decode, signal, data, self._run_id, self._limits).result()
+        except BrokenProcessPool as exc:
+            # A worker died (e.g. killed by the OOM killer): start fresh ones; the client retries.
+            self._pool = self._new_pool()
+            raise Overloaded("a decoder process died; retry") from exc
+
+    def ingest(self, signal: str, data: bytes) -> Decoded:
+        """Decode and commit one export request; raises MalformedRequest, Overloaded or Closed."""
+        self._admit(len(data))
+        attrs = {"signal": signal}
+        try:
+            try:
+                decoded = self._decode(signal, data)
+            except Exception:
+                self._metrics.requests.add(1, {**attrs, "outcome": "malformed"})
+                raise
+            self._metrics.received.add(decoded.accepted + decoded.rejected, attrs)
+            if decoded.rejected:
+                self._metrics.rejected.add(decoded.rejected, attrs)
+            if decoded.tables:
+                self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+            self._metrics.accepted.add(decoded.accepted, attrs)
+            self._metrics.requests.add(1, {**attrs, "outcome": "ok"})
+            return decoded
+        finally:
+            self._release(len(data))
+
+    def close(self) -> None:
+        """Refuse new requests; in-flight ones finish (the server drains them before this)."""
+        with self._lock:
+            self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown()

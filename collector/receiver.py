@@ -1,0 +1,109 @@
+"""OTLP/gRPC receiver: one thin handler per signal, as in the OpenTelemetry Collector.
+
+Each handler returns early on an empty request, hands the raw bytes to the pipeline, and maps the
+outcome to what the OTLP specification asks of a receiver:
+
+- committed → OK, with ``partial_success`` when items were rejected;
+- malformed → INVALID_ARGUMENT with a message and ``google.rpc.BadRequest`` details;
+- overloaded / shutting down → UNAVAILABLE with ``google.rpc.RetryInfo``, so exporters back off;
+- too large → RESOURCE_EXHAUSTED without retry info (grpc enforces the limit after decompression).
+
+Requests are registered with a generic handler that receives the raw bytes, so a request is parsed
+once, where it is decoded (possibly in a worker process), not also in the gRPC thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
+from otel_triage.collector.decode import Decoded, MalformedRequest
+from otel_triage.collector.pipeline import Closed, Overloaded, Pipeline
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_SECONDS = 1
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, detail: Any) -> None:
+    status = status_pb2.Status(code=code.value[0], message=message)
+    status.details.add().Pack(detail)
+    metadata: list[tuple[str, bytes]] = [("grpc-status-details-bin", status.SerializeToString())]
+    if isinstance(detail, error_details_pb2.RetryInfo):
+        # The Python exporter reads this key; Go and Java read the status details above.
+        metadata.append(("google.rpc.retryinfo-bin", detail.SerializeToString()))
+    context.abort_with_status(_Status(code, message, tuple(metadata)))
+
+
+class _Status(grpc.Status):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple) -> None:
+        self.code = code
+        self.details = details
+        self.trailing_metadata = trailing_metadata
+
+
+def _signal_handler(
+    pipeline: Pipeline, signal: str, response_cls: type, partial_field: str
+) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+    def export(data: bytes, context: grpc.ServicerContext) -> bytes:
+        if not data:
+            return response_cls().SerializeToString()
+        try:
+            decoded: Decoded = pipeline.ingest(signal, data)
+        except MalformedRequest as exc:
+            bad = error_details_pb2.BadRequest()
+            bad.field_violations.add(field="request", description=str(exc))
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), bad)
+        except (Overloaded, Closed) as exc:
+            retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS))
+            _abort(context, grpc.StatusCode.UNAVAILABLE, f"triage is busy: {exc}", retry)
+        except Exception as exc:  # a storage failure: nothing was committed, the client may retry
+            log.exception("%s export failed", signal)
+            retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS))
+            _abort(context, grpc.StatusCode.UNAVAILABLE, f"storage failed: {exc}", retry)
+        response = response_cls()
+        if decoded.rejected:
+            partial = response.partial_success
+            setattr(partial, partial_field, decoded.rejected)
+            partial.error_message = decoded.error_message
+        return response.SerializeToString()
+
+    return export
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def handlers(pipeline: Pipeline) -> list[grpc.GenericRpcHandler]:
+    """The three OTLP services, named from the generated opentelemetry-proto descriptors."""
+    specs = [
+        (trace_svc, "TraceService", "traces", trace_svc.ExportTraceServiceResponse, "rejected_spans"),
+        (logs_svc, "LogsService", "logs", logs_svc.ExportLogsServiceResponse, "rejected_log_records"),
+        (
+            metrics_svc,
+            "MetricsService",
+            "metrics",
+            metrics_svc.ExportMetricsServiceResponse,
+            "rejected_data_points",
+        ),
+    ]
+    out = []
+    for module, service, signal, response_cls, partial_field in specs:
+        full_name = module.DESCRIPTOR.services_by_name[service].full_name
+        method = grpc.unary_unary_rpc_method_handler(
+            _signal_handler(pipeline, signal, response_cls, partial_field),
+            request_deserializer=_identity,
+            response_serializer=_identity,
+        )
+        out.append(grpc.method_handlers_generic_handler(full_name, {"Export": method}))
+    return out
+
+

@@ -1,0 +1,150 @@
+"""The ``triage serve`` daemon: OTLP receiver and query API on one gRPC port, over one DuckDB file.
+
+Lifecycle: ``start()`` opens (and upgrades) the database, starts the writer, the decoders and the
+gRPC server; ``stop()`` refuses new requests, lets in-flight ones finish and commit, then closes the
+database with a checkpoint. Nothing acknowledged is ever only in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from otel_triage.collector import receiver
+from otel_triage.collector.decode import Limits
+from otel_triage.collector.pipeline import Pipeline
+from otel_triage.collector.selfmetrics import SelfMetrics
+from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
+from otel_triage.collector.storage.reader import Reader
+from otel_triage.collector.storage.writer import Writer
+from otel_triage.proto import triage_pb2, triage_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 64 << 20  # the OTLP spec's recommendation, measured after decompression
+
+
+@dataclass
+class ServeConfig:
+    db: str = "triage.duckdb"
+    listen: str = "127.0.0.1:4317"
+    run_id: str | None = None
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_item_bytes: int = 1 << 20
+    max_pending_bytes: int = 512 << 20
+    decode_workers: int = 0
+    rpc_threads: int = 32
+
+
+class ListenError(Exception):
+    pass
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ListenError(f"--listen expects HOST:PORT (e.g. 127.0.0.1:4317), got {address!r}")
+    return host, int(port)
+
+
+def run_to_proto(run: dict[str, Any]) -> triage_pb2.Run:
+    return triage_pb2.Run(**run)
+
+
+class QueryService(triage_pb2_grpc.TriageServicer):
+    """triage.v1.Triage: reads on cursors of the daemon's connection (DuckDB MVCC: no blocking)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def ListRuns(self, request: triage_pb2.ListRunsRequest, context: grpc.ServicerContext) -> Any:
+        runs = self._daemon.read(lambda cur: Reader(cur).list_runs())
+        return triage_pb2.ListRunsResponse(runs=[run_to_proto(r) for r in runs])
+
+    def Stats(self, request: triage_pb2.StatsRequest, context: grpc.ServicerContext) -> Any:
+        points = []
+        for row in self._daemon.metrics.snapshot():
+            attrs = {k: str(v) for k, v in row.pop("attributes").items()}
+            points.append(triage_pb2.MetricPoint(attributes=attrs, **row))
+        return triage_pb2.StatsResponse(
+            metrics=points, db_path=self._daemon.config.db, schema_version=SCHEMA_VERSION
+        )
+
+    def Explain(self, request: triage_pb2.ExplainRequest, context: grpc.ServicerContext) -> Any:
+        from otel_triage.correlator.api import ExplainError, explain_json
+
+        try:
+            text = self._daemon.read(
+                lambda cur: explain_json(cur, request.run_id, request.baseline_run_id or None)
+            )
+        except ExplainError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return triage_pb2.ExplainResponse(json=text)
+
+
+class Daemon:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self._server: grpc.Server | None = None
+        self.port = 0
+
+    def start(self) -> int:
+        cfg = self.config
+        host, port = split_host_port(cfg.listen)
+        con = open_writer(cfg.db)
+        self.metrics = SelfMetrics(lambda: self._writer.depth())
+        self._writer = Writer(con, on_commit=self.metrics.on_commit)
+        self.pipeline = Pipeline(
+            self._writer,
+            self.metrics,
+            default_run_id=cfg.run_id,
+            limits=Limits(max_item_bytes=cfg.max_item_bytes),
+            decode_workers=cfg.decode_workers,
+            max_pending_bytes=cfg.max_pending_bytes,
+        )
+        self.pipeline.warm_up()
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
+            handlers=receiver.handlers(self.pipeline),
+            options=[
+                ("grpc.max_receive_message_length", cfg.max_request_bytes),
+                ("grpc.max_send_message_length", 256 << 20),
+                ("grpc.so_reuseport", 0),  # a second daemon on the same port must fail, not share it
+            ],
+        )
+        triage_pb2_grpc.add_TriageServicer_to_server(QueryService(self), server)
+        try:
+            self.port = server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError as exc:
+            self._close_storage()
+            raise ListenError(f"cannot listen on {cfg.listen}: {exc} (is another daemon running there?)") from exc
+        if not self.port:
+            self._close_storage()
+            raise ListenError(f"cannot listen on {cfg.listen} (is another daemon running there?)")
+        server.start()
+        self._server = server
+        self.host = host
+        return self.port
+
+    def read(self, fn: Any) -> Any:
+        return self._writer.read(fn)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert self._server is not None
+        return self._server.wait_for_termination(timeout)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting, let in-flight exports commit, then checkpoint and close the file."""
+        if self._server is not None:
+            self._server.stop(grace).wait()
+        self._close_storage()
+
+    def _close_storage(self) -> None:
+        if getattr(self, "pipeline", None) is not None:
+            self.pipeline.close()
+        self._writer.close()
+        if getattr(self, "metrics", None) is not None:
+            self.metrics.shutdown()

@@ -1,0 +1,112 @@
+"""Opening a triage DuckDB file: schema creation, version upgrades and clear lock errors.
+
+DuckDB lets one process hold a file for writing. The daemon is that process; every other opener
+(CLI, benchmarks) reads, and must fail fast with a message that points to ``--daemon`` instead of
+hanging or touching the file.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+SCHEMA_PACKAGE = "otel_triage.collector.storage.schema"
+SCHEMA_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class StoreError(Exception):
+    """A database file that cannot be used; the message is written for the person at the terminal."""
+
+
+class StoreLocked(StoreError):
+    pass
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every schema step, in order."""
+    steps = []
+    for entry in resources.files(SCHEMA_PACKAGE).iterdir():
+        m = SCHEMA_FILE.match(entry.name)
+        if m:
+            steps.append((int(m.group(1)), entry.name, entry.read_text()))
+    return sorted(steps)
+
+
+SCHEMA_VERSION = migrations()[-1][0]
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'triage_meta' AND schema_name = 'main'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    row = con.execute("SELECT value FROM triage_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    current = _schema_version(con)
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {current}, newer than this triage understands "
+            f"({SCHEMA_VERSION}); upgrade triage to read it"
+        )
+    if current == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN")
+    try:
+        con.execute("CREATE TABLE IF NOT EXISTS triage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        for version, _name, sql in migrations():
+            if version > current:
+                con.execute(sql)
+        con.execute(
+            "INSERT OR REPLACE INTO triage_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _friendly(exc: duckdb.Error, path: str) -> StoreError:
+    text = str(exc)
+    if "lock" in text.lower():
+        return StoreLocked(
+            f"{path} is held by a running triage daemon (DuckDB allows one writer). "
+            "Ask the daemon instead: --daemon HOST:PORT (the address it printed at start)."
+        )
+    return StoreError(f"cannot open {path}: {text}")
+
+
+def open_writer(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """The daemon's connection: creates or upgrades the schema."""
+    path = str(path)
+    try:
+        con = duckdb.connect(path)
+    except duckdb.Error as exc:
+        raise _friendly(exc, path) from exc
+    # Fewer, larger checkpoints: most of an insert's cost is writing WAL and checkpoints.
+    con.execute("SET checkpoint_threshold = '256MB'")
+    _upgrade(con, path)
+    return con
+
+
+def open_reader(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection for CLI queries; an old file is upgraded first if nobody holds it."""
+    path = str(path)
+    if not Path(path).exists():
+        raise StoreError(f"{path} does not exist (start `triage serve --db {path}` to create it)")
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as exc:
+        raise _friendly(exc, path) from exc
+    version = _schema_version(con)
+    if version != SCHEMA_VERSION:
+        con.close()
+        open_writer(path).close()  # upgrades (or explains why it cannot)
+        con = duckdb.connect(path, read_only=True)
+    return con

@@ -1,0 +1,140 @@
+"""The single DuckDB writer: group commit of decoded Arrow batches.
+
+Every accepted export request becomes a ``WriteJob``. One thread owns the writable connection; it
+takes every job that is waiting, concatenates their Arrow tables per target table, inserts each in
+one statement and commits once. Only after that commit does it resolve the jobs, which is what lets
+the OTLP handlers answer OK: acknowledged means durable. Batching many requests per commit is what
+keeps durability cheap (DuckDB inserts ~50k rows/s in 512-row batches, ~170k in 50k-row batches).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriteJob:
+    tables: dict[str, pa.Table]
+    rows: int
+    done: Future = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class Writer:
+    """Owns the connection; ``submit`` from any thread, ``close`` drains and checkpoints."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        max_batch_rows: int = 200_000,
+        on_commit: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self._con = con
+        self._queue: queue.Queue = queue.Queue()
+        self._max_batch_rows = max_batch_rows
+        self._on_commit = on_commit
+        self._lock = threading.Lock()  # serialises queries run through the writer's connection
+        self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: WriteJob) -> Future:
+        self._queue.put(job)
+        return job.done
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def read(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
+        """Run a read on a cursor of the writer's database (the daemon's query API uses this)."""
+        cursor = self._con.cursor()
+        try:
+            return fn(cursor)
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+        with self._lock:
+            self._con.execute("CHECKPOINT")
+            self._con.close()
+
+    def _take_batch(self) -> tuple[list[WriteJob], bool]:
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        jobs, rows, stop = [first], first.rows, False
+        while rows < self._max_batch_rows:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is _STOP:
+                stop = True
+                break
+            jobs.append(nxt)
+            rows += nxt.rows
+        return jobs, stop
+
+    def _run(self) -> None:
+        while True:
+            jobs, stop = self._take_batch()
+            if jobs:
+                self._commit(jobs)
+            if stop:
+                # Drain whatever raced in behind the stop marker, so nothing accepted is left behind.
+                rest = []
+                while not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    if item is not _STOP:
+                        rest.append(item)
+                if rest:
+                    self._commit(rest)
+                return
+
+    def _commit(self, jobs: list[WriteJob]) -> None:
+        started = time.perf_counter()
+        by_table: dict[str, list[pa.Table]] = {}
+        for job in jobs:
+            for name, table in job.tables.items():
+                by_table.setdefault(name, []).append(table)
+        rows = sum(job.rows for job in jobs)
+        try:
+            with self._lock:
+                con = self._con
+                con.execute("BEGIN")
+                try:
+                    for name, parts in by_table.items():
+                        batch = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                        con.register("_batch", batch)
+                        try:
+                            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
+                        finally:
+                            con.unregister("_batch")
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        except Exception as exc:  # the jobs fail together; their callers answer with an error
+            log.exception("commit of %d rows failed", rows)
+            for job in jobs:
+                job.done.set_exception(exc)
+            return
+        elapsed = time.perf_counter() - started
+        if self._on_commit:
+            self._on_commit(len(jobs), rows, elapsed)
+        for job in jobs:
+            job.done.set_result(None)
