@@ -55,14 +55,18 @@ def cli() -> None:
               help="Largest export request, measured after decompression (RESOURCE_EXHAUSTED beyond).")
 @click.option("--max-item-bytes", type=int, default=1 << 20, show_default=True,
               help="Largest span / log record / data point (attributes and body); larger ones are rejected.")
+@click.option("--max-pending-bytes", type=int, default=512 << 20, show_default=True,
+              help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
 @click.option("--decode-workers", type=int, default=1, show_default=True,
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
+          max_pending_bytes: int,
           decode_workers: int) -> None:
     """Run the sidecar daemon: receive OTLP/gRPC traces, logs and metrics into DuckDB."""
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
-                         max_item_bytes=max_item_bytes, decode_workers=decode_workers)
+                         max_item_bytes=max_item_bytes, decode_workers=decode_workers,
+                         max_pending_bytes=max_pending_bytes)
     daemon = Daemon(config)
     try:
         port = daemon.start()

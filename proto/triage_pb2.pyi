@@ -1,10 +1,8 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -13,7 +11,7 @@ class ListRunsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("failed_tests", "first_seen_unix_nano", "last_seen_unix_nano", "logs", "metric_points", "run_id", "services", "spans", "tests")
+    __slots__ = ("run_id", "spans", "logs", "metric_points", "services", "first_seen_unix_nano", "last_seen_unix_nano", "tests", "failed_tests")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SPANS_FIELD_NUMBER: _ClassVar[int]
     LOGS_FIELD_NUMBER: _ClassVar[int]
@@ -32,27 +30,27 @@ class Run(_message.Message):
     last_seen_unix_nano: int
     tests: int
     failed_tests: int
-    def __init__(self, run_id: str | None = ..., spans: int | None = ..., logs: int | None = ..., metric_points: int | None = ..., services: _Iterable[str] | None = ..., first_seen_unix_nano: int | None = ..., last_seen_unix_nano: int | None = ..., tests: int | None = ..., failed_tests: int | None = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., spans: _Optional[int] = ..., logs: _Optional[int] = ..., metric_points: _Optional[int] = ..., services: _Optional[_Iterable[str]] = ..., first_seen_unix_nano: _Optional[int] = ..., last_seen_unix_nano: _Optional[int] = ..., tests: _Optional[int] = ..., failed_tests: _Optional[int] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs",)
     RUNS_FIELD_NUMBER: _ClassVar[int]
     runs: _containers.RepeatedCompositeFieldContainer[Run]
-    def __init__(self, runs: _Iterable[Run | _Mapping] | None = ...) -> None: ...
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class MetricPoint(_message.Message):
-    __slots__ = ("attributes", "count", "max", "min", "name", "sum", "unit", "value")
+    __slots__ = ("name", "unit", "attributes", "value", "count", "sum", "min", "max")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
@@ -69,28 +67,28 @@ class MetricPoint(_message.Message):
     sum: float
     min: float
     max: float
-    def __init__(self, name: str | None = ..., unit: str | None = ..., attributes: _Mapping[str, str] | None = ..., value: float | None = ..., count: int | None = ..., sum: float | None = ..., min: float | None = ..., max: float | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., unit: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., count: _Optional[int] = ..., sum: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("db_path", "metrics", "schema_version")
+    __slots__ = ("metrics", "db_path", "schema_version")
     METRICS_FIELD_NUMBER: _ClassVar[int]
     DB_PATH_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.RepeatedCompositeFieldContainer[MetricPoint]
     db_path: str
     schema_version: int
-    def __init__(self, metrics: _Iterable[MetricPoint | _Mapping] | None = ..., db_path: str | None = ..., schema_version: int | None = ...) -> None: ...
+    def __init__(self, metrics: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ..., db_path: _Optional[str] = ..., schema_version: _Optional[int] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
-    __slots__ = ("baseline_run_id", "run_id")
+    __slots__ = ("run_id", "baseline_run_id")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     BASELINE_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     baseline_run_id: str
-    def __init__(self, run_id: str | None = ..., baseline_run_id: str | None = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., baseline_run_id: _Optional[str] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("json",)
     JSON_FIELD_NUMBER: _ClassVar[int]
     json: str
-    def __init__(self, json: str | None = ...) -> None: ...
+    def __init__(self, json: _Optional[str] = ...) -> None: ...

@@ -34,8 +34,13 @@ class Reader:
         """Materialise the run → trace mapping once as a temp table; later queries join it."""
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {sql('run_traces')}", {"run_id": run_id})
 
+    def tests(self) -> list[dict[str, Any]]:
+        """Tests of the runs in run_traces (see tests.sql for how each runner is recognised)."""
+        return rows_as_dicts(self.con.execute(sql("tests")))
+
     def list_runs(self) -> list[dict[str, Any]]:
         self.run_traces(None)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE run_tests AS {sql('tests')}")
         return rows_as_dicts(self.con.execute(sql("runs")))
 
     def run_exists(self, run_id: str) -> bool:

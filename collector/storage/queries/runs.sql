@@ -1,5 +1,6 @@
 -- One row per run: counts of spans, logs and metric points, the services seen, and its time span.
--- Expects the temp table run_traces(RunId, TraceId) (run_traces.sql for every run).
+-- Expects the temp tables run_traces(RunId, TraceId) (run_traces.sql for every run) and
+-- run_tests (tests.sql over it).
 -- Logs count towards a run by their own run id or by a trace id of the run; metric points carry no
 -- trace context, so only by run id (resource attribute or the daemon's --run-id).
 WITH spans AS (
@@ -27,6 +28,10 @@ points AS (
         UNION ALL SELECT RunId, ServiceName FROM otel_metrics_summary WHERE RunId IS NOT NULL
     ) GROUP BY RunId
 ),
+test_counts AS (
+    SELECT run_id AS RunId, count(*) AS tests, count(*) FILTER (status = 'failed') AS failed_tests
+    FROM run_tests GROUP BY ALL
+),
 ids AS (
     SELECT RunId FROM spans UNION SELECT RunId FROM logs UNION SELECT RunId FROM points
 )
@@ -39,9 +44,12 @@ SELECT
         coalesce(spans.services, []), coalesce(logs.services, []), coalesce(points.services, [])
     ]), lambda s: s <> ''))) AS services,
     coalesce(spans.first_seen_unix_nano, 0) AS first_seen_unix_nano,
-    coalesce(spans.last_seen_unix_nano, 0) AS last_seen_unix_nano
+    coalesce(spans.last_seen_unix_nano, 0) AS last_seen_unix_nano,
+    coalesce(test_counts.tests, 0) AS tests,
+    coalesce(test_counts.failed_tests, 0) AS failed_tests
 FROM ids
 LEFT JOIN spans USING (RunId)
 LEFT JOIN logs USING (RunId)
 LEFT JOIN points USING (RunId)
+LEFT JOIN test_counts USING (RunId)
 ORDER BY last_seen_unix_nano DESC, run_id

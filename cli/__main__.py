@@ -1,0 +1,3 @@
+from otel_triage.cli.main import main
+
+main()

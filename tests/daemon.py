@@ -1,0 +1,69 @@
+"""Start the real ``triage serve`` as a subprocess on an ephemeral port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LISTENING = re.compile(r"triage: listening on (\S+):(\d+)")
+
+
+@dataclass
+class DaemonProcess:
+    db: Path
+    args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    address: str = ""
+    stderr_lines: list[str] = field(default_factory=list)
+
+    def start(self, timeout: float = 30.0) -> DaemonProcess:
+        cmd = [sys.executable, "-m", "otel_triage.cli", "serve", "--db", str(self.db),
+               "--listen", "127.0.0.1:0", *self.args]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        found = threading.Event()
+
+        def pump() -> None:
+            assert self.proc and self.proc.stderr
+            for line in self.proc.stderr:
+                self.stderr_lines.append(line)
+                m = LISTENING.search(line)
+                if m and not found.is_set():
+                    self.address = f"{m.group(1)}:{m.group(2)}"
+                    found.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not found.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("daemon did not start:\n" + "".join(self.stderr_lines))
+        assert int(self.address.rsplit(":", 1)[1]) > 0, "the daemon must report the port it bound"
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc
+        return self.proc.pid
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait: the daemon drains, commits and exits 0."""
+        assert self.proc
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.kill()
+        self.proc.wait(10)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_lines)

@@ -1,0 +1,58 @@
+"""Helpers that drive the daemon through the real OpenTelemetry SDK and real gRPC."""
+
+from __future__ import annotations
+
+import grpc
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+def tracer_provider(address: str, resource: dict, **exporter_kw: object) -> TracerProvider:
+    tp = TracerProvider(resource=Resource.create(resource))
+    exporter = OTLPSpanExporter(endpoint=address, insecure=True, **exporter_kw)
+    tp.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=65536, max_export_batch_size=512))
+    return tp
+
+
+def span_exporter(address: str, **kw: object) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=address, insecure=True, **kw)
+
+
+def log_exporter(address: str, **kw: object) -> OTLPLogExporter:
+    return OTLPLogExporter(endpoint=address, insecure=True, **kw)
+
+
+def metric_exporter(address: str, **kw: object) -> OTLPMetricExporter:
+    return OTLPMetricExporter(endpoint=address, insecure=True, **kw)
+
+
+def raw_export(address: str, signal: str, payload: bytes, *, compression: grpc.Compression | None = None,
+               timeout: float = 30.0) -> tuple[bytes, grpc.Call]:
+    """Send bytes as an OTLP Export call exactly as given (garbage included), over real gRPC."""
+    services = {
+        "traces": "opentelemetry.proto.collector.trace.v1.TraceService",
+        "logs": "opentelemetry.proto.collector.logs.v1.LogsService",
+        "metrics": "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    }
+    with grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 1 << 30)]) as channel:
+        call = channel.unary_unary(f"/{services[signal]}/Export",
+                                   request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        return call.with_call(payload, timeout=timeout, compression=compression)
+
+
+def export_request(address: str, request: object, timeout: float = 30.0) -> object:
+    """A typed OTLP request through the generated stubs (for fields the SDK cannot set)."""
+    with grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 1 << 30)]) as channel:
+        if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
+            return trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=timeout)
+        if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
+            return logs_service_pb2_grpc.LogsServiceStub(channel).Export(request, timeout=timeout)
+        assert isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest)
+        return metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request, timeout=timeout)
