@@ -9,13 +9,26 @@ and Arrow buffers, the workers do the per-attribute Python work, the writer thre
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from otel_triage.collector.decode import Decoded, Limits, decode
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.writer import WriteJob, Writer
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: a decoder must not outlive a daemon that was killed with SIGKILL."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="triage-parent-watch", daemon=True).start()
 
 
 class Overloaded(Exception):
@@ -52,7 +65,8 @@ class Pipeline:
         if self._workers <= 0:
             return None
         # spawn, not fork: forking a process that runs gRPC threads is unsafe.
-        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
 
     def warm_up(self) -> None:
         """Start the worker processes now, not on the first request."""

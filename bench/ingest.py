@@ -1,0 +1,231 @@
+"""Ingest throughput of `triage serve` against a parse-and-drop gRPC ceiling, on the same load.
+
+    python bench/ingest.py [--spans 400000] [--clients 2] [--streams 4] [--batch 512] [--decode-workers 1]
+
+Client processes send pre-serialized, realistic OTLP trace requests (unique ids, ~10 attributes a
+span, 20% with an event, 4% with an exception event, 5 services) over several concurrent gRPC calls
+each. Prints accepted spans/s with ack-after-commit, the daemon's CPU (its decode workers included)
+and peak RSS, then the same load against a bare grpcio receiver that parses each request and drops
+it. Verifies that every acknowledged span is in the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import duckdb
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.daemon import DaemonProcess  # noqa: E402
+
+METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+SERVICES = ["gateway", "orders", "inventory", "payments", "notifier"]
+
+
+def make_requests(client: int, n_requests: int, batch: int) -> list[bytes]:
+    rnd = random.Random(client)
+    out = []
+    span_no = 0
+    for r in range(n_requests):
+        req = ExportTraceServiceRequest()
+        per_service = batch // len(SERVICES)
+        for s, service in enumerate(SERVICES):
+            rs = req.resource_spans.add()
+            for key, value in (("service.name", service), ("cicd.pipeline.run.id", "bench"),
+                               ("service.version", "1.4.2"), ("host.name", f"host-{s}")):
+                rs.resource.attributes.add(key=key).value.string_value = value
+            ss = rs.scope_spans.add()
+            ss.scope.name = "opentelemetry.instrumentation.flask"
+            ss.scope.version = "0.55b0"
+            for _ in range(per_service if s < len(SERVICES) - 1 else batch - per_service * (len(SERVICES) - 1)):
+                span_no += 1
+                trace = (1 << 120 | client << 40 | r << 8 | (span_no % 7)).to_bytes(16, "big")
+                span = ss.spans.add(trace_id=trace, span_id=(client << 48 | span_no).to_bytes(8, "big"),
+                                    parent_span_id=(client << 48 | span_no + 1).to_bytes(8, "big"),
+                                    name=f"GET /api/v1/{service}/items/{{id}}", kind=2,
+                                    start_time_unix_nano=1_700_000_000_000_000_000 + span_no * 1000,
+                                    end_time_unix_nano=1_700_000_000_000_000_000 + span_no * 1000 + 5_000_000)
+                a = span.attributes
+                a.add(key="http.request.method").value.string_value = "GET"
+                a.add(key="http.route").value.string_value = f"/api/v1/{service}/items/{{id}}"
+                a.add(key="url.path").value.string_value = f"/api/v1/{service}/items/{rnd.randrange(10**6)}"
+                a.add(key="http.response.status_code").value.int_value = 200
+                a.add(key="server.address").value.string_value = f"{service}.svc.cluster.local"
+                a.add(key="server.port").value.int_value = 8080
+                a.add(key="network.protocol.version").value.string_value = "1.1"
+                a.add(key="user_agent.original").value.string_value = "python-requests/2.32"
+                a.add(key="client.address").value.string_value = "10.0.0.12"
+                a.add(key="app.cache_hit").value.bool_value = rnd.random() < 0.5
+                span.status.code = 1
+                roll = rnd.random()
+                if roll < 0.2:
+                    ev = span.events.add(name="cache.lookup", time_unix_nano=span.start_time_unix_nano + 10)
+                    ev.attributes.add(key="cache.key").value.string_value = f"item:{rnd.randrange(1000)}"
+                if roll < 0.04:
+                    ev = span.events.add(name="exception", time_unix_nano=span.start_time_unix_nano + 20)
+                    ev.attributes.add(key="exception.type").value.string_value = "TimeoutError"
+                    ev.attributes.add(key="exception.message").value.string_value = "upstream timed out"
+                    ev.attributes.add(key="exception.stacktrace").value.string_value = "Traceback...\n" * 8
+                    span.status.code = 2
+        out.append(req.SerializeToString())
+    return out
+
+
+def client_main(client: int, address: str, n_requests: int, batch: int, streams: int, ready, go, result) -> None:
+    payloads = make_requests(client, n_requests, batch)
+    ready.put(sum(len(p) for p in payloads))
+    go.wait()
+    channel = grpc.insecure_channel(address)
+    call = channel.unary_unary(METHOD, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    failures = 0
+
+    def stream(chunk: list[bytes]) -> None:
+        nonlocal failures
+        for p in chunk:
+            for _attempt in range(50):
+                try:
+                    call(p, timeout=120)
+                    break
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    failures += 1
+                    time.sleep(0.05)
+
+    threads = [threading.Thread(target=stream, args=(payloads[i::streams],)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.put((time.perf_counter(), failures))
+    channel.close()
+
+
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().split(") ")[1].split()[1]) == pid:
+                    pids += process_tree(int(p.name))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            pass
+    return total
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
+    ctx = mp.get_context("spawn")
+    ready, result, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    per_client = args.spans // args.batch // args.clients
+    procs = [ctx.Process(target=client_main, args=(c, address, per_client, args.batch, args.streams,
+                                                    ready, go, result)) for c in range(args.clients)]
+    for p in procs:
+        p.start()
+    wire = sum(ready.get() for _ in procs)
+    cpu0 = cpu_seconds(pids)
+    start = time.perf_counter()
+    go.set()
+    ends = [result.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = max(e for e, _ in ends) - start
+    spans = per_client * args.clients * args.batch
+    return {"spans": spans, "seconds": elapsed, "spans_per_s": spans / elapsed,
+            "cpu_s": cpu_seconds(pids) - cpu0, "peak_rss_mb": peak_rss_mb(pids), "wire_mb": wire / 2**20,
+            "retries": sum(f for _, f in ends)}
+
+
+def ceiling_main(port_q) -> None:
+    def export(data: bytes, context) -> bytes:
+        ExportTraceServiceRequest.FromString(data)
+        return b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(32), options=[("grpc.max_receive_message_length", 64 << 20)])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+        {"Export": grpc.unary_unary_rpc_method_handler(export, lambda b: b, lambda b: b)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    port_q.put(port)
+    server.wait_for_termination()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=400_000)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--decode-workers", type=int, default=1)
+    args = parser.parse_args()
+    print(f"load: {args.spans} spans in requests of {args.batch}, {args.clients} client processes x "
+          f"{args.streams} concurrent calls, {os.cpu_count()} cores")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.duckdb"
+        daemon = DaemonProcess(db, ["--decode-workers", str(args.decode_workers)]).start()
+        time.sleep(1.0)
+        pids = process_tree(daemon.pid)
+        r = drive(daemon.address, pids, args)
+        daemon.terminate()
+        stored = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM otel_traces").fetchone()[0]
+        size_mb = db.stat().st_size / 2**20
+    print(f"triage serve (ack after commit, decode workers {args.decode_workers}): "
+          f"{r['spans_per_s']:,.0f} spans/s  ({r['spans']:,} spans in {r['seconds']:.2f}s; "
+          f"{r['wire_mb']:.0f} MB on the wire)")
+    print(f"  daemon CPU {r['cpu_s']:.1f}s = {r['cpu_s'] / r['seconds']:.2f} cores, "
+          f"{r['cpu_s'] / r['spans'] * 1e6:.1f} us/span; peak RSS {r['peak_rss_mb']:.0f} MB "
+          f"(all daemon processes); UNAVAILABLE retries {r['retries']}")
+    print(f"  stored {stored:,} of {r['spans']:,} acknowledged spans; file {size_mb:.0f} MB")
+
+    ctx = mp.get_context("spawn")
+    port_q = ctx.Queue()
+    ceiling = ctx.Process(target=ceiling_main, args=(port_q,))
+    ceiling.start()
+    port = port_q.get()
+    c = drive(f"127.0.0.1:{port}", [ceiling.pid], args)
+    ceiling.terminate()
+    print(f"ceiling, bare grpcio parse-and-drop: {c['spans_per_s']:,.0f} spans/s; "
+          f"CPU {c['cpu_s'] / c['seconds']:.2f} cores, peak RSS {c['peak_rss_mb']:.0f} MB")
+    print(f"triage reaches {r['spans_per_s'] / c['spans_per_s']:.0%} of the ceiling")
+    if stored != r["spans"]:
+        raise SystemExit("LOST DATA: stored count differs from acknowledged")
+
+
+if __name__ == "__main__":
+    main()
