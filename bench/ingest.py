@@ -27,7 +27,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.daemon import DaemonProcess  # noqa: E402
+from tests.daemon import DaemonProcess
 
 METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SERVICES = ["gateway", "orders", "inventory", "payments", "notifier"]

@@ -45,3 +45,47 @@ class Reader:
 
     def run_exists(self, run_id: str) -> bool:
         return any(r["run_id"] == run_id for r in self.list_runs())
+
+    def _temp(self, name: str, query: str, params: dict[str, Any] | None = None) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}", params or {})
+
+    def default_baseline(self, run_id: str) -> str | None:
+        """The most recent earlier run in which this run's failed tests passed (baseline_run.sql)."""
+        self.run_traces(None)
+        self._temp("run_tests", sql("tests"))
+        row = self.con.execute(sql("baseline_run"), {"run_id": run_id}).fetchone()
+        return row[0] if row else None
+
+    def explain_inputs(self, run_id: str, baseline_run_id: str | None) -> dict[str, Any]:
+        """Everything the correlator scores for one run, computed set-based in a few statements.
+
+        Temp tables, in order: the baseline run's spans (latency reference), then the run's spans,
+        tests, the subtree under every test (followed across span links), and the notable nodes
+        under failed tests (explain_nodes.sql).
+        """
+        if baseline_run_id:
+            self.run_traces(baseline_run_id)
+            self._temp("explain_baseline_spans", sql("explain_spans"))
+        else:
+            self._temp("explain_baseline_spans", f"SELECT * FROM ({sql('explain_spans')}) LIMIT 0",)
+        self.run_traces(run_id)
+        self._temp("explain_spans", sql("explain_spans"))
+        self._temp("explain_tests", sql("tests"))
+        self._temp("explain_tree", sql("explain_tree"))
+        tests = rows_as_dicts(self.con.execute("SELECT * FROM explain_tests"))
+        self._temp("explain_notable", sql("explain_nodes"))
+        nodes = rows_as_dicts(self.con.execute("SELECT * FROM explain_notable ORDER BY test_span, depth"))
+        names = dict(self.con.execute(
+            "SELECT DISTINCT SpanId, service || ': ' || operation FROM explain_spans "
+            "WHERE SpanId IN (SELECT unnest(path) FROM explain_notable)"
+        ).fetchall())
+        summary = self.con.execute(sql("explain_run")).fetchone()
+        services_seen, last_seen_ns, peers_silent = summary if summary else ([], 0, [])
+        return {
+            "tests": tests,
+            "nodes": nodes,
+            "span_names": names,
+            "services": services_seen or [],
+            "last_seen_unix_nano": last_seen_ns or 0,
+            "silent_peers": peers_silent or [],
+        }

@@ -1,0 +1,123 @@
+"""``explain(connection, run_id)``: the correlator's one entry point, used by the CLI and the daemon.
+
+Reads go through ``collector.storage.reader`` (all SQL lives there); scoring in ``score.py``; the
+result is the ``model.Explanation`` every renderer reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+import duckdb
+from otel_triage.collector.storage.reader import Reader
+from otel_triage.correlator.model import Candidate, Explanation, FailedTest, Group, Suspect
+from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
+
+STILL_RECEIVING_SECONDS = 10
+
+
+class ExplainError(Exception):
+    """The run cannot be explained (unknown run id, unknown baseline); the message says why."""
+
+
+def _best_per_service(cands: list[Candidate]) -> list[Candidate]:
+    seen: set[str] = set()
+    out = []
+    for c in cands:
+        if c.service not in seen:
+            seen.add(c.service)
+            out.append(c)
+    return out
+
+
+def _no_cause_reason(cands: list[Candidate], message: str | None) -> str:
+    if not cands:
+        return ("no service under this test showed an error, an error log or abnormal latency: "
+                f"the test itself failed ({message or 'no message'}); check the test's expectation")
+    return (f"the only signs under this test are weak or also seen in passing tests "
+            f"(best: {cands[0].service}, score {cands[0].score}); the test's own check failed: {message or ''}")
+
+
+def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> Explanation:
+    reader = Reader(con)
+    runs = {r["run_id"]: r for r in reader.list_runs()}
+    if run_id not in runs:
+        known = ", ".join(list(runs)[:5]) or "none yet"
+        raise ExplainError(f"unknown run id {run_id!r} (recent runs: {known}; see `triage runs`)")
+    if baseline_run_id:
+        if baseline_run_id not in runs:
+            raise ExplainError(f"unknown baseline run id {baseline_run_id!r}")
+        baseline_words = f"run {baseline_run_id} (--baseline), and the passing tests of this run"
+    else:
+        baseline_run_id = reader.default_baseline(run_id)
+        baseline_words = (
+            f"run {baseline_run_id}: the most recent earlier run in which these tests passed, "
+            "and the passing tests of this run"
+            if baseline_run_id else "the passing tests of this run (no earlier run passed these tests)"
+        )
+    data = reader.explain_inputs(run_id, baseline_run_id)
+    by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for n in data["nodes"]:
+        by_test[n["test_span"]].append(n)
+
+    failed: list[FailedTest] = []
+    for t in data["tests"]:
+        if t["status"] != "failed":
+            continue
+        cands = _best_per_service(candidates_for_test(by_test.get(t["span_id"], []), data["span_names"]))
+        cause = cands[0] if cands and cands[0].score >= CAUSE_THRESHOLD else None
+        failed.append(FailedTest(
+            test=t["test"], trace_id=t["trace_id"], span_id=t["span_id"], message=t["message"],
+            exception_type=t["exception_type"], root_cause=cause,
+            no_cause_reason=None if cause else _no_cause_reason(cands, t["message"]),
+            candidates=tuple(cands),
+        ))
+
+    groups: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
+    for f in failed:
+        key = (f.root_cause.service, f.root_cause.operation) if f.root_cause else (None, None)
+        groups[key].append(f.test)
+    group_list = tuple(
+        Group(service=s, operation=o, tests=tuple(tests),
+              reason=f"{len(tests)} failed test(s) trace back to {s} ({o})" if s else
+              f"{len(tests)} failed test(s) with no service at fault")
+        for (s, o), tests in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0][0] or "~"))
+    )
+
+    totals: dict[str, float] = defaultdict(float)
+    causes: dict[str, int] = defaultdict(int)
+    for f in failed:
+        for c in f.candidates:
+            totals[c.service] += c.score
+        if f.root_cause:
+            causes[f.root_cause.service] += 1
+    n_failed = max(1, len(failed))
+    suspects = tuple(sorted(
+        (Suspect(service=s, score=round(v / n_failed, 3), failed_tests=causes[s],
+                 reason=f"root cause of {causes[s]} of {len(failed)} failed tests" if causes[s]
+                 else f"candidate in {sum(1 for f in failed for c in f.candidates if c.service == s)} failed tests")
+         for s, v in totals.items()),
+        key=lambda x: (-x.score, -x.failed_tests, x.service),
+    ))
+
+    notes = []
+    named = {c.service for f in failed for c in f.candidates}
+    for peer in data["silent_peers"]:
+        if peer in named:
+            kind = "a service of this run" if peer in data["services"] else "no service that reported telemetry"
+            notes.append(f"{peer} never reported a server span for calls made to it ({kind}): "
+                         "it is named from its callers' client spans; evidence from inside it is missing")
+    age = time.time() - data["last_seen_unix_nano"] / 1e9
+    if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS:
+        notes.append(f"the run's last span ended {age:.0f} s ago: data may still be arriving")
+    passed = sum(1 for t in data["tests"] if t["status"] == "passed")
+    return Explanation(run_id=run_id, baseline_run_id=baseline_run_id, baseline=baseline_words,
+                       tests=len(data["tests"]), passed_tests=passed, failed_tests=tuple(failed),
+                       groups=group_list, suspects=suspects, notes=tuple(notes))
+
+
+def explain_json(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> str:
+    return json.dumps(explain(con, run_id, baseline_run_id).to_dict(), indent=2)

@@ -1,0 +1,90 @@
+"""The explanation model: what every renderer (text, JSON, proto) reads. Frozen, plain data.
+
+JSON schema version 1 (``correlator/explain.schema.json``) is derived from these classes by
+``to_dict``; fields are only ever added within a version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Evidence:
+    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise
+    service: str
+    operation: str
+    detail: str
+    trace_id: str = ""
+    span_id: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    service: str
+    operation: str
+    score: float
+    reason: str
+    signal: str  # error | latency | log | dependency
+    path: tuple[str, ...] = ()  # "service: operation" from the test down to the cause
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class FailedTest:
+    test: str
+    trace_id: str
+    span_id: str
+    message: str | None
+    exception_type: str | None
+    root_cause: Candidate | None
+    no_cause_reason: str | None
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    service: str | None
+    operation: str | None
+    reason: str
+    tests: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Suspect:
+    service: str
+    score: float
+    failed_tests: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    run_id: str
+    baseline_run_id: str | None
+    baseline: str  # how the baseline was chosen, in words
+    tests: int
+    passed_tests: int
+    failed_tests: tuple[FailedTest, ...]
+    groups: tuple[Group, ...]
+    suspects: tuple[Suspect, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The versioned JSON form (see README, `triage explain --json`)."""
+        body = asdict(self)
+        body["failed_tests"] = [_test_dict(t) for t in self.failed_tests]
+        return {"schema_version": SCHEMA_VERSION, **body}
+
+
+def _test_dict(test: FailedTest) -> dict[str, Any]:
+    out = asdict(test)
+    for cand in [out["root_cause"], *out["candidates"]]:
+        if cand is not None:
+            cand["path"] = list(cand["path"])
+            cand["evidence"] = list(cand["evidence"])
+    out["candidates"] = list(out["candidates"])
+    return out
