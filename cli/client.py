@@ -6,6 +6,7 @@ Errors become ``click.ClickException`` here, at the edge, with a message a perso
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ import click
 import grpc
 from otel_triage.collector.storage.db import StoreError, open_reader
 from otel_triage.collector.storage.reader import Reader
+from otel_triage.correlator import api
+from otel_triage.correlator.model import Explanation, from_dict
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
 DEFAULT_DB = "triage.duckdb"
@@ -79,3 +82,14 @@ def stats(daemon: str) -> dict[str, Any]:
                 row[field] = getattr(p, field)
         points.append(row)
     return {"db_path": response.db_path, "schema_version": response.schema_version, "metrics": points}
+
+
+def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> Explanation:
+    if daemon:
+        response = call(daemon, "Explain", triage_pb2.ExplainRequest(run_id=run_id, baseline_run_id=baseline or ""))
+        return from_dict(json.loads(response.json))
+    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
+        try:
+            return api.explain(r.con, run_id, baseline)
+        except api.ExplainError as exc:
+            raise click.ClickException(str(exc)) from exc

@@ -108,6 +108,21 @@ def stats(daemon: str, as_json: bool) -> None:
         click.echo(render.stats_table(found))
 
 
+@cli.command()
+@click.argument("run_id")
+@source_options
+@click.option("--baseline", metavar="RUN_ID", default=None,
+              help="Compare against this run (default: the most recent earlier run where these tests passed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (see README).")
+def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool) -> None:
+    """Explain a run: for every failed test, the service where the failure began, and the evidence."""
+    found = client.explain(db, daemon, run_id, baseline)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2))
+    else:
+        click.echo(render.explanation_text(found))
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

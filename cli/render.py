@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from otel_triage.correlator.model import Explanation
+
 
 def _when(ns: int) -> str:
     if not ns:
@@ -48,3 +50,45 @@ def stats_table(stats: dict[str, Any]) -> str:
         rows.append([p["name"], attrs, value, p["unit"]])
     head = f"daemon db: {stats['db_path']} (schema v{stats['schema_version']})\n"
     return head + table(["METRIC", "ATTRIBUTES", "VALUE", "UNIT"], rows)
+
+
+def explanation_text(e: Explanation) -> str:
+    """For a person at a terminal: verdict first, then per failed test the cause, path and evidence."""
+    lines: list[str] = []
+    if not e.failed_tests:
+        lines.append(f"run {e.run_id}: all {e.tests} tests passed; nothing to explain.")
+        return "\n".join(lines)
+    lines.append(f"run {e.run_id}: {len(e.failed_tests)} of {e.tests} tests failed")
+    if e.suspects and e.suspects[0].failed_tests:
+        top = e.suspects[0]
+        lines.append(f"most likely cause: {top.service} ({top.reason}, score {top.score:.2f})")
+    lines.append(f"baseline: {e.baseline}")
+    for f in e.failed_tests:
+        lines.append("")
+        lines.append(f"FAILED {f.test}")
+        if f.message:
+            first = f.message.strip().splitlines()[0] if f.message.strip() else ""
+            lines.append(f"  test said: {first[:160]}")
+        if f.root_cause is None:
+            lines.append(f"  cause: none in the services — {f.no_cause_reason}")
+            continue
+        c = f.root_cause
+        lines.append(f"  cause: {c.service} · {c.operation}  (score {c.score:.2f}, {c.signal})")
+        lines.append(f"  why:   {c.reason[:300]}")
+        if c.path:
+            lines.append("  path:  " + "\n         → ".join(c.path))
+        for ev in c.evidence[:4]:
+            lines.append(f"  - [{ev.kind}] {ev.service}: {ev.detail[:200]}")
+        others = [f"{o.service} {o.score:.2f}" for o in f.candidates[1:4]]
+        if others:
+            lines.append(f"  other candidates: {', '.join(others)}")
+    if len(e.groups) > 1 or (e.groups and len(e.groups[0].tests) > 1):
+        lines.append("")
+        lines.append("groups:")
+        for g in e.groups:
+            lines.append(f"  {g.service or '(no service fault)'}: {len(g.tests)} test(s): {', '.join(g.tests)}")
+    if e.notes:
+        lines.append("")
+        lines.append("incomplete evidence:")
+        lines += [f"  ! {n}" for n in e.notes]
+    return "\n".join(lines)

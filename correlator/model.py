@@ -88,3 +88,24 @@ def _test_dict(test: FailedTest) -> dict[str, Any]:
             cand["evidence"] = list(cand["evidence"])
     out["candidates"] = list(out["candidates"])
     return out
+
+
+def _candidate(d: dict[str, Any] | None) -> Candidate | None:
+    if d is None:
+        return None
+    return Candidate(**{**d, "path": tuple(d["path"]), "evidence": tuple(Evidence(**e) for e in d["evidence"])})
+
+
+def from_dict(d: dict[str, Any]) -> Explanation:
+    """The inverse of ``Explanation.to_dict`` (the CLI renders a daemon's JSON answer with it)."""
+    tests = tuple(
+        FailedTest(**{**t, "root_cause": _candidate(t["root_cause"]),
+                      "candidates": tuple(_candidate(c) for c in t["candidates"])})
+        for t in d["failed_tests"]
+    )
+    return Explanation(
+        run_id=d["run_id"], baseline_run_id=d["baseline_run_id"], baseline=d["baseline"], tests=d["tests"],
+        passed_tests=d["passed_tests"], failed_tests=tests,
+        groups=tuple(Group(**{**g, "tests": tuple(g["tests"])}) for g in d["groups"]),
+        suspects=tuple(Suspect(**s) for s in d["suspects"]), notes=tuple(d["notes"]),
+    )

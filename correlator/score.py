@@ -105,6 +105,8 @@ def candidates_for_test(nodes: list[dict[str, Any]], path_names: dict[str, str])
         evidence[key].extend(ev)
         if key not in best or score > best[key].score:
             path = tuple(path_names.get(s, "?") for s in n["path"][1:])
+            if service != n["service"]:  # the vote went to the callee: end the path there
+                path += (f"{service}: {operation}",)
             best[key] = Candidate(service, operation, round(score, 3), reason, signal, path, ())
     ranked = sorted(best.values(), key=lambda c: (-c.score, c.service, c.operation))
     return [

@@ -70,28 +70,41 @@ children AS (
     FROM explain_spans AS c JOIN explain_spans AS p ON p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
     WHERE c.service <> p.service
     GROUP BY ALL
+),
+failed_signs AS (
+    SELECT n.*,
+        -- a later sibling doing the same thing without error: a retry that recovered
+        EXISTS (SELECT 1 FROM explain_spans AS r
+                WHERE r.TraceId = n.TraceId AND r.ParentSpanId = n.ParentSpanId AND r.SpanId <> n.SpanId
+                  AND r.service = n.service AND r.operation = n.operation AND r.start_ns > n.start_ns
+                  AND NOT r.is_error) AS recovered_self,
+        coalesce(nz.passing_tests_with_sign, 0) AS passing_tests_with_sign,
+        (SELECT count(*) FROM passed) AS passing_tests
+    FROM signs AS n
+    JOIN failed AS f ON n.test_span = f.span_id
+    LEFT JOIN noise AS nz USING (service, operation, sign)
+    WHERE n.sign IS NOT NULL AND n.depth > 0
+),
+classified AS (
+    -- Trouble inside a recovered call (or its retry's failed attempt) is not a cause, and neither is
+    -- a sign most passing tests show; both are kept, but they make nobody a messenger.
+    SELECT n.*,
+        EXISTS (SELECT 1 FROM failed_signs AS r
+                WHERE r.test_span = n.test_span AND r.recovered_self AND list_contains(n.path, r.SpanId)) AS recovered,
+        n.passing_tests > 0 AND n.passing_tests_with_sign * 2 >= n.passing_tests AS noisy
+    FROM failed_signs AS n
 )
 SELECT
-    n.*,
-    -- trouble strictly below this span, under the same test
-    EXISTS (SELECT 1 FROM signs AS d
+    n.* EXCLUDE (recovered_self),
+    -- unexplained trouble strictly below this span, under the same test
+    EXISTS (SELECT 1 FROM classified AS d
             WHERE d.test_span = n.test_span AND d.SpanId <> n.SpanId AND list_contains(d.path, n.SpanId)
-              AND d.sign IN ('error', 'error-log')) AS trouble_below,
-    EXISTS (SELECT 1 FROM signs AS d
+              AND d.sign IN ('error', 'error-log') AND NOT d.recovered AND NOT d.noisy) AS trouble_below,
+    EXISTS (SELECT 1 FROM classified AS d
             WHERE d.test_span = n.test_span AND d.SpanId <> n.SpanId AND list_contains(d.path, n.SpanId)
-              AND d.slow) AS slow_below,
-    -- a later sibling doing the same thing without error: a retry that recovered
-    EXISTS (SELECT 1 FROM explain_spans AS r
-            WHERE r.TraceId = n.TraceId AND r.ParentSpanId = n.ParentSpanId AND r.SpanId <> n.SpanId
-              AND r.service = n.service AND r.operation = n.operation AND r.start_ns > n.start_ns
-              AND NOT r.is_error) AS recovered,
+              AND d.slow AND NOT d.recovered) AS slow_below,
     ch.child_service, ch.child_operation, ch.child_http_status, ch.child_span_id,
-    coalesce(ch.children, 0) AS server_children,
-    coalesce(nz.passing_tests_with_sign, 0) AS passing_tests_with_sign,
-    (SELECT count(*) FROM passed) AS passing_tests
-FROM signs AS n
-JOIN failed AS f ON n.test_span = f.span_id
+    coalesce(ch.children, 0) AS server_children
+FROM classified AS n
 LEFT JOIN children AS ch USING (TraceId, SpanId)
-LEFT JOIN noise AS nz USING (service, operation, sign)
-WHERE n.sign IS NOT NULL AND n.depth > 0
 ORDER BY n.test_span, n.depth
