@@ -61,7 +61,8 @@ def _vote(n: dict[str, Any]) -> tuple[str, str, float, str, str, list[Evidence]]
             return (n["peer"], n["url_path"] or operation, ERROR_ORIGIN, "dependency",
                     f"calls from {service} fail ({text}) and {n['peer']} reported nothing", ev)
         if n["kind"] == "Client" and n["child_service"]:
-            if n["slow_below"]:
+            # The callee still working when its caller gave up is slow even without a baseline.
+            if n["slow_below"] or (n["child_duration_ns"] or 0) >= n["duration_ns"]:
                 return (n["child_service"], n["child_operation"], ERROR_ORIGIN, "latency",
                         f"{n['child_service']} was too slow and {service} gave up ({text})", ev)
             if (n["child_http_status"] or 0) >= 400:

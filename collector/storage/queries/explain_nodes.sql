@@ -66,6 +66,7 @@ children AS (
            arg_max(c.operation, c.duration_ns) AS child_operation,
            arg_max(c.http_status, c.duration_ns) AS child_http_status,
            arg_max(c.SpanId, c.duration_ns) AS child_span_id,
+           max(c.duration_ns) AS child_duration_ns,
            count(*) AS children
     FROM explain_spans AS c JOIN explain_spans AS p ON p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
     WHERE c.service <> p.service
@@ -103,7 +104,7 @@ SELECT
     EXISTS (SELECT 1 FROM classified AS d
             WHERE d.test_span = n.test_span AND d.SpanId <> n.SpanId AND list_contains(d.path, n.SpanId)
               AND d.slow AND NOT d.recovered) AS slow_below,
-    ch.child_service, ch.child_operation, ch.child_http_status, ch.child_span_id,
+    ch.child_service, ch.child_operation, ch.child_http_status, ch.child_span_id, ch.child_duration_ns,
     coalesce(ch.children, 0) AS server_children
 FROM classified AS n
 LEFT JOIN children AS ch USING (TraceId, SpanId)
