@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 import duckdb
 from otel_triage.collector.storage.reader import Reader
-from otel_triage.correlator.model import Candidate, Explanation, FailedTest, Group, Suspect
+from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
 
 STILL_RECEIVING_SECONDS = 10
@@ -41,6 +42,39 @@ def _no_cause_reason(cands: list[Candidate], message: str | None) -> str:
             f"(best: {cands[0].service}, score {cands[0].score}); the test's own check failed: {message or ''}")
 
 
+METRIC_WINDOW_SLACK_NS = 2_000_000_000  # metric exports lag the spans by an export interval
+METRIC_BONUS = 0.1
+TOP_FOR_METRICS = 3
+
+
+def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
+                   ranked: dict[str, list[Candidate]], tests: dict[str, dict[str, Any]]) -> dict[str, list[Candidate]]:
+    """Add metric shifts (saturation) as evidence to the leading candidates, with a small bonus."""
+    windows = sorted({
+        (c.service, tests[span]["start_unix_nano"] - METRIC_WINDOW_SLACK_NS,
+         tests[span]["start_unix_nano"] + tests[span]["duration_ns"] + METRIC_WINDOW_SLACK_NS)
+        for span, cands in ranked.items() for c in cands[:TOP_FOR_METRICS]
+    })
+    shifts: dict[str, list[Evidence]] = defaultdict(list)
+    for row in reader.metric_shifts(run_id, baseline_run_id, windows):
+        shifts[row["service"]].append(Evidence(
+            "metric", row["service"], row["metric"],
+            f"{row['metric']} reached {row['window_value']:.4g} {row['unit']} in the failure's window "
+            f"against at most {row['baseline_value']:.4g} in the baseline run"))
+    if not shifts:
+        return ranked
+    out = {}
+    for span, cands in ranked.items():
+        weighed = [
+            replace(c, score=round(min(1.0, c.score + METRIC_BONUS), 3),
+                    evidence=(*c.evidence, *shifts[c.service][:3])) if c.service in shifts and i < TOP_FOR_METRICS
+            else c
+            for i, c in enumerate(cands)
+        ]
+        out[span] = sorted(weighed, key=lambda c: (-c.score, c.service))
+    return out
+
+
 def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> Explanation:
     reader = Reader(con)
     runs = {r["run_id"]: r for r in reader.list_runs()}
@@ -63,11 +97,19 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
     for n in data["nodes"]:
         by_test[n["test_span"]].append(n)
 
+    tests_by_span = {t["span_id"]: t for t in data["tests"]}
+    ranked = {
+        t["span_id"]: _best_per_service(candidates_for_test(by_test.get(t["span_id"], []), data["span_names"]))
+        for t in data["tests"] if t["status"] == "failed"
+    }
+    if baseline_run_id:
+        ranked = _weigh_metrics(reader, run_id, baseline_run_id, ranked, tests_by_span)
+
     failed: list[FailedTest] = []
     for t in data["tests"]:
         if t["status"] != "failed":
             continue
-        cands = _best_per_service(candidates_for_test(by_test.get(t["span_id"], []), data["span_names"]))
+        cands = ranked[t["span_id"]]
         cause = cands[0] if cands and cands[0].score >= CAUSE_THRESHOLD else None
         failed.append(FailedTest(
             test=t["test"], trace_id=t["trace_id"], span_id=t["span_id"], message=t["message"],

@@ -14,7 +14,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class Evidence:
-    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise
+    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise | metric
     service: str
     operation: str
     detail: str

@@ -89,3 +89,14 @@ class Reader:
             "last_seen_unix_nano": last_seen_ns or 0,
             "silent_peers": peers_silent or [],
         }
+
+    def metric_shifts(self, run_id: str, baseline_run_id: str,
+                      windows: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+        """Metrics of the given services that rose in the given windows against the baseline run."""
+        if not windows:
+            return []
+        self.con.execute("CREATE OR REPLACE TEMP TABLE explain_windows "
+                         "(service VARCHAR, start_ns BIGINT, end_ns BIGINT)")
+        self.con.executemany("INSERT INTO explain_windows VALUES (?, ?, ?)", windows)  # a handful of rows
+        return rows_as_dicts(self.con.execute(sql("explain_metrics"),
+                                              {"run_id": run_id, "baseline_run_id": baseline_run_id}))
