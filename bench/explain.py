@@ -556,8 +556,9 @@ class TimedConnection:
     """Passes every call to a DuckDB connection and times each ``execute`` under the Reader method
     that runs it, so the breakdown follows the real `correlator.api.explain` code path."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, profile: bool = False) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, profile: bool = False) -> None:
         self._con = con
+        self.run_id = run_id
         self.phase = "other"
         self.statements: list[tuple[str, str, float]] = []  # (phase, statement, seconds)
         self.profiles: dict[tuple[str, str], str] = {}
@@ -571,7 +572,7 @@ class TimedConnection:
             self._con.execute(query)
         else:
             self._con.execute(query, params)
-        step = statement_name(query, params)
+        step = statement_name(query, params, self.run_id)
         self.statements.append((self.phase, step, time.perf_counter() - started))
         if self._profile:
             self.profiles[(self.phase, step)] = self._con.get_profiling_information(format="json")
@@ -581,13 +582,14 @@ class TimedConnection:
         return getattr(self._con, name)
 
 
-def statement_name(query: str, params: Any) -> str:
+def statement_name(query: str, params: Any, run_id: str) -> str:
     q = " ".join(query.split())
     if q.startswith("CREATE OR REPLACE TEMP TABLE"):
         table = q.split()[5]
         if table == "run_traces":
             which = (params or {}).get("run_id")
-            return f"run_traces.sql ({'all runs' if which is None else which})"
+            return "temp run_traces <- run_traces.sql (" + (
+                "all runs" if which is None else "this run" if which == run_id else "baseline run") + ")"
         source = next((name for name in ("explain_spans", "explain_nodes", "explain_tree", "tests")
                        if reader_module.sql(name).strip()[:200] in query), "?")
         return f"temp {table} <- {source}.sql"
@@ -639,7 +641,7 @@ def in_process(db: Path, run_id: str, profile: bool = False) -> Breakdown:
     started = time.perf_counter()
     raw = open_reader(db)
     opened = time.perf_counter() - started
-    con = TimedConnection(raw, profile=profile)
+    con = TimedConnection(raw, run_id, profile=profile)
     try:
         with phases(con) as totals:
             started = time.perf_counter()
@@ -659,7 +661,8 @@ def top_operators(profile_json: str, n: int = 3) -> list[tuple[str, float, int, 
 
     def walk(node: dict[str, Any]) -> None:
         info = node.get("extra_info") or {}
-        detail = info.get("Conditions") or info.get("Table") or info.get("Function") or info.get("Aggregates") or ""
+        detail = next((info[k] for k in ("Conditions", "Table", "Function", "Aggregates", "Expression",
+                                         "Filters", "Projections") if info.get(k)), "")
         if isinstance(detail, list):
             detail = ", ".join(map(str, detail))
         found.append((node.get("name", "?"), float(node.get("timing") or node.get("operator_timing") or 0),
@@ -675,10 +678,11 @@ def top_operators(profile_json: str, n: int = 3) -> list[tuple[str, float, int, 
 
 
 def median_breakdown(samples: list[Breakdown]) -> Breakdown:
-    """Per statement median over repeats (statements line up: the same code path each time)."""
+    """Per statement median over repeats (the same code path each time, so statements line up)."""
     first = samples[0]
     stmts = [(phase, step, statistics.median(s.statements[i][2] for s in samples))
              for i, (phase, step, _) in enumerate(first.statements)]
+    assert all([x[:2] for x in s.statements] == [x[:2] for x in first.statements] for s in samples)
     return Breakdown(first.run_id, statistics.median(s.open_s for s in samples),
                      statistics.median(s.explain_s for s in samples),
                      statistics.median(s.render_s for s in samples),
@@ -768,14 +772,18 @@ def main() -> None:
 
     print("\nwhere the time goes, in-process (median of repeats; statement seconds):")
     cols = explained
+    steps: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)  # (phase, step) -> run -> seconds
+    for r in reversed(cols):  # the largest run first: it runs every statement (a baseline included)
+        for phase, step, seconds in breakdowns[r].statements:
+            steps[(phase, step)][r] = steps[(phase, step)].get(r, 0.0) + seconds
     print(f"  {'step':<62}" + "".join(f"{r:>12}" for r in cols))
     print(f"  {'open_reader (connect, schema check)':<62}" + "".join(f"{breakdowns[r].open_s:>12.3f}" for r in cols))
     for phase in ("list_runs", "default_baseline", "explain_inputs"):
         print(f"  {'Reader.' + phase + '()':<62}" + "".join(f"{breakdowns[r].phases.get(phase, 0):>12.3f}"
                                                           for r in cols))
-        for i, (ph, step, _) in enumerate(breakdowns[cols[0]].statements):
+        for (ph, step), by_run in steps.items():
             if ph == phase:
-                cells = "".join(f"{breakdowns[r].statements[i][2]:>12.3f}" for r in cols)
+                cells = "".join(f"{by_run[r]:>12.3f}" if r in by_run else f"{'-':>12}" for r in cols)
                 print(f"    {step:<60}" + cells)
     print(f"  {'scoring + model in Python (api.explain minus Reader)':<62}" + "".join(
         f"{breakdowns[r].explain_s - sum(breakdowns[r].phases.values()):>12.3f}" for r in cols))
