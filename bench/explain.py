@@ -14,7 +14,7 @@ services (gateway, auth, orders, inventory, payments, notifier via a broker with
 third-party bank never reports), decoded by ``collector.decode`` and stored by the real ``Writer``.
 One run per size plus an earlier all-passing baseline run; ~8 requests (~100 spans) per test, 5% of
 tests fail with an error that starts in inventory or payments and is relayed up to the test. The
-file is cached in bench/out/ keyed by every parameter, so reruns skip the build (~1-2 min for 1.2M
+file is cached in bench/out/ keyed by every parameter, so reruns skip the build (30-70 s for 1.2M
 spans on 2 cores). ``--trace-mode test`` is pytest-opentelemetry's --trace-per-test (one trace per
 test, no session span); ``session`` puts a whole run in one trace under the "test run" span.
 """
@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -445,7 +447,9 @@ def build_chunk(chunk: Chunk) -> tuple[dict[str, pa.Table], int, int]:
 
 
 def label(n: int) -> str:
-    return f"{n // 1_000_000}m" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k"
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
 @dataclass
@@ -552,6 +556,9 @@ def time_command(args: list[str], repeats: int, timeout: float = 300.0) -> Timin
     return out
 
 
+OUTSIDE = "outside Reader methods"
+
+
 class TimedConnection:
     """Passes every call to a DuckDB connection and times each ``execute`` under the Reader method
     that runs it, so the breakdown follows the real `correlator.api.explain` code path."""
@@ -559,7 +566,7 @@ class TimedConnection:
     def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, profile: bool = False) -> None:
         self._con = con
         self.run_id = run_id
-        self.phase = "other"
+        self.phase = OUTSIDE
         self.statements: list[tuple[str, str, float]] = []  # (phase, statement, seconds)
         self.profiles: dict[tuple[str, str], str] = {}
         self._profile = profile
@@ -578,36 +585,51 @@ class TimedConnection:
             self.profiles[(self.phase, step)] = self._con.get_profiling_information(format="json")
         return self
 
+    def executemany(self, query: str, params: Any) -> TimedConnection:
+        started = time.perf_counter()
+        self._con.executemany(query, params)
+        self.statements.append((self.phase, f"executemany: {' '.join(query.split())[:48]}",
+                                time.perf_counter() - started))
+        return self
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._con, name)
 
 
+@cache
+def query_files() -> tuple[str, ...]:
+    """The names of storage/queries/*.sql, to label each statement by the file it runs."""
+    return tuple(sorted(f.name[:-4] for f in resources.files(reader_module.QUERIES).iterdir()
+                        if f.name.endswith(".sql")))
+
+
 def statement_name(query: str, params: Any, run_id: str) -> str:
     q = " ".join(query.split())
+    source = next((name for name in query_files() if reader_module.sql(name).strip() in query), None)
     if q.startswith("CREATE OR REPLACE TEMP TABLE"):
         table = q.split()[5]
         if table == "run_traces":
             which = (params or {}).get("run_id")
             return "temp run_traces <- run_traces.sql (" + (
                 "all runs" if which is None else "this run" if which == run_id else "baseline run") + ")"
-        source = next((name for name in ("explain_spans", "explain_nodes", "explain_tree", "tests")
-                       if reader_module.sql(name).strip()[:200] in query), "?")
-        return f"temp {table} <- {source}.sql"
-    for name in ("runs", "baseline_run", "explain_run"):
-        if reader_module.sql(name).strip() in query:
-            return f"{name}.sql"
+        return f"temp {table} <- {source}.sql" if source else f"temp {table} (create)"
+    if source:
+        return f"{source}.sql"
     return q if len(q) < 60 else q[:57] + "..."
 
 
 @contextmanager
 def phases(con: TimedConnection) -> Iterator[dict[str, float]]:
-    """Time the three Reader methods `api.explain` calls, and tag the statements each one runs."""
+    """Time the public Reader methods `api.explain` calls (the outermost call only, so a method that
+    calls another is not counted twice), and tag the statements each one runs."""
     totals: dict[str, float] = defaultdict(float)
-    originals = {name: getattr(reader_module.Reader, name)
-                 for name in ("list_runs", "default_baseline", "explain_inputs")}
+    originals = {name: fn for name, fn in vars(reader_module.Reader).items()
+                 if callable(fn) and not name.startswith("_")}
 
     def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(self: reader_module.Reader, *args: Any, **kwargs: Any) -> Any:
+            if con.phase != OUTSIDE:
+                return fn(self, *args, **kwargs)
             outer, con.phase = con.phase, name
             started = time.perf_counter()
             try:
@@ -692,6 +714,11 @@ def median_breakdown(samples: list[Breakdown]) -> Breakdown:
 
 # --- report ----------------------------------------------------------------------------------------
 
+def root_causes(explanation: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted((t["test"], *((t["root_cause"] or {}).get(k) for k in ("service", "operation", "score")))
+                  for t in explanation["failed_tests"])
+
+
 def run_facts(db: Path) -> dict[str, dict[str, Any]]:
     con = open_reader(db)
     try:
@@ -705,13 +732,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000",
                         help="spans in each explained run, comma-separated")
     parser.add_argument("--baseline", type=int, default=100_000, help="spans in the earlier, passing run")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each CLI command (median reported)")
+    parser.add_argument("--breakdown-repeats", type=int, default=1,
+                        help="in-process passes per run for the step breakdown (median)")
     parser.add_argument("--trace-mode", choices=("test", "session"), default="test")
     parser.add_argument("--fail-rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-daemon", action="store_true", help="skip the --daemon measurements")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = list(dict.fromkeys(int(s) for s in args.sizes.split(",")))
 
     data = build(sizes, args.baseline, args.trace_mode, args.fail_rate, args.seed)
     facts = run_facts(data.path)
@@ -737,7 +766,7 @@ def main() -> None:
             if daemon.terminate() != 0:
                 print("daemon exited with an error:\n" + daemon.stderr[-2000:])
 
-    breakdowns = {run: median_breakdown([in_process(data.path, run) for _ in range(args.repeats)])
+    breakdowns = {run: median_breakdown([in_process(data.path, run) for _ in range(args.breakdown_repeats)])
                   for run in explained}
     largest = explained[-1]
     profiled = in_process(data.path, largest, profile=True)
@@ -758,19 +787,23 @@ def main() -> None:
               f"{(out.get('baseline_run_id') or '-'):<15} {t.cell():<21} {daemon_cell:<24} "
               f"{breakdowns[run].explain_s:>6.2f}s  {verdict}")
     print(f"(floor {floor.median:.2f}s is in every command; in-proc = api.explain on an open connection, "
-          "median of the same repeats)")
+          f"median of {args.breakdown_repeats}; aims from the issue: <0.5s at 100k, <1s at 1M spans, a "
+          "smaller run held to the next aim)")
 
     print("\ncorrectness: failed tests whose root cause is the injected service")
     for run in explained:
         out = (by_db[run].output or (by_daemon[run].output if run in by_daemon else None)) or {}
         expected = next(r["faults"] for r in data.runs if r["run_id"] == run)
         got = Counter((t["root_cause"] or {}).get("service") for t in out.get("failed_tests", []))
-        agree = "" if not (by_db[run].output and run in by_daemon and by_daemon[run].output) else (
-            "; --db and --daemon JSON identical" if by_db[run].output == by_daemon[run].output
-            else "; --db and --daemon JSON DIFFER")
+        agree = ""
+        if by_db[run].output and run in by_daemon and by_daemon[run].output:
+            same_causes = root_causes(by_db[run].output) == root_causes(by_daemon[run].output)
+            agree = (f"; --db vs --daemon: root causes {'agree' if same_causes else 'DIFFER'}, full JSON "
+                     f"{'identical' if by_db[run].output == by_daemon[run].output else 'differs'}")
         print(f"  {run}: injected {dict(sorted(expected.items()))}, named {dict(sorted(got.items(), key=str))}{agree}")
 
-    print("\nwhere the time goes, in-process (median of repeats; statement seconds):")
+    print(f"\nwhere the time goes, in-process (seconds, median of {args.breakdown_repeats}; "
+          "statements indented under the Reader method that runs them):")
     cols = explained
     steps: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)  # (phase, step) -> run -> seconds
     for r in reversed(cols):  # the largest run first: it runs every statement (a baseline included)
@@ -778,15 +811,20 @@ def main() -> None:
             steps[(phase, step)][r] = steps[(phase, step)].get(r, 0.0) + seconds
     print(f"  {'step':<62}" + "".join(f"{r:>12}" for r in cols))
     print(f"  {'open_reader (connect, schema check)':<62}" + "".join(f"{breakdowns[r].open_s:>12.3f}" for r in cols))
-    for phase in ("list_runs", "default_baseline", "explain_inputs"):
-        print(f"  {'Reader.' + phase + '()':<62}" + "".join(f"{breakdowns[r].phases.get(phase, 0):>12.3f}"
-                                                          for r in cols))
+    def phase_s(r: str, phase: str) -> float:
+        b = breakdowns[r]
+        return sum(x for ph, _, x in b.statements if ph == OUTSIDE) if phase == OUTSIDE else b.phases.get(phase, 0.0)
+
+    for phase in dict.fromkeys([*(ph for ph, _ in steps), *breakdowns[largest].phases]):
+        title = f"({phase})" if phase == OUTSIDE else f"Reader.{phase}()"
+        print(f"  {title:<62}" + "".join(f"{phase_s(r, phase):>12.3f}" for r in cols))
         for (ph, step), by_run in steps.items():
             if ph == phase:
                 cells = "".join(f"{by_run[r]:>12.3f}" if r in by_run else f"{'-':>12}" for r in cols)
                 print(f"    {step:<60}" + cells)
-    print(f"  {'scoring + model in Python (api.explain minus Reader)':<62}" + "".join(
-        f"{breakdowns[r].explain_s - sum(breakdowns[r].phases.values()):>12.3f}" for r in cols))
+    print(f"  {'scoring + model in Python (api.explain minus the above)':<62}" + "".join(
+        f"{breakdowns[r].explain_s - sum(breakdowns[r].phases.values()) - phase_s(r, OUTSIDE):>12.3f}"
+        for r in cols))
     print(f"  {'JSON render (to_dict + dumps)':<62}" + "".join(f"{breakdowns[r].render_s:>12.3f}" for r in cols))
     print(f"  {'api.explain total':<62}" + "".join(f"{breakdowns[r].explain_s:>12.3f}" for r in cols))
 

@@ -14,14 +14,15 @@ from typing import Any
 
 import click
 import grpc
+from otel_triage.collector import defaults
 from otel_triage.collector.storage.db import StoreError, open_reader
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.correlator import api
 from otel_triage.correlator.model import Explanation, from_dict
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
-DEFAULT_DB = "triage.duckdb"
-DEFAULT_LISTEN = "127.0.0.1:4317"
+DEFAULT_DB = defaults.DB
+DEFAULT_LISTEN = defaults.LISTEN
 
 
 @contextmanager

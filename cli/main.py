@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 from otel_triage.cli import client, render
-from otel_triage.collector.server import DEFAULT_MAX_REQUEST_BYTES, Daemon, ListenError, ServeConfig
+from otel_triage.collector import defaults
 from otel_triage.collector.storage.db import StoreError
 
 
@@ -51,11 +51,11 @@ def cli() -> None:
               show_default=True, help="OTLP/gRPC and query API address (env TRIAGE_LISTEN); port 0 picks one.")
 @click.option("--run-id", metavar="ID", default=None,
               help="Sidecar mode: items that carry no cicd.pipeline.run.id belong to this run.")
-@click.option("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES, show_default=True,
+@click.option("--max-request-bytes", type=int, default=defaults.MAX_REQUEST_BYTES, show_default=True,
               help="Largest export request, measured after decompression (RESOURCE_EXHAUSTED beyond).")
-@click.option("--max-item-bytes", type=int, default=1 << 20, show_default=True,
+@click.option("--max-item-bytes", type=int, default=defaults.MAX_ITEM_BYTES, show_default=True,
               help="Largest span / log record / data point (attributes and body); larger ones are rejected.")
-@click.option("--max-pending-bytes", type=int, default=512 << 20, show_default=True,
+@click.option("--max-pending-bytes", type=int, default=defaults.MAX_PENDING_BYTES, show_default=True,
               help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
 @click.option("--decode-workers", type=int, default=1, show_default=True,
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
@@ -63,6 +63,9 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
           max_pending_bytes: int,
           decode_workers: int) -> None:
     """Run the sidecar daemon: receive OTLP/gRPC traces, logs and metrics into DuckDB."""
+    # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
+    from otel_triage.collector.server import Daemon, ListenError, ServeConfig
+
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from otel_triage.collector import receiver
+from otel_triage.collector import defaults, receiver
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.pipeline import Pipeline
 from otel_triage.collector.selfmetrics import SelfMetrics
@@ -24,17 +24,16 @@ from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_REQUEST_BYTES = 64 << 20  # the OTLP spec's recommendation, measured after decompression
 
 
 @dataclass
 class ServeConfig:
-    db: str = "triage.duckdb"
-    listen: str = "127.0.0.1:4317"
+    db: str = defaults.DB
+    listen: str = defaults.LISTEN
     run_id: str | None = None
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    max_item_bytes: int = 1 << 20
-    max_pending_bytes: int = 512 << 20
+    max_request_bytes: int = defaults.MAX_REQUEST_BYTES
+    max_item_bytes: int = defaults.MAX_ITEM_BYTES
+    max_pending_bytes: int = defaults.MAX_PENDING_BYTES
     decode_workers: int = 0
     rpc_threads: int = 32
 

@@ -77,10 +77,11 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
 
 def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> Explanation:
     reader = Reader(con)
-    runs = {r["run_id"]: r for r in reader.list_runs()}
+    runs = reader.run_ids()
     if run_id not in runs:
-        known = ", ".join(list(runs)[:5]) or "none yet"
-        raise ExplainError(f"unknown run id {run_id!r} (recent runs: {known}; see `triage runs`)")
+        known = ", ".join(sorted(runs)[:5]) or "none yet"
+        raise ExplainError(f"unknown run id {run_id!r} (runs include: {known}; see `triage runs`)")
+    reader.all_tests()
     if baseline_run_id:
         if baseline_run_id not in runs:
             raise ExplainError(f"unknown baseline run id {baseline_run_id!r}")

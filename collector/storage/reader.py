@@ -49,10 +49,18 @@ class Reader:
     def _temp(self, name: str, query: str, params: dict[str, Any] | None = None) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}", params or {})
 
-    def default_baseline(self, run_id: str) -> str | None:
-        """The most recent earlier run in which this run's failed tests passed (baseline_run.sql)."""
+    def run_ids(self) -> set[str]:
+        """Every run id in the store (a scan of RunId columns only: milliseconds)."""
+        return {r[0] for r in self.con.execute(sql("run_ids")).fetchall()}
+
+    def all_tests(self) -> None:
+        """Materialise run_traces and run_tests for every run once; later queries filter them."""
         self.run_traces(None)
         self._temp("run_tests", sql("tests"))
+
+    def default_baseline(self, run_id: str) -> str | None:
+        """The most recent earlier run in which this run's failed tests passed (baseline_run.sql).
+        Expects ``all_tests()`` to have run."""
         row = self.con.execute(sql("baseline_run"), {"run_id": run_id}).fetchone()
         return row[0] if row else None
 
@@ -70,11 +78,11 @@ class Reader:
             self._temp("explain_baseline_spans", f"SELECT * FROM ({sql('explain_spans')}) LIMIT 0",)
         self.run_traces(run_id)
         self._temp("explain_spans", sql("explain_spans"))
-        self._temp("explain_tests", sql("tests"))
+        self._temp("explain_tests", "SELECT * FROM run_tests WHERE run_id = $run_id", {"run_id": run_id})
         self._temp("explain_tree", sql("explain_tree"))
         tests = rows_as_dicts(self.con.execute("SELECT * FROM explain_tests"))
         self._temp("explain_notable", sql("explain_nodes"))
-        nodes = rows_as_dicts(self.con.execute("SELECT * FROM explain_notable ORDER BY test_span, depth"))
+        nodes = rows_as_dicts(self.con.execute("SELECT * FROM explain_notable ORDER BY test_span, depth, SpanId"))
         names = dict(self.con.execute(
             "SELECT DISTINCT SpanId, service || ': ' || operation FROM explain_spans "
             "WHERE SpanId IN (SELECT unnest(path) FROM explain_notable)"
@@ -95,8 +103,9 @@ class Reader:
         """Metrics of the given services that rose in the given windows against the baseline run."""
         if not windows:
             return []
-        self.con.execute("CREATE OR REPLACE TEMP TABLE explain_windows "
-                         "(service VARCHAR, start_ns BIGINT, end_ns BIGINT)")
-        self.con.executemany("INSERT INTO explain_windows VALUES (?, ?, ?)", windows)  # a handful of rows
+        services, starts, ends = (list(col) for col in zip(*windows))
+        self._temp("explain_windows",
+                   "SELECT unnest($s) AS service, unnest($a)::BIGINT AS start_ns, unnest($b)::BIGINT AS end_ns",
+                   {"s": services, "a": starts, "b": ends})
         return rows_as_dicts(self.con.execute(sql("explain_metrics"),
                                               {"run_id": run_id, "baseline_run_id": baseline_run_id}))

@@ -108,4 +108,4 @@ SELECT
     coalesce(ch.children, 0) AS server_children
 FROM classified AS n
 LEFT JOIN children AS ch USING (TraceId, SpanId)
-ORDER BY n.test_span, n.depth
+ORDER BY n.test_span, n.depth, n.SpanId

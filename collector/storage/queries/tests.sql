@@ -10,8 +10,12 @@
 -- A test is failed when its convention says so or its span (or a phase child) has ERROR status.
 -- The failure message comes from the exception event (type: message) or else the status message.
 WITH scoped AS (
+    -- Only spans that can be tests (or their failing phases) go further: every later step requires
+    -- one of these, and this cheap filter keeps the join from carrying every span of every run.
     SELECT rt.RunId AS run_id, t.*
     FROM run_traces AS rt JOIN otel_traces AS t USING (TraceId)
+    WHERE t.StatusCode = 'Error' OR contains(t.SpanAttributes, '"test.case.name"')
+       OR contains(t.SpanAttributes, '"pytest.span_type":"test"') OR contains(t.SpanAttributes, '"tests.name"')
 ),
 marked AS (
     -- A cheap substring test first, so JSON is parsed only for spans that can be tests.

@@ -1,0 +1,7 @@
+"""Defaults shared by the daemon and the CLI, in a module that imports nothing heavy (CLI start-up)."""
+
+DB = "triage.duckdb"
+LISTEN = "127.0.0.1:4317"
+MAX_REQUEST_BYTES = 64 << 20  # the OTLP spec's recommendation, measured after decompression
+MAX_ITEM_BYTES = 1 << 20
+MAX_PENDING_BYTES = 512 << 20
