@@ -87,7 +87,8 @@ def stats(daemon: str) -> dict[str, Any]:
 
 def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> Explanation:
     if daemon:
-        response = call(daemon, "Explain", triage_pb2.ExplainRequest(run_id=run_id, baseline_run_id=baseline or ""))
+        request = triage_pb2.ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")
+        response = call(daemon, "Explain", request, timeout=600)  # big runs take seconds, not minutes
         return from_dict(json.loads(response.json))
     with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
         try:

@@ -43,9 +43,6 @@ class Reader:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE run_tests AS {sql('tests')}")
         return rows_as_dicts(self.con.execute(sql("runs")))
 
-    def run_exists(self, run_id: str) -> bool:
-        return any(r["run_id"] == run_id for r in self.list_runs())
-
     def _temp(self, name: str, query: str, params: dict[str, Any] | None = None) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}", params or {})
 
