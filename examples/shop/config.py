@@ -56,3 +56,20 @@ def peer_services() -> dict[str, str]:
 def orphaned() -> bool:
     """True once the process that started us is gone (e.g. run.py was SIGKILLed): time to stop."""
     return os.getppid() != _PARENT_PID
+
+
+QUEUE = "notifications"
+MESSAGING_SYSTEM = "shop-broker"
+
+
+def messaging_attributes(operation: str) -> dict[str, str | int]:
+    """Messaging semantic-convention attributes shared by the producer (orders) and the consumer."""
+    broker = urlsplit(url("broker"))
+    return {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+        "messaging.destination.name": QUEUE,
+        "server.address": broker.hostname or "",
+        "server.port": broker.port or 80,
+    }

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from opentelemetry import metrics, propagate, trace
@@ -30,8 +29,7 @@ log = logging.getLogger("shop.notifier")
 tracer = trace.get_tracer("shop.notifier")
 meter = metrics.get_meter("shop.notifier")
 
-QUEUE = "notifications"
-MESSAGING_SYSTEM = "shop-broker"
+QUEUE = config.QUEUE
 POLL_WAIT_MS = 300
 TEMPLATE = "Hello {user}, your order {order_id} ({qty} x {sku}, EUR {total:.2f}) is confirmed."
 TEMPLATE_V2 = "[{locale}] Hello {user}, your order {order_id} ({qty} x {sku}, EUR {total:.2f}) is confirmed."
@@ -49,15 +47,7 @@ class Consumer:
         self.depth = 0
         self.outbox = config.data_dir() / "outbox.jsonl"
         self._thread = threading.Thread(target=self._run, name="consumer", daemon=True)
-        broker = urlsplit(config.url("broker"))
-        self._attributes = {
-            "messaging.system": MESSAGING_SYSTEM,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": QUEUE,
-            "server.address": broker.hostname or "",
-            "server.port": broker.port or 80,
-        }
+        self._attributes = config.messaging_attributes("process")
         meter.create_observable_gauge(
             "messaging.queue.depth",
             callbacks=[self._observe_depth],
@@ -68,7 +58,7 @@ class Consumer:
     def _observe_depth(self, options: CallbackOptions) -> list[Observation]:
         return [
             Observation(
-                self.depth, {"messaging.destination.name": QUEUE, "messaging.system": MESSAGING_SYSTEM}
+                self.depth, {"messaging.destination.name": QUEUE, "messaging.system": config.MESSAGING_SYSTEM}
             )
         ]
 

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import abort, jsonify, request
 from opentelemetry import propagate, trace
@@ -32,21 +31,12 @@ INVENTORY_TIMEOUT_S = 1.0
 PAYMENTS_TIMEOUT_S = 0.6
 BROKER_TIMEOUT_S = 1.0
 FEE_RETRY_DELAY_S = 0.02
-QUEUE = "notifications"
-MESSAGING_SYSTEM = "shop-broker"
+QUEUE = config.QUEUE
 
 
 def publish(order: dict[str, Any]) -> str:
     """Send the order-placed message to the broker; return the broker's message id."""
-    broker = urlsplit(config.url("broker"))
-    attributes = {
-        "messaging.system": MESSAGING_SYSTEM,
-        "messaging.operation.type": "send",
-        "messaging.operation.name": "send",
-        "messaging.destination.name": QUEUE,
-        "server.address": broker.hostname or "",
-        "server.port": broker.port or 80,
-    }
+    attributes = config.messaging_attributes("send")
     with tracer.start_as_current_span(f"send {QUEUE}", kind=SpanKind.PRODUCER, attributes=attributes) as span:
         headers: dict[str, str] = {}
         propagate.inject(headers)  # the producer span's own context, for the consumer's link
