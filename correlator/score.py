@@ -46,8 +46,6 @@ def _error_text(n: dict[str, Any]) -> str:
 
 def _vote(n: dict[str, Any]) -> tuple[str, str, float, str, str, list[Evidence]]:
     """(service, operation, score, signal, reason, evidence) for one notable span."""
-    here = Evidence("error" if n["sign"] == "error" else n["sign"], n["service"], n["operation"], "",
-                    n["TraceId"], n["SpanId"])
     service, operation = n["service"], n["operation"]
     if n["sign"] == "error":
         text = _error_text(n)
@@ -80,7 +78,6 @@ def _vote(n: dict[str, Any]) -> tuple[str, str, float, str, str, list[Evidence]]
     # slow
     detail = f"took {_ms(n['duration_ns'])} against a baseline of {_ms(n['baseline_p50_ns'])} (max {_ms(n['baseline_max_ns'])})"
     ev = [Evidence("latency", service, operation, detail, n["TraceId"], n["SpanId"])]
-    del here
     if n["slow_below"]:
         return service, operation, MESSENGER * 0.5, "latency", f"slow because a callee is slow ({detail})", ev
     return service, operation, LATENCY_ORIGIN, "latency", f"slow: {detail}", ev

@@ -34,13 +34,8 @@ class Reader:
         """Materialise the run → trace mapping once as a temp table; later queries join it."""
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {sql('run_traces')}", {"run_id": run_id})
 
-    def tests(self) -> list[dict[str, Any]]:
-        """Tests of the runs in run_traces (see tests.sql for how each runner is recognised)."""
-        return rows_as_dicts(self.con.execute(sql("tests")))
-
     def list_runs(self) -> list[dict[str, Any]]:
-        self.run_traces(None)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE run_tests AS {sql('tests')}")
+        self.all_tests()
         return rows_as_dicts(self.con.execute(sql("runs")))
 
     def _temp(self, name: str, query: str, params: dict[str, Any] | None = None) -> None:

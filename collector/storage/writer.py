@@ -46,7 +46,7 @@ class Writer:
         self._queue: queue.Queue = queue.Queue()
         self._max_batch_rows = max_batch_rows
         self._on_commit = on_commit
-        self._lock = threading.Lock()  # serialises queries run through the writer's connection
+        self._lock = threading.Lock()  # commits and close never interleave on the writer's connection
         self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)
         self._thread.start()
 

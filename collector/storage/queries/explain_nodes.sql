@@ -36,7 +36,7 @@ latency AS (
     ) GROUP BY ALL
 ),
 nodes AS (
-    SELECT t.test_span, t.depth, t.path, t.via_link, s.*, x.exception_type, x.exception_message,
+    SELECT t.test_span, t.depth, t.path, s.*, x.exception_type, x.exception_message,
            coalesce(lg.error_logs, 0) AS error_logs, lg.first_error_log, lg.first_error_severity,
            (s.is_error OR x.exception_type IS NOT NULL OR (s.kind = 'Server' AND s.http_status >= 500)) AS errored,
            lat.n AS baseline_n, lat.p50 AS baseline_p50_ns, lat.max_ns AS baseline_max_ns,

@@ -26,7 +26,6 @@ SELECT
                               '^[a-z]+://([^/?#]+)', 1), '')
     ) AS peer,
     coalesce(t.SpanAttributes ->> '$."url.path"',
-             regexp_extract(coalesce(t.SpanAttributes ->> '$."url.full"', ''), '^[a-z]+://[^/]+([^?#]*)', 1)) AS url_path,
-    t.SpanAttributes ->> '$."messaging.operation.type"' AS messaging_operation
+             regexp_extract(coalesce(t.SpanAttributes ->> '$."url.full"', ''), '^[a-z]+://[^/]+([^?#]*)', 1)) AS url_path
 FROM run_traces AS rt
 JOIN otel_traces AS t USING (TraceId)
