@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 from otel_triage.collector.storage.reader import Reader
+from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
 
@@ -75,6 +76,42 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
     return out
 
 
+def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tuple[Suspect, ...]:
+    """Services ranked across the run: half from the failed tests (mean candidate score), half from
+    how far the service moved away from the baseline run (relative to the service that moved most).
+    Either half alone can be misled: failed tests by a noisy run, the comparison by a change no test
+    depends on."""
+    totals: dict[str, float] = defaultdict(float)
+    causes: dict[str, int] = defaultdict(int)
+    mentions: dict[str, int] = defaultdict(int)
+    for f in failed:
+        for c in f.candidates:
+            totals[c.service] += c.score
+            mentions[c.service] += 1
+        if f.root_cause:
+            causes[f.root_cause.service] += 1
+    n_failed = max(1, len(failed))
+    top_shift = max((s.score for s in shifts.values()), default=0.0) or 1.0
+    out = []
+    for service in set(totals) | (set(shifts) if failed else set()):
+        shift = shifts.get(service)
+        from_tests = totals[service] / n_failed
+        from_shift = shift.score / top_shift if shift else 0.0
+        score = (from_tests + from_shift) / 2 if shifts else from_tests
+        if causes[service]:
+            reason = f"root cause of {causes[service]} of {len(failed)} failed tests"
+        elif mentions[service]:
+            reason = f"candidate in {mentions[service]} failed tests"
+        else:
+            reason = "in no failed test's evidence"
+        if shift:
+            signals = ", ".join(k for k, _ in sorted(shift.by_signal.items(), key=lambda kv: -kv[1]))
+            reason += f"; differs from the baseline run in {signals}"
+        out.append(Suspect(service=service, score=round(score, 3), failed_tests=causes[service], reason=reason,
+                           evidence=shift.evidence() if shift else ()))
+    return tuple(sorted(out, key=lambda x: (-x.score, -x.failed_tests, x.service)))
+
+
 def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> Explanation:
     reader = Reader(con)
     runs = reader.run_ids()
@@ -130,21 +167,8 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
         for (s, o), tests in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0][0] or "~"))
     )
 
-    totals: dict[str, float] = defaultdict(float)
-    causes: dict[str, int] = defaultdict(int)
-    for f in failed:
-        for c in f.candidates:
-            totals[c.service] += c.score
-        if f.root_cause:
-            causes[f.root_cause.service] += 1
-    n_failed = max(1, len(failed))
-    suspects = tuple(sorted(
-        (Suspect(service=s, score=round(v / n_failed, 3), failed_tests=causes[s],
-                 reason=f"root cause of {causes[s]} of {len(failed)} failed tests" if causes[s]
-                 else f"candidate in {sum(1 for f in failed for c in f.candidates if c.service == s)} failed tests")
-         for s, v in totals.items()),
-        key=lambda x: (-x.score, -x.failed_tests, x.service),
-    ))
+    shifts = compare(reader.compare_with_baseline(run_id, baseline_run_id)) if baseline_run_id else {}
+    suspects = _suspects(failed, shifts)
 
     notes = []
     named = {c.service for f in failed for c in f.candidates}

@@ -14,7 +14,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class Evidence:
-    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise | metric
+    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise | metric | calls | log-template
     service: str
     operation: str
     detail: str
@@ -59,6 +59,7 @@ class Suspect:
     score: float
     failed_tests: int
     reason: str
+    evidence: tuple[Evidence, ...] = ()  # how the service differs from the baseline run, run-wide
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Explanation:
         """The versioned JSON form (see README, `triage explain --json`)."""
         body = asdict(self)
         body["failed_tests"] = [_test_dict(t) for t in self.failed_tests]
+        for suspect in body["suspects"]:
+            suspect["evidence"] = list(suspect["evidence"])
         return {"schema_version": SCHEMA_VERSION, **body}
 
 
@@ -107,5 +110,7 @@ def from_dict(d: dict[str, Any]) -> Explanation:
         run_id=d["run_id"], baseline_run_id=d["baseline_run_id"], baseline=d["baseline"], tests=d["tests"],
         passed_tests=d["passed_tests"], failed_tests=tests,
         groups=tuple(Group(**{**g, "tests": tuple(g["tests"])}) for g in d["groups"]),
-        suspects=tuple(Suspect(**s) for s in d["suspects"]), notes=tuple(d["notes"]),
+        suspects=tuple(Suspect(**{**s, "evidence": tuple(Evidence(**e) for e in s.get("evidence", ()))})
+                       for s in d["suspects"]),
+        notes=tuple(d["notes"]),
     )

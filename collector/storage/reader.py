@@ -63,9 +63,11 @@ class Reader:
         tests, the subtree under every test (followed across span links), and the notable nodes
         under failed tests (explain_nodes.sql).
         """
-        # The baseline run only feeds per-operation latency: keep three columns, so DuckDB prunes the
-        # attribute extraction explain_spans.sql would otherwise do for every baseline span.
-        baseline = f"SELECT service, operation, duration_ns FROM ({sql('explain_spans')})"
+        # The baseline run feeds per-operation latency and the run-level comparisons: keep only the
+        # columns they read, so DuckDB prunes the attribute extraction explain_spans.sql would
+        # otherwise do for every baseline span.
+        baseline = ("SELECT TraceId, SpanId, ParentSpanId, service, operation, duration_ns, start_ns "
+                    f"FROM ({sql('explain_spans')})")
         if baseline_run_id:
             self.run_traces(baseline_run_id)
             self._temp("explain_baseline_spans", baseline)
@@ -92,6 +94,16 @@ class Reader:
             "last_seen_unix_nano": last_seen_ns or 0,
             "silent_peers": peers_silent or [],
         }
+
+    def compare_with_baseline(self, run_id: str, baseline_run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The run against its baseline run, operation by operation (compare_*.sql): latency, the
+        calls each operation makes, log templates, and metrics. Expects ``explain_inputs`` first."""
+        self._temp("compare_spans", sql("compare_spans"))
+        out = {name: rows_as_dicts(self.con.execute(sql(f"compare_{name}")))
+               for name in ("latency", "calls", "logs")}
+        out["metrics"] = rows_as_dicts(self.con.execute(
+            sql("compare_metrics"), {"run_id": run_id, "baseline_run_id": baseline_run_id}))
+        return out
 
     def metric_shifts(self, run_id: str, baseline_run_id: str,
                       windows: list[tuple[str, int, int]]) -> list[dict[str, Any]]:

@@ -1,0 +1,62 @@
+-- Per-operation latency of the run against the baseline run, in two measures that do not pass a
+-- callee's slowness up to its callers:
+--   * self: a span's duration minus its children's, and minus the time it overlaps its siblings
+--     (an async framework's span that merely waits beside the one doing the work); spans that call
+--     another service are left out, since their own time is the wire's;
+--   * wire: a cross-service call's client duration minus its server span's duration (network and
+--     queueing between the two), counted for both ends, since either side's network can hold it.
+-- For each (service, operation, measure) the count of run spans above the baseline's slowest one
+-- (by 20% and 1 ms, so scheduling jitter does not count): with n baseline samples, a new sample
+-- from the same distribution exceeds all of them with probability 1/(n+1).
+-- Expects temp table compare_spans.
+WITH spans AS (
+    SELECT *, start_ns + duration_ns AS end_ns,
+        max(start_ns + duration_ns) OVER earlier AS earlier_end,
+        min(start_ns) OVER later AS later_start, max(start_ns + duration_ns) OVER later AS later_end
+    FROM compare_spans
+    WINDOW earlier AS (PARTITION BY side, TraceId, ParentSpanId ORDER BY start_ns, SpanId
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           later AS (PARTITION BY side, TraceId, ParentSpanId ORDER BY start_ns, SpanId
+                     ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+),
+children AS (
+    SELECT c.side, c.TraceId, c.ParentSpanId AS SpanId, sum(c.duration_ns) AS child_ns,
+           bool_or(c.service <> p.service) AS calls_out
+    FROM compare_spans AS c
+    JOIN compare_spans AS p ON p.side = c.side AND p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
+    GROUP BY ALL
+),
+calls AS (
+    SELECT c.side, p.service AS caller, c.service AS callee, c.operation,
+           p.duration_ns - c.duration_ns AS wire_ns
+    FROM compare_spans AS c
+    JOIN compare_spans AS p ON p.side = c.side AND p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
+    WHERE p.service <> c.service
+),
+measures AS (
+    SELECT s.side, s.service, s.operation, 'self' AS measure,
+           greatest(s.duration_ns - coalesce(ch.child_ns, 0)
+                    - greatest(coalesce(least(s.end_ns, s.earlier_end) - s.start_ns, 0),
+                               coalesce(least(s.end_ns, s.later_end) - greatest(s.start_ns, s.later_start), 0)),
+                    0) AS v
+    FROM spans AS s LEFT JOIN children AS ch USING (side, TraceId, SpanId)
+    WHERE NOT coalesce(ch.calls_out, false)
+    UNION ALL
+    SELECT side, callee, operation, 'wire from ' || caller, wire_ns FROM calls
+    UNION ALL
+    SELECT side, caller, operation, 'wire to ' || callee, wire_ns FROM calls
+),
+baseline AS (
+    SELECT service, operation, measure, count(*) AS n, max(v) AS max_v, quantile_cont(v, 0.5) AS p50
+    FROM measures WHERE side = 'baseline'
+    GROUP BY ALL
+)
+SELECT m.service, m.operation, m.measure,
+       count(*) AS n, b.n AS baseline_n, b.max_v AS baseline_max_ns, b.p50 AS baseline_p50_ns,
+       count(*) FILTER (m.v > b.max_v * 1.2 + 1000000) AS above,
+       quantile_cont(m.v, 0.5) AS p50_ns, max(m.v) AS max_ns
+FROM measures AS m
+JOIN baseline AS b USING (service, operation, measure)
+WHERE m.side = 'run'
+GROUP BY ALL
+HAVING count(*) FILTER (m.v > b.max_v * 1.2 + 1000000) > 0

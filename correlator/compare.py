@@ -1,0 +1,125 @@
+"""The run against its baseline run, service by service: who behaves differently, and how.
+
+Failed tests are a noisy symptom: a fault shows in some requests and not others, and a busy run has
+failures of its own. So besides walking each failed test, the correlator weighs the whole run against
+the baseline run, operation by operation (the storage layer counts, set-based, in ``compare_*.sql``):
+
+- latency: spans slower than every baseline occurrence of the same operation, in their own time
+  (self) and on the wire between caller and callee;
+- calls: children per span of an operation, e.g. a call the baseline always made and the run skips;
+- log templates: templates per span of the operation that logs them, new ones and missing ones;
+- metrics: points above the baseline's highest.
+
+Every comparison is an observed count against the count the baseline predicts, scored by the Poisson
+log-likelihood ratio ``o·ln(o/e) - (o - e)``: one unit for every signal, so they add up, and nothing is
+tuned to a particular system. Only items beyond ``SIGNIFICANT`` count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_triage.correlator.model import Evidence
+
+SIGNIFICANT = 6.0  # 2·LLR ~ χ²(1): p < 0.001 for a single item
+PSEUDO_COUNT = 0.5  # what a template or call never seen in the baseline is assumed to have had
+WARN = 13  # OpenTelemetry SeverityNumber of WARN
+# A fault takes normal behaviour away (a code path cut short, a call skipped, a log line never
+# reached) or adds errors; more of the usual is mostly a change of workload, so it weighs less.
+MORE_OF_THE_USUAL = 0.25
+EVIDENCE_PER_SERVICE = 4
+
+
+def surprise(observed: float, expected: float) -> float:
+    """Poisson log-likelihood ratio of ``observed`` against ``expected`` (0 when they agree)."""
+    expected = max(expected, 1e-9)
+    if observed <= 0:
+        return expected
+    return observed * math.log(observed / expected) - (observed - expected)
+
+
+@dataclass
+class ServiceShift:
+    """What sets one service apart from the baseline run."""
+
+    service: str
+    score: float = 0.0
+    by_signal: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    items: list[tuple[float, Evidence]] = field(default_factory=list)
+
+    def add(self, signal: str, llr: float, evidence: Evidence) -> None:
+        self.score += llr
+        self.by_signal[signal] += llr
+        self.items.append((llr, evidence))
+
+    def evidence(self) -> tuple[Evidence, ...]:
+        return tuple(e for _, e in sorted(self.items, key=lambda x: -x[0])[:EVIDENCE_PER_SERVICE])
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:.1f} ms" if ns < 10e6 else f"{ns / 1e6:.0f} ms"
+
+
+def _rate_expectation(row: dict[str, Any]) -> float:
+    """Expected run count from the baseline's rate per span of the same operation."""
+    return (row["baseline_count"] or PSEUDO_COUNT) * row["run_exposure"] / row["baseline_exposure"]
+
+
+def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
+    """Service → its significant shifts against the baseline run (``Reader.compare_with_baseline``)."""
+    shifts: dict[str, ServiceShift] = {}
+
+    def shift(service: str) -> ServiceShift:
+        return shifts.setdefault(service, ServiceShift(service))
+
+    for r in rows["latency"]:
+        expected = r["n"] / (r["baseline_n"] + 1)
+        llr = surprise(r["above"], expected) if r["above"] > expected else 0.0
+        if llr >= SIGNIFICANT:
+            what = "own time" if r["measure"] == "self" else f"time on the wire ({r['measure']})"
+            shift(r["service"]).add("latency", llr, Evidence(
+                "latency", r["service"], r["operation"],
+                f"{what}: {r['above']} of {r['n']} spans slower than any of {r['baseline_n']} in the baseline "
+                f"(median {_ms(r['p50_ns'])} against {_ms(r['baseline_p50_ns'])}, max {_ms(r['max_ns'])} "
+                f"against {_ms(r['baseline_max_ns'])})"))
+
+    for r in rows["calls"]:
+        expected = _rate_expectation(r)
+        llr = surprise(r["run_count"], expected) * (MORE_OF_THE_USUAL if r["run_count"] > expected else 1.0)
+        if llr >= SIGNIFICANT:
+            callee = f"{r['child_service']}: {r['child_operation']}"
+            change = ("no longer calls" if r["run_count"] == 0 else
+                      "newly calls" if r["baseline_count"] == 0 else
+                      "calls more often" if r["run_count"] > expected else "calls less often")
+            shift(r["service"]).add("calls", llr, Evidence(
+                "calls", r["service"], r["operation"],
+                f"{change} {callee}: {r['run_count']} times in {r['run_exposure']} spans, "
+                f"{expected:.1f} expected from the baseline ({r['baseline_count']} in {r['baseline_exposure']})"))
+
+    for r in rows["logs"]:
+        expected = _rate_expectation(r)
+        more, severe = r["run_count"] > expected, (r["severity"] or 0) >= WARN
+        # errors that went away are good news; more of the usual lines is mostly workload
+        weight = (1.0 if severe else MORE_OF_THE_USUAL) if more else (0.0 if severe else 1.0)
+        llr = surprise(r["run_count"], expected) * weight
+        if llr >= SIGNIFICANT:
+            change = ("stopped logging" if r["run_count"] == 0 else
+                      "newly logs" if r["baseline_count"] == 0 else
+                      "logs more often" if r["run_count"] > expected else "logs less often")
+            shift(r["service"]).add("logs", llr, Evidence(
+                "log-template", r["service"], r["operation"],
+                f"{change} \u201c{r['template']}\u201d: {r['run_count']} times in {r['run_exposure']} spans, "
+                f"{expected:.1f} expected from the baseline ({r['baseline_count']} in {r['baseline_exposure']})"))
+
+    for r in rows["metrics"]:
+        expected = r["n"] / (r["baseline_n"] + 1)
+        llr = surprise(r["above"], expected) if r["above"] > expected else 0.0
+        if llr >= SIGNIFICANT:
+            shift(r["service"]).add("metrics", llr, Evidence(
+                "metric", r["service"], r["metric"],
+                f"{r['metric']} above the baseline's highest ({r['baseline_max']:.4g} {r['unit']}) in "
+                f"{r['above']} of {r['n']} points, up to {r['max_v']:.4g}"))
+    return shifts
