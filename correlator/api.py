@@ -77,10 +77,14 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
 
 
 def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tuple[Suspect, ...]:
-    """Services ranked across the run: half from the failed tests (mean candidate score), half from
-    how far the service moved away from the baseline run (relative to the service that moved most).
-    Either half alone can be misled: failed tests by a noisy run, the comparison by a change no test
-    depends on."""
+    """Services ranked across the run, from the failed tests (mean candidate score) and from how far
+    each service moved away from the baseline run (relative to the one that moved most).
+
+    The comparison weighs as much as the failed tests leave open: when they agree on a cause (a
+    score near 1), it only breaks ties; when their evidence is weak or scattered (a fault with no
+    errors, a noisy run), it decides. Either alone can be misled: failed tests by a noisy run, the
+    comparison by a change no test depends on or by a sample too small to be significant.
+    """
     totals: dict[str, float] = defaultdict(float)
     causes: dict[str, int] = defaultdict(int)
     mentions: dict[str, int] = defaultdict(int)
@@ -92,12 +96,13 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
             causes[f.root_cause.service] += 1
     n_failed = max(1, len(failed))
     top_shift = max((s.score for s in shifts.values()), default=0.0) or 1.0
+    open_question = 1.0 - min(1.0, max((v / n_failed for v in totals.values()), default=0.0))
     out = []
     for service in set(totals) | (set(shifts) if failed else set()):
         shift = shifts.get(service)
         from_tests = totals[service] / n_failed
         from_shift = shift.score / top_shift if shift else 0.0
-        score = (from_tests + from_shift) / 2 if shifts else from_tests
+        score = from_tests + open_question * from_shift
         if causes[service]:
             reason = f"root cause of {causes[service]} of {len(failed)} failed tests"
         elif mentions[service]:

@@ -49,7 +49,7 @@ def test_scenario_names_the_true_origin(runs: dict[str, ScenarioRun], name: str)
             assert cause["service"] == truth["root_cause_service"], (test["test"], test["candidates"][:3])
             assert test["candidates"][0]["service"] == cause["service"]
     if truth["root_cause_service"] is not None:
-        assert explanation["suspects"][0]["service"] == truth["root_cause_service"]
+        assert explanation["suspects"][0]["service"] == truth["root_cause_service"], explanation["suspects"][:3]
     # The default baseline: an earlier run in which these failed tests passed (the clean run at least).
     earlier = ORDER[: ORDER.index(name)]
     if set(failed) <= set(runs["clean"].outcome["passed"]):
