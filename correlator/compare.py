@@ -12,7 +12,8 @@ the baseline run, operation by operation (the storage layer counts, set-based, i
 
 Every comparison is an observed count against the count the baseline predicts, scored by the Poisson
 log-likelihood ratio ``o·ln(o/e) - (o - e)``: one unit for every signal, so they add up, and nothing is
-tuned to a particular system. Only items beyond ``SIGNIFICANT`` count.
+tuned to a particular system. Kinds of change that are weaker signs of a fault are weighed down
+before the test, and only items whose weighed score passes ``SIGNIFICANT`` count.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ WARN = 13  # OpenTelemetry SeverityNumber of WARN
 # A fault takes normal behaviour away (a code path cut short, a call skipped, a log line never
 # reached) or adds errors; more of the usual is mostly a change of workload, so it weighs less.
 MORE_OF_THE_USUAL = 0.25
+# A slow wire is either end's network. When one caller's calls to many services are slow, the caller
+# collects from all of those edges; when one service is slow to reach, from the callee's side. The
+# caller's share is half, so a single slow edge points at the service being called.
+CALLER_SHARE_OF_WIRE = 0.5
 EVIDENCE_PER_SERVICE = 4
 
 
@@ -77,7 +82,8 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
 
     for r in rows["latency"]:
         expected = r["n"] / (r["baseline_n"] + 1)
-        llr = surprise(r["above"], expected) if r["above"] > expected else 0.0
+        weight = CALLER_SHARE_OF_WIRE if r["measure"].startswith("wire to ") else 1.0
+        llr = weight * surprise(r["above"], expected) if r["above"] > expected else 0.0
         if llr >= SIGNIFICANT:
             what = "own time" if r["measure"] == "self" else f"time on the wire ({r['measure']})"
             shift(r["service"]).add("latency", llr, Evidence(
