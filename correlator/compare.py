@@ -36,6 +36,9 @@ MORE_OF_THE_USUAL = 0.25
 # caller's share is half, so a single slow edge points at the service being called.
 CALLER_SHARE_OF_WIRE = 0.5
 EVIDENCE_PER_SERVICE = 4
+METRIC_PEERS = 5  # services reporting a metric, for its cross-service spread to mean anything
+METRIC_Z = 3.5  # robust deviations (median/MAD) for a metric rise to count
+METRIC_MAD_FLOOR = 0.1  # log-ratio spread assumed at least, so identical peers don't make noise significant
 
 
 def surprise(observed: float, expected: float) -> float:
@@ -71,6 +74,39 @@ def _ms(ns: float) -> str:
 def _rate_expectation(row: dict[str, Any]) -> float:
     """Expected run count from the baseline's rate per span of the same operation."""
     return (row["baseline_count"] or PSEUDO_COUNT) * row["run_exposure"] / row["baseline_exposure"]
+
+
+def _metric_shifts(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[str, Any], float]]:
+    """Metric rises that stand out among every service's change of the same metric.
+
+    A metric has a point per export interval, too few to test one series alone. But a run's
+    workload moves a metric on every service alike, while a fault moves it on one: so each
+    service's log-ratio (run's highest over the baseline's) is compared with the median and MAD
+    of that metric's log-ratios across services, and a rise of ``METRIC_Z`` robust deviations,
+    at least doubling, counts. Metric spreads are heavy-tailed, so the score grows linearly with z
+    (``SIGNIFICANT`` at ``METRIC_Z``), not as a Gaussian's z²/2.
+    """
+    by_metric: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
+    for r in rows:
+        if r["baseline_max"] is not None and r["max_v"] is not None and r["baseline_max"] > 0 and r["max_v"] > 0:
+            by_metric[r["metric"]].append((r, math.log(r["max_v"] / r["baseline_max"])))
+    out = []
+    for series in by_metric.values():
+        if len(series) < METRIC_PEERS:
+            continue
+        ratios = sorted(lr for _, lr in series)
+        median = ratios[len(ratios) // 2]
+        mad = sorted(abs(lr - median) for lr in ratios)[len(ratios) // 2]
+        for r, lr in series:
+            z = (lr - median) / (1.4826 * mad + METRIC_MAD_FLOOR)
+            if z >= METRIC_Z and lr >= math.log(2):
+                out.append((r["service"], SIGNIFICANT * z / METRIC_Z, r, z))
+    # A service's metrics move together (CPU, latency percentiles): only its strongest counts.
+    strongest: dict[str, tuple[str, float, dict[str, Any], float]] = {}
+    for item in out:
+        if item[0] not in strongest or item[1] > strongest[item[0]][1]:
+            strongest[item[0]] = item
+    return list(strongest.values())
 
 
 def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
@@ -120,12 +156,9 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
                 f"{change} \u201c{r['template']}\u201d: {r['run_count']} times in {r['run_exposure']} spans, "
                 f"{expected:.1f} expected from the baseline ({r['baseline_count']} in {r['baseline_exposure']})"))
 
-    for r in rows["metrics"]:
-        expected = r["n"] / (r["baseline_n"] + 1)
-        llr = surprise(r["above"], expected) if r["above"] > expected else 0.0
-        if llr >= SIGNIFICANT:
-            shift(r["service"]).add("metrics", llr, Evidence(
-                "metric", r["service"], r["metric"],
-                f"{r['metric']} above the baseline's highest ({r['baseline_max']:.4g} {r['unit']}) in "
-                f"{r['above']} of {r['n']} points, up to {r['max_v']:.4g}"))
+    for service, llr, r, z in _metric_shifts(rows["metrics"]):
+        shift(service).add("metrics", llr, Evidence(
+            "metric", service, r["metric"],
+            f"{r['metric']} rose to {r['max_v']:.4g} {r['unit']} against at most {r['baseline_max']:.4g} in the "
+            f"baseline, {z:.1f} deviations beyond the same metric's change on the other services"))
     return shifts

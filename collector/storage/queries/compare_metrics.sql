@@ -1,6 +1,7 @@
--- Every metric of every service in the run against the baseline run: how many of the run's points
--- rose above the baseline's highest (by 20%, so a steady gauge's jitter does not count), and the
--- two levels. Gauges and non-monotonic sums compare values; histograms their Max (else the mean).
+-- Every metric of every service in the run against the baseline run: the highest and mean level
+-- on each side. Gauges and non-monotonic sums compare values; histograms their Max (else the
+-- mean). Metrics are sparse (one point per export interval), too few to test one series on its
+-- own; the correlator compares each service's shift with the same metric's shift on the others.
 -- Parameters $run_id, $baseline_run_id.
 WITH points AS (
     SELECT RunId, ServiceName AS service, MetricName AS metric, MetricUnit AS unit, Value AS v
@@ -12,15 +13,13 @@ WITH points AS (
     SELECT RunId, ServiceName, MetricName, MetricUnit, coalesce(Max, Sum / nullif(Count, 0))
     FROM otel_metrics_histogram WHERE RunId IN ($run_id, $baseline_run_id)
 ),
-baseline AS (
-    SELECT service, metric, count(*) AS n, max(v) AS max_v, avg(v) AS mean_v
-    FROM points WHERE RunId = $baseline_run_id AND NOT isnan(v)
+levels AS (
+    SELECT RunId, service, metric, any_value(unit) AS unit, count(*) AS n, max(v) AS max_v, avg(v) AS mean_v
+    FROM points WHERE NOT isnan(v)
     GROUP BY ALL
 )
-SELECT p.service, p.metric, any_value(p.unit) AS unit, count(*) AS n, any_value(b.n) AS baseline_n,
-       any_value(b.max_v) AS baseline_max, any_value(b.mean_v) AS baseline_mean, max(p.v) AS max_v,
-       count(*) FILTER (p.v > b.max_v * 1.2) AS above
-FROM points AS p JOIN baseline AS b USING (service, metric)
-WHERE p.RunId = $run_id AND NOT isnan(p.v) AND b.max_v > 0
-GROUP BY p.service, p.metric
-HAVING count(*) FILTER (p.v > b.max_v * 1.2) > 0
+SELECT r.service, r.metric, r.unit, r.n, b.n AS baseline_n, r.max_v, r.mean_v,
+       b.max_v AS baseline_max, b.mean_v AS baseline_mean
+FROM levels AS r
+JOIN levels AS b ON b.RunId = $baseline_run_id AND b.service = r.service AND b.metric = r.metric
+WHERE r.RunId = $run_id
