@@ -19,6 +19,7 @@ before the test, and only items whose weighed score passes ``SIGNIFICANT`` count
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,14 @@ MORE_OF_THE_USUAL = 0.25
 # caller's share is half, so a single slow edge points at the service being called.
 CALLER_SHARE_OF_WIRE = 0.5
 EVIDENCE_PER_SERVICE = 4
+# A service whose callee changed at least as much may only be relaying (errors and skipped work
+# travel up the call graph, the way trouble below a span makes it a messenger in a failed test).
+MESSENGER_SHARE = 0.5
+# Saturated resources cause failures; latency, traffic and error-rate metrics show their effects,
+# which the spans and logs already locate better. (system.cpu.*, process.cpu.*, k8s.pod.memory.*,
+# container.cpu.*, and names like CpuUsageRate all match.)
+RESOURCE_METRIC = re.compile(r"cpu|memory|heap|thread|pool|disk|file_descriptor", re.IGNORECASE)
+SYMPTOM_METRIC = 0.25
 METRIC_PEERS = 5  # services reporting a metric, for its cross-service spread to mean anything
 METRIC_Z = 3.5  # robust deviations (median/MAD) for a metric rise to count
 METRIC_MAD_FLOOR = 0.1  # log-ratio spread assumed at least, so identical peers don't make noise significant
@@ -55,6 +64,7 @@ class ServiceShift:
 
     service: str
     score: float = 0.0
+    relays_from: tuple[str, ...] = ()  # changed services it calls, which may explain its own change
     by_signal: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     items: list[tuple[float, Evidence]] = field(default_factory=list)
 
@@ -100,7 +110,8 @@ def _metric_shifts(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[st
         for r, lr in series:
             z = (lr - median) / (1.4826 * mad + METRIC_MAD_FLOOR)
             if z >= METRIC_Z and lr >= math.log(2):
-                out.append((r["service"], SIGNIFICANT * z / METRIC_Z, r, z))
+                weight = 1.0 if RESOURCE_METRIC.search(r["metric"]) else SYMPTOM_METRIC
+                out.append((r["service"], weight * SIGNIFICANT * z / METRIC_Z, r, z))
     # A service's metrics move together (CPU, latency percentiles): only its strongest counts.
     strongest: dict[str, tuple[str, float, dict[str, Any], float]] = {}
     for item in out:
@@ -161,4 +172,15 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
             "metric", service, r["metric"],
             f"{r['metric']} rose to {r['max_v']:.4g} {r['unit']} against at most {r['baseline_max']:.4g} in the "
             f"baseline, {z:.1f} deviations beyond the same metric's change on the other services"))
+
+    callees: dict[str, set[str]] = defaultdict(set)
+    for r in rows["calls"]:
+        if r["child_service"] != r["service"]:
+            callees[r["service"]].add(r["child_service"])
+    before = {name: s.score for name, s in shifts.items()}
+    for name, s in shifts.items():
+        below = sorted(c for c in callees[name] - {name} if before.get(c, 0.0) >= before[name])
+        if below:
+            s.relays_from = tuple(below)
+            s.score *= MESSENGER_SHARE
     return shifts
