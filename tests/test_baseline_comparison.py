@@ -1,0 +1,93 @@
+"""The run-level comparison with the baseline run, on runs built with the real SDK and sent through
+the real daemon: faults that leave no error status on any span (a code path cut short, a slow
+network to one service) must still be found by comparing the run with its baseline, operation by
+operation, the way the Nezha replay (`bench/nezha.py`) measures it on real fault data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import SpanKind
+
+from tests import otlp
+from tests.test_cli import triage
+
+
+class Shop:
+    """A runner, an API and a store, each with its own SDK providers, exporting to the daemon."""
+
+    def __init__(self, address: str) -> None:
+        self.providers = {name: otlp.tracer_provider(address, {"service.name": name}) for name in ("api", "store")}
+        self.runners: dict[str, object] = {}
+        self.address = address
+        self.logs = LoggerProvider(resource=Resource.create({"service.name": "store"}))
+        self.logs.add_log_record_processor(BatchLogRecordProcessor(otlp.log_exporter(address)))
+        self.logger = logging.getLogger(f"tests.comparison.store.{id(self)}")
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(LoggingHandler(level=logging.INFO, logger_provider=self.logs))
+
+    def run(self, run_id: str, tests: int, failing: set[int], *, checks_stock: bool, wire_delay: float) -> None:
+        runner = otlp.tracer_provider(self.address, {"service.name": "runner", "cicd.pipeline.run.id": run_id})
+        self.runners[run_id] = runner
+        rt, at, st = (runner.get_tracer("t"), self.providers["api"].get_tracer("t"),
+                      self.providers["store"].get_tracer("t"))
+        for i in range(tests):
+            status = "fail" if i in failing else "pass"
+            with rt.start_as_current_span(f"test_item_{i}", attributes={"test.case.name": f"test_item_{i}",
+                                                                         "test.case.result.status": status}):
+                with at.start_as_current_span("GET /items/{id}", kind=SpanKind.SERVER):
+                    with at.start_as_current_span("GET", kind=SpanKind.CLIENT,
+                                                  attributes={"url.full": "http://store/items/7"}):
+                        time.sleep(wire_delay)  # the network between api and store
+                        with st.start_as_current_span("GET /items/{id}", kind=SpanKind.SERVER):
+                            self.logger.info("loaded item %d from cache", i)
+                            if checks_stock:
+                                self.logger.info("checked stock for item %d: %d left", i, 40 + i)
+
+    def flush(self) -> None:
+        for tp in [*self.providers.values(), *self.runners.values()]:
+            assert tp.force_flush(10_000)
+            tp.shutdown()
+        assert self.logs.force_flush(10_000)
+        self.logs.shutdown()
+
+
+def _explain(db, run_id: str, baseline: str) -> dict:
+    return json.loads(triage("explain", run_id, "--db", str(db), "--baseline", baseline, "--json").stdout)
+
+
+def test_a_code_path_cut_short_is_found_by_its_missing_log_lines(daemon, db_path):
+    shop = Shop(daemon.address)
+    shop.run("base", 30, set(), checks_stock=True, wire_delay=0)
+    shop.run("broken", 30, {3, 11, 19}, checks_stock=False, wire_delay=0)
+    shop.flush()
+    assert daemon.terminate() == 0
+    result = _explain(db_path, "broken", "base")
+    assert len(result["failed_tests"]) == 3
+    # No span errs and nothing is slow: only the comparison with the baseline can name the store.
+    assert all(t["root_cause"] is None for t in result["failed_tests"])
+    top = result["suspects"][0]
+    assert top["service"] == "store", result["suspects"]
+    (evidence,) = [e for e in top["evidence"] if e["kind"] == "log-template"]
+    assert evidence["detail"].startswith("stopped logging \u201c") and "checked stock for item <*>" in evidence["detail"]
+    assert "differs from the baseline run in logs" in top["reason"]
+
+
+def test_a_slow_wire_points_at_the_service_being_called(daemon, db_path):
+    shop = Shop(daemon.address)
+    shop.run("base", 20, set(), checks_stock=True, wire_delay=0)
+    shop.run("slow", 20, {0, 5}, checks_stock=True, wire_delay=0.03)
+    shop.flush()
+    assert daemon.terminate() == 0
+    result = _explain(db_path, "slow", "base")
+    services = [s["service"] for s in result["suspects"]]
+    # Both ends of the slow wire changed; the callee takes the full weight, the caller half.
+    assert services[:2] == ["store", "api"], result["suspects"]
+    wire = [e for e in result["suspects"][0]["evidence"] if e["kind"] == "latency"]
+    assert wire and "time on the wire (wire from api)" in wire[0]["detail"]
