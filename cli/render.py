@@ -59,10 +59,17 @@ def explanation_text(e: Explanation) -> str:
         lines.append(f"run {e.run_id}: all {e.tests} tests passed; nothing to explain.")
         return "\n".join(lines)
     lines.append(f"run {e.run_id}: {len(e.failed_tests)} of {e.tests} tests failed")
-    if e.suspects and e.suspects[0].failed_tests:
+    if e.suspects and (e.suspects[0].failed_tests or e.suspects[0].evidence):
         top = e.suspects[0]
         lines.append(f"most likely cause: {top.service} ({top.reason}, score {top.score:.2f})")
     lines.append(f"baseline: {e.baseline}")
+    changed = [s for s in e.suspects[:3] if s.evidence]
+    if changed:
+        lines.append("")
+        lines.append("against the baseline run:")
+        for s in changed:
+            lines.append(f"  {s.service} (score {s.score:.2f})")
+            lines += [f"  - [{ev.kind}] {ev.operation}: {ev.detail[:200]}" for ev in s.evidence[:3]]
     for f in e.failed_tests:
         lines.append("")
         lines.append(f"FAILED {f.test}")

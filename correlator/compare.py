@@ -37,8 +37,8 @@ MORE_OF_THE_USUAL = 0.25
 # caller's share is half, so a single slow edge points at the service being called.
 CALLER_SHARE_OF_WIRE = 0.5
 EVIDENCE_PER_SERVICE = 4
-# A service whose callee changed at least as much may only be relaying (errors and skipped work
-# travel up the call graph, the way trouble below a span makes it a messenger in a failed test).
+# A service whose callee changed too may only be relaying (errors and skipped work travel up the
+# call graph, the way unexplained trouble below a span makes it a messenger in a failed test).
 MESSENGER_SHARE = 0.5
 # Saturated resources cause failures; latency, traffic and error-rate metrics show their effects,
 # which the spans and logs already locate better. (system.cpu.*, process.cpu.*, k8s.pod.memory.*,
@@ -179,7 +179,7 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
             callees[r["service"]].add(r["child_service"])
     before = {name: s.score for name, s in shifts.items()}
     for name, s in shifts.items():
-        below = sorted(c for c in callees[name] - {name} if before.get(c, 0.0) >= before[name])
+        below = sorted(c for c in callees[name] - {name} if before.get(c, 0.0) >= SIGNIFICANT)
         if below:
             s.relays_from = tuple(below)
             s.score *= MESSENGER_SHARE
