@@ -85,6 +85,15 @@ def stats(daemon: str) -> dict[str, Any]:
     return {"db_path": response.db_path, "schema_version": response.schema_version, "metrics": points}
 
 
+def files(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
+    if daemon:
+        response = call(daemon, "ListFiles", triage_pb2.ListFilesRequest())
+        fields = [f.name for f in triage_pb2.DroppedFile.DESCRIPTOR.fields]
+        return [{name: getattr(f, name) for name in fields} for f in response.files]
+    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
+        return r.files()
+
+
 def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> Explanation:
     if daemon:
         request = triage_pb2.ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")

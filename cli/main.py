@@ -59,17 +59,27 @@ def cli() -> None:
               help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
 @click.option("--decode-workers", type=int, default=1, show_default=True,
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
+@click.option("--listen-http", metavar="HOST:PORT|off", envvar="TRIAGE_LISTEN_HTTP", default=defaults.LISTEN_HTTP,
+              show_default=True, help="OTLP/HTTP listener (POST /v1/traces, /v1/logs, /v1/metrics); 'off' disables it.")
+@click.option("--watch", "watch", metavar="DIR", multiple=True,
+              help="Take in JUnit XML and OTLP/JSON files dropped into DIR, each once (repeatable).")
+@click.option("--max-file-bytes", type=int, default=defaults.MAX_FILE_BYTES, show_default=True,
+              help="Dropped files larger than this are reported and not read.")
+@click.option("--settle-seconds", type=float, default=defaults.SETTLE_SECONDS, show_default=True,
+              help="A dropped file is complete once its size and mtime held still this long.")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
-          max_pending_bytes: int,
-          decode_workers: int) -> None:
-    """Run the sidecar daemon: receive OTLP/gRPC traces, logs and metrics into DuckDB."""
+          max_pending_bytes: int, decode_workers: int, listen_http: str, watch: tuple[str, ...],
+          max_file_bytes: int, settle_seconds: float) -> None:
+    """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
     from otel_triage.collector.server import Daemon, ListenError, ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
-                         max_pending_bytes=max_pending_bytes)
+                         max_pending_bytes=max_pending_bytes,
+                         listen_http=None if listen_http.lower() in ("off", "none", "") else listen_http,
+                         watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds)
     daemon = Daemon(config)
     try:
         port = daemon.start()
@@ -78,12 +88,29 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # The gRPC line last: scripts (and tests/daemon.py) wait for it as the sign everything is up.
+    if daemon.http is not None:
+        click.echo(f"triage: OTLP/HTTP listening on {config.listen_http.rpartition(':')[0]}:{daemon.http.port}", err=True)
+    for folder in watch:
+        click.echo(f"triage: watching {folder}", err=True)
     click.echo(f"triage: listening on {daemon.host}:{port}", err=True)
     while not stop.wait(3600):
         pass
     click.echo("triage: stopping: draining in-flight exports", err=True)
     daemon.stop()
     click.echo("triage: stopped; everything acknowledged is committed", err=True)
+
+
+@cli.command()
+@source_options
+@click.option("--json", "as_json", is_flag=True, help="Print {\"files\": [...]} as JSON.")
+def files(db: str, daemon: str | None, as_json: bool) -> None:
+    """List the files taken in from --watch folders; rejected ones say why."""
+    found = client.files(db, daemon)
+    if as_json:
+        click.echo(json.dumps({"files": found}, indent=2))
+    else:
+        click.echo(render.files_table(found))
 
 
 @cli.command()

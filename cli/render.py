@@ -38,6 +38,14 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
     return table(["RUN", "LAST SEEN (UTC)", "SPANS", "LOGS", "POINTS", "SERVICES"], rows)
 
 
+def files_table(files: list[dict[str, Any]]) -> str:
+    if not files:
+        return "no files taken in yet (start the daemon with --watch DIR)"
+    rows = [[_when(f["ingested_at_unix_nano"]), f["status"], f["format"], str(f["items"]), f["run_id"] or "-",
+             f["path"], f["error"][:120]] for f in files]
+    return table(["taken", "status", "format", "items", "run", "path", "error"], rows)
+
+
 def stats_table(stats: dict[str, Any]) -> str:
     rows = []
     for p in stats["metrics"]:
@@ -76,6 +84,8 @@ def explanation_text(e: Explanation) -> str:
         if f.message:
             first = f.message.strip().splitlines()[0] if f.message.strip() else ""
             lines.append(f"  test said: {first[:160]}")
+        if f.link:
+            lines.append(f"  linked: {f.link}")
         if f.root_cause is None:
             lines.append(f"  cause: none in the services — {f.no_cause_reason}")
             continue

@@ -5,3 +5,6 @@ LISTEN = "127.0.0.1:4317"
 MAX_REQUEST_BYTES = 64 << 20  # the OTLP spec's recommendation, measured after decompression
 MAX_ITEM_BYTES = 1 << 20
 MAX_PENDING_BYTES = 512 << 20
+LISTEN_HTTP = "127.0.0.1:4318"
+MAX_FILE_BYTES = 256 << 20  # a dropped file is read and committed whole
+SETTLE_SECONDS = 1.0  # a dropped file is complete once its size and mtime held still this long

@@ -12,10 +12,12 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from otel_triage.collector.decode import Decoded, Limits, decode
+import pyarrow as pa
+from otel_triage.collector.decode import Decoded, Limits, MalformedRequest, decode
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.writer import WriteJob, Writer
 
@@ -116,6 +118,47 @@ class Pipeline:
             return decoded
         finally:
             self._release(len(data))
+
+    def ingest_together(self, parts: list[tuple[str, bytes]],
+                        extra: Callable[[list[Decoded | MalformedRequest]], dict[str, pa.Table]]
+                        ) -> list[Decoded | MalformedRequest]:
+        """Decode several requests and commit them with ``extra(results)`` rows in one transaction.
+
+        A dropped file and its ledger row go in together, so a crash leaves both or neither. A part
+        that does not parse is returned as its MalformedRequest and the others still go in; the
+        caller decides what to record. Waits, rather than refusing, while the pipeline is busy: a
+        file on disk can wait, an exporter would have retried anyway.
+        """
+        size = sum(len(data) for _, data in parts)
+        while True:
+            try:
+                self._admit(size)
+                break
+            except Overloaded:
+                time.sleep(0.2)
+        try:
+            results: list[Decoded | MalformedRequest] = []
+            tables: dict[str, list[pa.Table]] = {}
+            rows = 0
+            for signal, data in parts:
+                try:
+                    decoded = self._decode(signal, data)
+                except MalformedRequest as exc:
+                    results.append(exc)
+                    continue
+                results.append(decoded)
+                rows += decoded.accepted
+                for name, table in decoded.tables.items():
+                    tables.setdefault(name, []).append(table)
+                attrs = {"signal": signal}
+                self._metrics.received.add(decoded.accepted + decoded.rejected, attrs)
+                self._metrics.accepted.add(decoded.accepted, attrs)
+            merged = {name: pa.concat_tables(ts, promote_options="default") for name, ts in tables.items()}
+            merged.update(extra(results))
+            self._writer.submit(WriteJob(merged, rows)).result()
+            return results
+        finally:
+            self._release(size)
 
     def close(self) -> None:
         """Refuse new requests; in-flight ones finish (the server drains them before this)."""

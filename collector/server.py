@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 from otel_triage.collector import defaults, receiver
 from otel_triage.collector.decode import Limits
+from otel_triage.collector.files import FileIngester
+from otel_triage.collector.http_receiver import HttpReceiver
 from otel_triage.collector.pipeline import Pipeline
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.collector.storage.writer import Writer
+from otel_triage.collector.watch import FolderWatcher
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -36,16 +40,20 @@ class ServeConfig:
     max_pending_bytes: int = defaults.MAX_PENDING_BYTES
     decode_workers: int = 0
     rpc_threads: int = 32
+    listen_http: str | None = defaults.LISTEN_HTTP  # None: no OTLP/HTTP listener
+    watch: tuple[str, ...] = ()
+    max_file_bytes: int = defaults.MAX_FILE_BYTES
+    settle_seconds: float = defaults.SETTLE_SECONDS
 
 
 class ListenError(Exception):
     pass
 
 
-def split_host_port(address: str) -> tuple[str, int]:
+def split_host_port(address: str, option: str = "--listen", example: str = "127.0.0.1:4317") -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise ListenError(f"--listen expects HOST:PORT (e.g. 127.0.0.1:4317), got {address!r}")
+        raise ListenError(f"{option} expects HOST:PORT (e.g. {example}), got {address!r}")
     return host, int(port)
 
 
@@ -84,15 +92,27 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         return triage_pb2.ExplainResponse(json=text)
 
 
+    def ListFiles(self, request: triage_pb2.ListFilesRequest, context: grpc.ServicerContext) -> Any:
+        files = self._daemon.read(lambda cur: Reader(cur).files())
+        return triage_pb2.ListFilesResponse(files=[triage_pb2.DroppedFile(**f) for f in files])
+
+
 class Daemon:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self._server: grpc.Server | None = None
         self.port = 0
+        self.http: HttpReceiver | None = None
+        self.watcher: FolderWatcher | None = None
 
     def start(self) -> int:
         cfg = self.config
         host, port = split_host_port(cfg.listen)
+        http_address = split_host_port(cfg.listen_http, "--listen-http", "127.0.0.1:4318") if cfg.listen_http else None
+        folders = [Path(d) for d in cfg.watch]
+        for folder in folders:
+            if not folder.is_dir():
+                raise ListenError(f"--watch {folder}: not a directory")
         con = open_writer(cfg.db)
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
@@ -123,9 +143,21 @@ class Daemon:
         if not self.port:
             self._close_storage()
             raise ListenError(f"cannot listen on {cfg.listen} (is another daemon running there?)")
+        if http_address:
+            try:
+                self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes)
+            except OSError as exc:
+                server.stop(0)
+                self._close_storage()
+                raise ListenError(f"cannot listen on {cfg.listen_http} (--listen-http): {exc.strerror or exc}") from exc
+            self.http.start()
         server.start()
         self._server = server
         self.host = host
+        if folders:
+            ingester = FileIngester(self.pipeline, self.read, cfg.run_id, cfg.max_file_bytes)
+            self.watcher = FolderWatcher(folders, ingester, cfg.settle_seconds)
+            self.watcher.start()
         return self.port
 
     def read(self, fn: Any) -> Any:
@@ -137,6 +169,10 @@ class Daemon:
 
     def stop(self, grace: float = 30.0) -> None:
         """Stop accepting, let in-flight exports commit, then checkpoint and close the file."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.http is not None:
+            self.http.stop()
         if self._server is not None:
             self._server.stop(grace).wait()
         self._close_storage()

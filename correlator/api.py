@@ -43,6 +43,13 @@ def _no_cause_reason(cands: list[Candidate], message: str | None) -> str:
             f"(best: {cands[0].service}, score {cands[0].score}); the test's own check failed: {message or ''}")
 
 
+LINKS = {  # tests.sql's link column, in words, surest first
+    "junit-name": "a JUnit report names this test too (matched by its normalised name): certain",
+    "trace-id": "from a JUnit report, tied to the trace whose id the report carries: certain",
+    "time-window": ("from a JUnit report that names no trace and matches no test span: tied to the run's "
+                    "traces that started while it ran, which is a guess"),
+}
+
 METRIC_WINDOW_SLACK_NS = 2_000_000_000  # metric exports lag the spans by an export interval
 METRIC_BONUS = 0.1
 TOP_FOR_METRICS = 3
@@ -158,7 +165,7 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
             test=t["test"], trace_id=t["trace_id"], span_id=t["span_id"], message=t["message"],
             exception_type=t["exception_type"], root_cause=cause,
             no_cause_reason=None if cause else _no_cause_reason(cands, t["message"]),
-            candidates=tuple(cands),
+            candidates=tuple(cands), link=LINKS.get(t.get("link") or ""),
         ))
 
     groups: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)

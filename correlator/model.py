@@ -43,6 +43,7 @@ class FailedTest:
     root_cause: Candidate | None
     no_cause_reason: str | None
     candidates: tuple[Candidate, ...]
+    link: str | None = None  # how a test from a JUnit report was tied to the traces (None: it is a span)
 
 
 @dataclass(frozen=True)

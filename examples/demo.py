@@ -36,7 +36,8 @@ def step(text: str) -> None:
 
 
 def start_daemon(db: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([*triage_cmd(), "serve", "--db", db, "--listen", "127.0.0.1:0"],
+    proc = subprocess.Popen([*triage_cmd(), "serve", "--db", db, "--listen", "127.0.0.1:0",
+                             "--listen-http", "127.0.0.1:0"],
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr
     for line in proc.stderr:

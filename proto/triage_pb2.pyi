@@ -92,3 +92,35 @@ class ExplainResponse(_message.Message):
     JSON_FIELD_NUMBER: _ClassVar[int]
     json: str
     def __init__(self, json: _Optional[str] = ...) -> None: ...
+
+class ListFilesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DroppedFile(_message.Message):
+    __slots__ = ("path", "sha256", "size_bytes", "format", "status", "run_id", "items", "error", "ingested_at_unix_nano")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    INGESTED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    sha256: str
+    size_bytes: int
+    format: str
+    status: str
+    run_id: str
+    items: int
+    error: str
+    ingested_at_unix_nano: int
+    def __init__(self, path: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., format: _Optional[str] = ..., status: _Optional[str] = ..., run_id: _Optional[str] = ..., items: _Optional[int] = ..., error: _Optional[str] = ..., ingested_at_unix_nano: _Optional[int] = ...) -> None: ...
+
+class ListFilesResponse(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[DroppedFile]
+    def __init__(self, files: _Optional[_Iterable[_Union[DroppedFile, _Mapping]]] = ...) -> None: ...

@@ -49,6 +49,11 @@ class TriageStub:
                 request_serializer=otel__triage_dot_proto_dot_triage__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=otel__triage_dot_proto_dot_triage__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.ListFiles = channel.unary_unary(
+                '/triage.v1.Triage/ListFiles',
+                request_serializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.SerializeToString,
+                response_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.FromString,
+                _registered_method=True)
 
 
 class TriageServicer:
@@ -75,6 +80,13 @@ class TriageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFiles(self, request, context):
+        """Files taken in from --watch folders (the ledger), newest first, rejected ones with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TriageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_TriageServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=otel__triage_dot_proto_dot_triage__pb2.ExplainRequest.FromString,
                     response_serializer=otel__triage_dot_proto_dot_triage__pb2.ExplainResponse.SerializeToString,
+            ),
+            'ListFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFiles,
+                    request_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.FromString,
+                    response_serializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +192,33 @@ class Triage:
             '/triage.v1.Triage/Explain',
             otel__triage_dot_proto_dot_triage__pb2.ExplainRequest.SerializeToString,
             otel__triage_dot_proto_dot_triage__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/triage.v1.Triage/ListFiles',
+            otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.SerializeToString,
+            otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.FromString,
             options,
             channel_credentials,
             insecure,

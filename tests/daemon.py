@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LISTENING = re.compile(r"triage: listening on (\S+):(\d+)")
+HTTP_LISTENING = re.compile(r"triage: OTLP/HTTP listening on (\S+):(\d+)")
 
 
 @dataclass
@@ -21,11 +22,13 @@ class DaemonProcess:
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     address: str = ""
+    http_address: str = ""  # host:port of the OTLP/HTTP listener ("" when off)
     stderr_lines: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 30.0) -> DaemonProcess:
+        http = [] if any(a.startswith("--listen-http") for a in self.args) else ["--listen-http", "127.0.0.1:0"]
         cmd = [sys.executable, "-m", "otel_triage.cli", "serve", "--db", str(self.db),
-               "--listen", "127.0.0.1:0", *self.args]
+               "--listen", "127.0.0.1:0", *http, *self.args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
         found = threading.Event()
@@ -34,6 +37,9 @@ class DaemonProcess:
             assert self.proc and self.proc.stderr
             for line in self.proc.stderr:
                 self.stderr_lines.append(line)
+                h = HTTP_LISTENING.search(line)
+                if h:
+                    self.http_address = f"{h.group(1)}:{h.group(2)}"
                 m = LISTENING.search(line)
                 if m and not found.is_set():
                     self.address = f"{m.group(1)}:{m.group(2)}"

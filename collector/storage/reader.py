@@ -105,6 +105,19 @@ class Reader:
             sql("compare_metrics"), {"run_id": run_id, "baseline_run_id": baseline_run_id}))
         return out
 
+    def junit_run(self, names: list[str], start_ns: int, end_ns: int) -> tuple[str, str] | None:
+        """(run id, how it matched) for a JUnit report that names no run (junit_run.sql)."""
+        self.all_tests()
+        row = self.con.execute(sql("junit_run"), {"names": names, "start_ns": start_ns, "end_ns": end_ns}).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def files(self) -> list[dict[str, Any]]:
+        """The drop folder's ledger, newest first."""
+        return rows_as_dicts(self.con.execute(sql("files")))
+
+    def seen_file(self, sha256: str) -> bool:
+        return bool(self.con.execute(sql("file_seen"), {"sha256": sha256}).fetchone()[0])
+
     def metric_shifts(self, run_id: str, baseline_run_id: str,
                       windows: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
         """Metrics of the given services that rose in the given windows against the baseline run."""

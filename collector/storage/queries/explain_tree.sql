@@ -9,6 +9,16 @@ WITH RECURSIVE edges AS (
     SELECT l.LinkedTraceId, l.LinkedSpanId, l.TraceId, l.SpanId
     FROM otel_traces_links AS l
     JOIN explain_spans AS s ON s.TraceId = l.TraceId AND s.SpanId = l.SpanId
+    UNION ALL
+    -- A JUnit test (a leaf span) owns the root spans of the trace its report named, or, tied by
+    -- nothing surer, the roots of the run's traces that started while it ran.
+    SELECT t.trace_id, t.span_id, s.TraceId, s.SpanId
+    FROM explain_tests AS t
+    JOIN explain_spans AS s
+      ON (t.link = 'trace-id' AND s.TraceId = t.trace_id)
+      OR (t.link = 'time-window' AND s.start_ns >= t.start_unix_nano
+          AND s.start_ns <= t.start_unix_nano + t.duration_ns)
+    WHERE t.convention = 'junit' AND s.ParentSpanId = '' AND s.SpanId <> t.span_id AND s.service <> 'junit'
 ),
 tree(test_span, TraceId, SpanId, depth, path) AS (
     SELECT span_id, trace_id, span_id, 0, [span_id] FROM explain_tests

@@ -5,6 +5,11 @@
 --     (its ::setup/::call/::teardown children carry the same attributes: they are phases, not tests;
 --     a failure in setup or teardown marks ERROR on the phase span only);
 --   * pytest-otel: tests.name, tests.status;
+--   * JUnit reports from the drop folder (collector/junit.py): OTel-convention spans of the "junit"
+--     resource. When a test span of the same run has the same test name (normalised, so pytest's
+--     "tests/test_x.py::test_y" equals JUnit's "tests.test_x.test_y"), the span wins (it has the
+--     subtree) and says the report confirmed it; otherwise the JUnit test stays, tied to the traces
+--     by the trace id its report carried, else by its time window (explain_tree.sql).
 --   * otherwise, only in a run where none of the above appear: any span of the runner's resource (the
 --     one carrying the run id) with ERROR status and an exception event is a failed test.
 -- A test is failed when its convention says so or its span (or a phase child) has ERROR status.
@@ -21,6 +26,7 @@ marked AS (
     -- A cheap substring test first, so JSON is parsed only for spans that can be tests.
     SELECT *,
         CASE
+            WHEN contains(SpanAttributes, '"triage.junit.file"') THEN 'junit'
             WHEN contains(SpanAttributes, '"test.case.name"') THEN 'otel-semconv'
             WHEN contains(SpanAttributes, '"pytest.span_type":"test"')
                  AND SpanName = SpanAttributes ->> '$."pytest.nodeid"' THEN 'pytest-opentelemetry'
@@ -50,12 +56,36 @@ tests AS (
     UNION ALL BY NAME
     SELECT * FROM marked WHERE convention IS NOT NULL
 ),
+named AS (
+    SELECT *, trim(regexp_replace(regexp_replace(lower(coalesce(
+                  SpanAttributes ->> '$."test.case.name"', SpanAttributes ->> '$."pytest.nodeid"',
+                  SpanAttributes ->> '$."tests.name"', SpanName)), '\.py(::|$)', '.', 'g'),
+                  '[^a-z0-9]+', '.', 'g'), '.') AS name_key
+    FROM tests
+),
+confirmed AS (
+    -- (run, name) pairs a JUnit report and a test span both describe
+    SELECT DISTINCT j.run_id, j.name_key
+    FROM named AS j JOIN named AS s ON s.run_id = j.run_id AND s.name_key = j.name_key
+    WHERE j.convention = 'junit' AND s.convention <> 'junit'
+),
+kept AS (
+    SELECT n.*,
+        CASE
+            WHEN n.convention <> 'junit' AND c.name_key IS NOT NULL THEN 'junit-name'
+            WHEN n.convention = 'junit' AND n.SpanAttributes ->> '$."triage.junit.link"' = 'trace-id' THEN 'trace-id'
+            WHEN n.convention = 'junit' THEN 'time-window'
+        END AS link
+    FROM named AS n
+    LEFT JOIN confirmed AS c ON c.run_id = n.run_id AND c.name_key = n.name_key
+    WHERE NOT (n.convention = 'junit' AND c.name_key IS NOT NULL)
+),
 first_exception AS (
     SELECT e.TraceId, e.SpanId,
            arg_min(e.Attributes ->> '$."exception.type"', e.Timestamp) AS exception_type,
            arg_min(e.Attributes ->> '$."exception.message"', e.Timestamp) AS exception_message
     FROM otel_traces_events AS e
-    JOIN tests AS t ON e.TraceId = t.TraceId AND e.SpanId = t.SpanId
+    JOIN kept AS t ON e.TraceId = t.TraceId AND e.SpanId = t.SpanId
     WHERE e.Name = 'exception'
     GROUP BY ALL
 )
@@ -80,8 +110,9 @@ SELECT
     coalesce(fe.exception_message, nullif(t.StatusMessage, ''), pe.message,
              t.SpanAttributes ->> '$."tests.message"') AS message,
     epoch_ns(t.Timestamp) AS start_unix_nano,
-    t.Duration AS duration_ns
-FROM tests AS t
+    t.Duration AS duration_ns,
+    t.link
+FROM kept AS t
 LEFT JOIN phase_errors AS pe ON pe.TraceId = t.TraceId AND pe.SpanId = t.SpanId
 LEFT JOIN first_exception AS fe ON fe.TraceId = t.TraceId AND fe.SpanId = t.SpanId
 ORDER BY t.run_id, t.Timestamp

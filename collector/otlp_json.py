@@ -1,0 +1,75 @@
+"""OTLP/JSON → the protobuf request the pipeline takes, by the OTLP specification's JSON encoding.
+
+protobuf's own JSON mapping does nearly all of it (lowerCamelCase names, enums as names or numbers,
+64-bit integers as strings, unknown fields ignored as the spec requires). The one rule it does not
+know: trace and span ids are hex strings in OTLP/JSON, not base64. They are rewritten before parsing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+REQUESTS: dict[str, type[Message]] = {
+    "traces": ExportTraceServiceRequest,
+    "logs": ExportLogsServiceRequest,
+    "metrics": ExportMetricsServiceRequest,
+}
+TOP_LEVEL = {"resourceSpans": "traces", "resourceLogs": "logs", "resourceMetrics": "metrics"}
+ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+
+class InvalidJson(ValueError):
+    """The body is not an OTLP/JSON export request; the message says where and why."""
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ID_FIELDS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError as exc:
+                    raise InvalidJson(f"{key} {value[:40]!r} is not hex, as OTLP/JSON requires") from exc
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def signal_of(doc: dict[str, Any]) -> str | None:
+    """Which signal an export request's JSON object carries (the Collector's file exporter mixes them)."""
+    for key, signal in TOP_LEVEL.items():
+        if key in doc:
+            return signal
+    return None
+
+
+def to_protobuf(signal: str, body: bytes | dict[str, Any]) -> bytes:
+    """One OTLP/JSON export request (bytes or a parsed object) as the serialised protobuf request."""
+    try:
+        doc = orjson.loads(body) if isinstance(body, (bytes, bytearray, memoryview, str)) else body
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidJson(f"an OTLP/JSON request is an object, got {type(doc).__name__}")
+    _hex_ids_to_base64(doc)
+    try:
+        message = json_format.ParseDict(doc, REQUESTS[signal](), ignore_unknown_fields=True)
+    except (json_format.ParseError, binascii.Error, TypeError, ValueError) as exc:
+        raise InvalidJson(str(exc)) from exc
+    return message.SerializeToString()
+
+
+def response_json(message: Message) -> bytes:
+    """An export response in OTLP/JSON (field names in lowerCamelCase, defaults omitted)."""
+    return json_format.MessageToJson(message, indent=None).encode()
