@@ -1,10 +1,12 @@
 """Ingest throughput of `triage serve` against a parse-and-drop gRPC ceiling, on the same load.
 
     python bench/ingest.py [--spans 400000] [--clients 2] [--streams 4] [--batch 512] [--decode-workers 1]
+                           [--protocol grpc|http]
 
 Client processes send pre-serialized, realistic OTLP trace requests (unique ids, ~10 attributes a
 span, 20% with an event, 4% with an exception event, 5 services) over several concurrent gRPC calls
-each. Prints accepted spans/s with ack-after-commit, the daemon's CPU (its decode workers included)
+each (or OTLP/HTTP protobuf POSTs on keep-alive connections with --protocol http). Prints accepted
+spans/s with ack-after-commit, the daemon's CPU (its decode workers included)
 and peak RSS, then the same load against a bare grpcio receiver that parses each request and drops
 it. Verifies that every acknowledged span is in the file.
 """
@@ -12,6 +14,7 @@ it. Verifies that every acknowledged span is in the file.
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing as mp
 import os
 import random
@@ -82,7 +85,28 @@ def make_requests(client: int, n_requests: int, batch: int) -> list[bytes]:
     return out
 
 
-def client_main(client: int, address: str, n_requests: int, batch: int, streams: int, ready, go, result) -> None:
+def http_stream(address: str, chunk: list[bytes]) -> int:
+    """POST each payload to /v1/traces on one keep-alive connection; retry 503s as exporters do."""
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=120)
+    failures = 0
+    for p in chunk:
+        for _attempt in range(50):
+            conn.request("POST", "/v1/traces", body=p, headers={"Content-Type": "application/x-protobuf"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status == 200:
+                break
+            if resp.status != 503:
+                raise RuntimeError(f"HTTP {resp.status}")
+            failures += 1
+            time.sleep(0.05)
+    conn.close()
+    return failures
+
+
+def client_main(client: int, address: str, n_requests: int, batch: int, streams: int, ready, go, result,
+                protocol: str = "grpc") -> None:
     payloads = make_requests(client, n_requests, batch)
     ready.put(sum(len(p) for p in payloads))
     go.wait()
@@ -92,6 +116,9 @@ def client_main(client: int, address: str, n_requests: int, batch: int, streams:
 
     def stream(chunk: list[bytes]) -> None:
         nonlocal failures
+        if protocol == "http":
+            failures += http_stream(address, chunk)
+            return
         for p in chunk:
             for _attempt in range(50):
                 try:
@@ -152,8 +179,9 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
     ctx = mp.get_context("spawn")
     ready, result, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     per_client = args.spans // args.batch // args.clients
+    protocol = getattr(args, "protocol_now", "grpc")
     procs = [ctx.Process(target=client_main, args=(c, address, per_client, args.batch, args.streams,
-                                                    ready, go, result)) for c in range(args.clients)]
+                                                    ready, go, result, protocol)) for c in range(args.clients)]
     for p in procs:
         p.start()
     wire = sum(ready.get() for _ in procs)
@@ -192,6 +220,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--decode-workers", type=int, default=1)
+    parser.add_argument("--protocol", choices=["grpc", "http"], default="grpc",
+                        help="OTLP/gRPC (--listen) or OTLP/HTTP protobuf POSTs (--listen-http)")
     args = parser.parse_args()
     print(f"load: {args.spans} spans in requests of {args.batch}, {args.clients} client processes x "
           f"{args.streams} concurrent calls, {os.cpu_count()} cores")
@@ -201,11 +231,13 @@ def main() -> None:
         daemon = DaemonProcess(db, ["--decode-workers", str(args.decode_workers)]).start()
         time.sleep(1.0)
         pids = process_tree(daemon.pid)
-        r = drive(daemon.address, pids, args)
+        args.protocol_now = args.protocol
+        r = drive(daemon.http_address if args.protocol == "http" else daemon.address, pids, args)
+        args.protocol_now = "grpc"
         daemon.terminate()
         stored = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM otel_traces").fetchone()[0]
         size_mb = db.stat().st_size / 2**20
-    print(f"triage serve (ack after commit, decode workers {args.decode_workers}): "
+    print(f"triage serve over OTLP/{args.protocol} (ack after commit, decode workers {args.decode_workers}): "
           f"{r['spans_per_s']:,.0f} spans/s  ({r['spans']:,} spans in {r['seconds']:.2f}s; "
           f"{r['wire_mb']:.0f} MB on the wire)")
     print(f"  daemon CPU {r['cpu_s']:.1f}s = {r['cpu_s'] / r['seconds']:.2f} cores, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from tests.conftest import query
 from tests.daemon import DaemonProcess
 from tests.test_cli import triage
-from tests.test_junit import pytest_report
+from tests.test_junit import SUITE, pytest_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -130,3 +131,29 @@ def test_bad_files_are_reported_and_the_rest_still_goes_in(tmp_path, db_path):
     assert failed["test"] == "com.shop.OrderServiceIT.cancelsOrder"
     assert (failed["exception_type"], failed["message"]) == ("java.net.ConnectException", "Connection refused")
     assert "tied to the trace whose id the report carries" in failed["link"]
+
+
+def test_a_report_and_pytest_opentelemetry_spans_of_the_same_tests_are_listed_once(tmp_path, db_path):
+    """The same pytest session exports its spans (pytest-opentelemetry) and writes --junitxml: the
+    report joins the spans' run by test names and confirms those tests instead of doubling them."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    daemon = watching(db_path, folder)
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_shop.py").write_text(SUITE)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+           "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{daemon.address}", "OTEL_EXPORTER_OTLP_INSECURE": "true",
+           "OTEL_RESOURCE_ATTRIBUTES": "cicd.pipeline.run.id=spans-7,service.name=integration-tests"}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--export-traces",
+                    f"--junitxml={tmp_path / 'report.xml'}", str(suite / "test_shop.py")],
+                   cwd=suite, env=env, capture_output=True, check=False, timeout=120)
+    drop(folder, "report.xml", (tmp_path / "report.xml").read_bytes())
+    (row,) = wait_for_files(daemon, 1)
+    assert (row["status"], row["run_id"]) == ("ingested", "spans-7")  # matched by test names
+    assert daemon.terminate() == 0
+    explanation = json.loads(triage("explain", "spans-7", "--db", str(db_path), "--json").stdout)
+    failed = sorted((t["test"], t["link"]) for t in explanation["failed_tests"])
+    confirmed = "a JUnit report names this test too (matched by its normalised name): certain"
+    assert failed == [("test_shop.py::test_errors", confirmed), ("test_shop.py::test_fails", confirmed)]
+    assert explanation["tests"] == 4
