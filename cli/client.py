@@ -94,27 +94,6 @@ def files(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
         return r.files()
 
 
-def run_status(db: str | None, daemon: str | None, run_id: str) -> dict[str, Any]:
-    """{"known", "complete", "reason", "completed_at_unix_nano"} for one run."""
-    if daemon:
-        r = call(daemon, "RunStatus", triage_pb2.RunStatusRequest(run_id=run_id))
-        return {"known": r.known, "complete": r.complete, "reason": r.reason,
-                "completed_at_unix_nano": r.completed_at_unix_nano}
-    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
-        done = r.completed_runs().get(run_id)
-        return {"known": run_id in r.run_ids(), "complete": done is not None,
-                "reason": done["reason"] if done else "",
-                "completed_at_unix_nano": done["completed_at_unix_nano"] if done else 0}
-
-
-def trace_spans(db: str | None, daemon: str | None, trace_ids: list[str]) -> list[dict[str, Any]]:
-    if daemon:
-        response = call(daemon, "TraceSpans", triage_pb2.TraceSpansRequest(trace_ids=trace_ids), timeout=300)
-        return json.loads(response.json)
-    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
-        return r.trace_spans(trace_ids)
-
-
 def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> Explanation:
     if daemon:
         request = triage_pb2.ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")

@@ -11,16 +11,12 @@ import logging
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
 import click
 from otel_triage.cli import client, render
 from otel_triage.collector import defaults
 from otel_triage.collector.storage.db import StoreError
-from otel_triage.correlator.model import Explanation
-
-FORMATS = ["text", "json", "markdown", "slack"]
 
 
 def source_options(fn: Any) -> Any:
@@ -71,18 +67,9 @@ def cli() -> None:
               help="Dropped files larger than this are reported and not read.")
 @click.option("--settle-seconds", type=float, default=defaults.SETTLE_SECONDS, show_default=True,
               help="A dropped file is complete once its size and mtime held still this long.")
-@click.option("--quiet-period", type=float, default=defaults.QUIET_SECONDS, show_default=True,
-              help="A run with no new data this many seconds is complete.")
-@click.option("--notify", "notify", metavar="URL", multiple=True,
-              help="POST the explain JSON here when a run completes (repeatable).")
-@click.option("--notify-timeout", type=float, default=defaults.NOTIFY_TIMEOUT, show_default=True,
-              help="Seconds per webhook attempt.")
-@click.option("--notify-attempts", type=int, default=defaults.NOTIFY_ATTEMPTS, show_default=True,
-              help="Webhook attempts before giving up (exponential backoff with jitter between them).")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
           max_pending_bytes: int, decode_workers: int, listen_http: str, watch: tuple[str, ...],
-          max_file_bytes: int, settle_seconds: float, quiet_period: float, notify: tuple[str, ...],
-          notify_timeout: float, notify_attempts: int) -> None:
+          max_file_bytes: int, settle_seconds: float) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
     from otel_triage.collector.server import Daemon, ListenError, ServeConfig
@@ -92,9 +79,7 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
                          max_pending_bytes=max_pending_bytes,
                          listen_http=None if listen_http.lower() in ("off", "none", "") else listen_http,
-                         watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds,
-                         quiet_seconds=quiet_period, notify=notify, notify_timeout=notify_timeout,
-                         notify_attempts=notify_attempts)
+                         watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds)
     daemon = Daemon(config)
     try:
         port = daemon.start()
@@ -158,79 +143,14 @@ def stats(daemon: str, as_json: bool) -> None:
 @source_options
 @click.option("--baseline", metavar="RUN_ID", default=None,
               help="Compare against this run (default: the most recent earlier run where these tests passed).")
-@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (same as --format json).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="text (default), json, markdown (PR comment / $GITHUB_STEP_SUMMARY) or slack (Block Kit payload).")
-def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (see README).")
+def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool) -> None:
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
     found = client.explain(db, daemon, run_id, baseline)
-    click.echo(formatted(found, "json" if as_json else fmt or "text"), nl=False)
-
-
-@cli.command()
-@click.argument("run_id")
-@source_options
-@click.option("--timeout", "timeout", type=float, default=600.0, show_default=True,
-              help="Seconds to wait for the run to complete.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="How to print the explanation once the run is complete.")
-@click.option("--fail-on-failures", is_flag=True, help="Exit 1 when the run has failed tests.")
-@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between checks.")
-def wait(run_id: str, db: str, daemon: str | None, timeout: float, fmt: str, fail_on_failures: bool,
-         poll: float) -> None:
-    """Block until a run is complete (see README, "Run completion"), then print its explanation.
-
-    Exit codes: 0 complete; 1 complete with failed tests and --fail-on-failures; 2 timed out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.run_status(db, daemon, run_id)
-        if status["complete"]:
-            break
-        if time.monotonic() >= deadline:
-            state = "has data but is not complete" if status["known"] else "has no data yet"
-            click.echo(f"triage: run {run_id} {state} after {timeout:g} s", err=True)
-            sys.exit(2)
-        time.sleep(poll)
-    click.echo(f"triage: run {run_id} is complete: {status['reason']}", err=True)
-    found = client.explain(db, daemon, run_id, None)
-    click.echo(formatted(found, fmt), nl=False)
-    if fail_on_failures and found.failed_tests:
-        sys.exit(1)
-
-
-@cli.command()
-@click.argument("run_id")
-@source_options
-@click.option("-o", "--output", "output", metavar="FILE", default="report.html", show_default=True,
-              help="Where to write the self-contained HTML report.")
-@click.option("--baseline", metavar="RUN_ID", default=None, help="As for explain.")
-def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str | None) -> None:
-    """Write one self-contained HTML file: the verdict, every failed test, and its trace as a waterfall
-    with the path to the root cause highlighted."""
-    from otel_triage.cli.report_html import report_html
-
-    found = client.explain(db, daemon, run_id, baseline)
-    trace_ids = sorted({t.trace_id for t in found.failed_tests}
-                       | {ev.trace_id for t in found.failed_tests for c in t.candidates[:1] for ev in c.evidence
-                          if ev.trace_id})
-    spans = client.trace_spans(db, daemon, trace_ids)
-    with open(output, "w", encoding="utf-8") as f:
-        f.write(report_html(found, spans))
-    click.echo(f"triage: wrote {output} ({len(found.failed_tests)} failed tests, {len(spans)} spans)", err=True)
-
-
-def formatted(found: Explanation, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(found.to_dict(), indent=2) + "\n"
-    if fmt == "markdown":
-        from otel_triage.cli.render_markdown import explanation_markdown
-
-        return explanation_markdown(found)
-    if fmt == "slack":
-        from otel_triage.cli.render_slack import explanation_slack
-
-        return json.dumps(explanation_slack(found), indent=2, ensure_ascii=False) + "\n"
-    return render.explanation_text(found) + "\n"
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2))
+    else:
+        click.echo(render.explanation_text(found))
 
 
 def main() -> None:

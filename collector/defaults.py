@@ -8,6 +8,3 @@ MAX_PENDING_BYTES = 512 << 20
 LISTEN_HTTP = "127.0.0.1:4318"
 MAX_FILE_BYTES = 256 << 20  # a dropped file is read and committed whole
 SETTLE_SECONDS = 1.0  # a dropped file is complete once its size and mtime held still this long
-QUIET_SECONDS = 30.0  # a run with no new data this long is complete
-NOTIFY_TIMEOUT = 5.0  # seconds per webhook attempt
-NOTIFY_ATTEMPTS = 5

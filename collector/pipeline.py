@@ -60,8 +60,6 @@ class Pipeline:
         self._pool: Executor | None = self._new_pool()
         self._max_pending = max_pending_bytes
         self._pending = 0
-        # Called with every committed batch's tables (run completion watches them); set by the daemon.
-        self.observer: Callable[[dict[str, pa.Table]], None] | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -115,8 +113,6 @@ class Pipeline:
                 self._metrics.rejected.add(decoded.rejected, attrs)
             if decoded.tables:
                 self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
-                if self.observer:
-                    self.observer(decoded.tables)
             self._metrics.accepted.add(decoded.accepted, attrs)
             self._metrics.requests.add(1, {**attrs, "outcome": "ok"})
             return decoded
@@ -160,8 +156,6 @@ class Pipeline:
             merged = {name: pa.concat_tables(ts, promote_options="default") for name, ts in tables.items()}
             merged.update(extra(results))
             self._writer.submit(WriteJob(merged, rows)).result()
-            if self.observer:
-                self.observer(merged)
             return results
         finally:
             self._release(size)

@@ -15,11 +15,9 @@ from typing import Any
 
 import grpc
 from otel_triage.collector import defaults, receiver
-from otel_triage.collector.completion import RunTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
 from otel_triage.collector.http_receiver import HttpReceiver
-from otel_triage.collector.notify import Notifier
 from otel_triage.collector.pipeline import Pipeline
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
@@ -46,10 +44,6 @@ class ServeConfig:
     watch: tuple[str, ...] = ()
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     settle_seconds: float = defaults.SETTLE_SECONDS
-    quiet_seconds: float = defaults.QUIET_SECONDS
-    notify: tuple[str, ...] = ()
-    notify_timeout: float = defaults.NOTIFY_TIMEOUT
-    notify_attempts: int = defaults.NOTIFY_ATTEMPTS
 
 
 class ListenError(Exception):
@@ -103,24 +97,6 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         return triage_pb2.ListFilesResponse(files=[triage_pb2.DroppedFile(**f) for f in files])
 
 
-    def RunStatus(self, request: triage_pb2.RunStatusRequest, context: grpc.ServicerContext) -> Any:
-        def status(cur: Any) -> triage_pb2.RunStatusResponse:
-            reader = Reader(cur)
-            done = reader.completed_runs().get(request.run_id)
-            return triage_pb2.RunStatusResponse(
-                known=request.run_id in reader.run_ids(), complete=done is not None,
-                reason=done["reason"] if done else "",
-                completed_at_unix_nano=done["completed_at_unix_nano"] if done else 0)
-
-        return self._daemon.read(status)
-
-    def TraceSpans(self, request: triage_pb2.TraceSpansRequest, context: grpc.ServicerContext) -> Any:
-        import json
-
-        spans = self._daemon.read(lambda cur: Reader(cur).trace_spans(list(request.trace_ids)))
-        return triage_pb2.TraceSpansResponse(json=json.dumps(spans))
-
-
 class Daemon:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
@@ -128,8 +104,6 @@ class Daemon:
         self.port = 0
         self.http: HttpReceiver | None = None
         self.watcher: FolderWatcher | None = None
-        self.notifier: Notifier | None = None
-        self.tracker: RunTracker | None = None
 
     def start(self) -> int:
         cfg = self.config
@@ -151,14 +125,6 @@ class Daemon:
             max_pending_bytes=cfg.max_pending_bytes,
         )
         self.pipeline.warm_up()
-        known = self.read(lambda cur: (set(Reader(cur).completed_runs()), Reader(cur).run_ids()))
-        if cfg.notify:
-            self.notifier = Notifier(list(cfg.notify), self._explain_json, cfg.notify_timeout, cfg.notify_attempts)
-            self.notifier.start()
-        self.tracker = RunTracker(self._writer, cfg.quiet_seconds, *known,
-                                  on_complete=self.notifier.run_complete if self.notifier else None)
-        self.pipeline.observer = self.tracker.observe
-        self.tracker.start()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
             handlers=receiver.handlers(self.pipeline),
@@ -189,19 +155,13 @@ class Daemon:
         self._server = server
         self.host = host
         if folders:
-            ingester = FileIngester(self.pipeline, self.read, cfg.run_id, cfg.max_file_bytes,
-                                    on_report=self.tracker.mark_complete)
+            ingester = FileIngester(self.pipeline, self.read, cfg.run_id, cfg.max_file_bytes)
             self.watcher = FolderWatcher(folders, ingester, cfg.settle_seconds)
             self.watcher.start()
         return self.port
 
     def read(self, fn: Any) -> Any:
         return self._writer.read(fn)
-
-    def _explain_json(self, run_id: str) -> str:
-        from otel_triage.correlator.api import explain_json
-
-        return str(self.read(lambda cur: explain_json(cur, run_id)))
 
     def wait(self, timeout: float | None = None) -> bool:
         assert self._server is not None
@@ -215,10 +175,6 @@ class Daemon:
             self.http.stop()
         if self._server is not None:
             self._server.stop(grace).wait()
-        if self.tracker is not None:
-            self.tracker.stop()
-        if self.notifier is not None:
-            self.notifier.stop()
         self._close_storage()
 
     def _close_storage(self) -> None:

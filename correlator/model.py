@@ -31,7 +31,6 @@ class Candidate:
     signal: str  # error | latency | log | dependency
     path: tuple[str, ...] = ()  # "service: operation" from the test down to the cause
     evidence: tuple[Evidence, ...] = ()
-    path_span_ids: tuple[str, ...] = ()  # the spans of ``path`` (the callee's last, when the vote went to it)
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,6 @@ def _test_dict(test: FailedTest) -> dict[str, Any]:
     for cand in [out["root_cause"], *out["candidates"]]:
         if cand is not None:
             cand["path"] = list(cand["path"])
-            cand["path_span_ids"] = list(cand["path_span_ids"])
             cand["evidence"] = list(cand["evidence"])
     out["candidates"] = list(out["candidates"])
     return out
@@ -99,8 +97,7 @@ def _test_dict(test: FailedTest) -> dict[str, Any]:
 def _candidate(d: dict[str, Any] | None) -> Candidate | None:
     if d is None:
         return None
-    return Candidate(**{**d, "path": tuple(d["path"]), "path_span_ids": tuple(d.get("path_span_ids", ())),
-                        "evidence": tuple(Evidence(**e) for e in d["evidence"])})
+    return Candidate(**{**d, "path": tuple(d["path"]), "evidence": tuple(Evidence(**e) for e in d["evidence"])})
 
 
 def from_dict(d: dict[str, Any]) -> Explanation:

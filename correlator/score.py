@@ -103,15 +103,11 @@ def candidates_for_test(nodes: list[dict[str, Any]], path_names: dict[str, str])
         evidence[key].extend(ev)
         if key not in best or score > best[key].score:
             path = tuple(path_names.get(s, "?") for s in n["path"][1:])
-            span_ids = tuple(n["path"][1:])
             if service != n["service"]:  # the vote went to the callee: end the path there
                 path += (f"{service}: {operation}",)
-                if n.get("child_span_id") and n.get("child_service") == service:
-                    span_ids += (n["child_span_id"],)
-            best[key] = Candidate(service, operation, round(score, 3), reason, signal, path, (), span_ids)
+            best[key] = Candidate(service, operation, round(score, 3), reason, signal, path, ())
     ranked = sorted(best.values(), key=lambda c: (-c.score, c.service, c.operation))
     return [
-        Candidate(c.service, c.operation, c.score, c.reason, c.signal, c.path, tuple(evidence[(c.service, c.operation)][:8]),
-                  c.path_span_ids)
+        Candidate(c.service, c.operation, c.score, c.reason, c.signal, c.path, tuple(evidence[(c.service, c.operation)][:8]))
         for c in ranked
     ]

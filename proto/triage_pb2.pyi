@@ -124,33 +124,3 @@ class ListFilesResponse(_message.Message):
     FILES_FIELD_NUMBER: _ClassVar[int]
     files: _containers.RepeatedCompositeFieldContainer[DroppedFile]
     def __init__(self, files: _Optional[_Iterable[_Union[DroppedFile, _Mapping]]] = ...) -> None: ...
-
-class RunStatusRequest(_message.Message):
-    __slots__ = ("run_id",)
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    run_id: str
-    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
-
-class RunStatusResponse(_message.Message):
-    __slots__ = ("known", "complete", "reason", "completed_at_unix_nano")
-    KNOWN_FIELD_NUMBER: _ClassVar[int]
-    COMPLETE_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
-    COMPLETED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
-    known: bool
-    complete: bool
-    reason: str
-    completed_at_unix_nano: int
-    def __init__(self, known: _Optional[bool] = ..., complete: _Optional[bool] = ..., reason: _Optional[str] = ..., completed_at_unix_nano: _Optional[int] = ...) -> None: ...
-
-class TraceSpansRequest(_message.Message):
-    __slots__ = ("trace_ids",)
-    TRACE_IDS_FIELD_NUMBER: _ClassVar[int]
-    trace_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, trace_ids: _Optional[_Iterable[str]] = ...) -> None: ...
-
-class TraceSpansResponse(_message.Message):
-    __slots__ = ("json",)
-    JSON_FIELD_NUMBER: _ClassVar[int]
-    json: str
-    def __init__(self, json: _Optional[str] = ...) -> None: ...

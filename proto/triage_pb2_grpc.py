@@ -54,16 +54,6 @@ class TriageStub:
                 request_serializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.SerializeToString,
                 response_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.FromString,
                 _registered_method=True)
-        self.RunStatus = channel.unary_unary(
-                '/triage.v1.Triage/RunStatus',
-                request_serializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusRequest.SerializeToString,
-                response_deserializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusResponse.FromString,
-                _registered_method=True)
-        self.TraceSpans = channel.unary_unary(
-                '/triage.v1.Triage/TraceSpans',
-                request_serializer=otel__triage_dot_proto_dot_triage__pb2.TraceSpansRequest.SerializeToString,
-                response_deserializer=otel__triage_dot_proto_dot_triage__pb2.TraceSpansResponse.FromString,
-                _registered_method=True)
 
 
 class TriageServicer:
@@ -97,20 +87,6 @@ class TriageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RunStatus(self, request, context):
-        """Whether a run is complete (its test session ended, its JUnit report arrived, or it went quiet).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def TraceSpans(self, request, context):
-        """Every span of the given traces (the HTML report's waterfalls), as JSON rows.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_TriageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,16 +109,6 @@ def add_TriageServicer_to_server(servicer, server):
                     servicer.ListFiles,
                     request_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.FromString,
                     response_serializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.SerializeToString,
-            ),
-            'RunStatus': grpc.unary_unary_rpc_method_handler(
-                    servicer.RunStatus,
-                    request_deserializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusRequest.FromString,
-                    response_serializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusResponse.SerializeToString,
-            ),
-            'TraceSpans': grpc.unary_unary_rpc_method_handler(
-                    servicer.TraceSpans,
-                    request_deserializer=otel__triage_dot_proto_dot_triage__pb2.TraceSpansRequest.FromString,
-                    response_serializer=otel__triage_dot_proto_dot_triage__pb2.TraceSpansResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -253,60 +219,6 @@ class Triage:
             '/triage.v1.Triage/ListFiles',
             otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.SerializeToString,
             otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def RunStatus(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/triage.v1.Triage/RunStatus',
-            otel__triage_dot_proto_dot_triage__pb2.RunStatusRequest.SerializeToString,
-            otel__triage_dot_proto_dot_triage__pb2.RunStatusResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def TraceSpans(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/triage.v1.Triage/TraceSpans',
-            otel__triage_dot_proto_dot_triage__pb2.TraceSpansRequest.SerializeToString,
-            otel__triage_dot_proto_dot_triage__pb2.TraceSpansResponse.FromString,
             options,
             channel_credentials,
             insecure,

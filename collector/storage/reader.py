@@ -118,14 +118,6 @@ class Reader:
     def seen_file(self, sha256: str) -> bool:
         return bool(self.con.execute(sql("file_seen"), {"sha256": sha256}).fetchone()[0])
 
-    def completed_runs(self) -> dict[str, dict[str, Any]]:
-        """Run id → when and why it was complete (completed_runs.sql)."""
-        return {r["run_id"]: r for r in rows_as_dicts(self.con.execute(sql("completed_runs")))}
-
-    def trace_spans(self, trace_ids: list[str]) -> list[dict[str, Any]]:
-        """Every span of these traces, for waterfalls (trace_spans.sql)."""
-        return rows_as_dicts(self.con.execute(sql("trace_spans"), {"trace_ids": trace_ids})) if trace_ids else []
-
     def metric_shifts(self, run_id: str, baseline_run_id: str,
                       windows: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
         """Metrics of the given services that rose in the given windows against the baseline run."""
