@@ -14,9 +14,10 @@ import threading
 from typing import Any
 
 import click
-from otel_triage.cli import client, render
+from otel_triage.cli import client, render, render_markdown, render_slack
 from otel_triage.collector import defaults
 from otel_triage.collector.storage.db import StoreError
+from otel_triage.correlator.model import Explanation
 
 
 def source_options(fn: Any) -> Any:
@@ -36,6 +37,28 @@ def source_options(fn: Any) -> Any:
         help="DuckDB file to read (env TRIAGE_DB).",
     )(fn)
     return fn
+
+
+FORMATS = ("text", "json", "markdown", "slack")
+
+
+def format_options(fn: Any) -> Any:
+    """``--format`` and its public alias ``--json`` (= ``--format json``), shared by explain and wait."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (= --format json).")(fn)
+    fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+                      help="text for a terminal, json (versioned, see README), markdown for a PR or "
+                           "$GITHUB_STEP_SUMMARY, slack for a Block Kit message payload.")(fn)
+    return fn
+
+
+def render_explanation(found: Explanation, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(found.to_dict(), indent=2)
+    if fmt == "markdown":
+        return render_markdown.explanation_markdown(found)
+    if fmt == "slack":
+        return json.dumps(render_slack.explanation_slack(found), indent=2, ensure_ascii=False)
+    return render.explanation_text(found)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -116,14 +139,11 @@ def stats(daemon: str, as_json: bool) -> None:
 @source_options
 @click.option("--baseline", metavar="RUN_ID", default=None,
               help="Compare against this run (default: the most recent earlier run where these tests passed).")
-@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (see README).")
-def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool) -> None:
+@format_options
+def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str) -> None:
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
     found = client.explain(db, daemon, run_id, baseline)
-    if as_json:
-        click.echo(json.dumps(found.to_dict(), indent=2))
-    else:
-        click.echo(render.explanation_text(found))
+    click.echo(render_explanation(found, "json" if as_json else fmt))
 
 
 def main() -> None:
