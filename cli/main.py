@@ -82,9 +82,17 @@ def cli() -> None:
               help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
 @click.option("--decode-workers", type=int, default=1, show_default=True,
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
+@click.option("--quiet-period", type=click.FloatRange(min=0.1), default=defaults.QUIET_PERIOD, show_default=True,
+              metavar="SECONDS", help="A run with no new data for this long is complete (README, Run completion).")
+@click.option("--notify", "notify", metavar="URL", multiple=True,
+              help="POST the explain JSON of every run that completes to this webhook (repeatable).")
+@click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=defaults.NOTIFY_TIMEOUT,
+              show_default=True, metavar="SECONDS", help="Time limit of one webhook attempt.")
+@click.option("--notify-attempts", type=click.IntRange(min=1), default=defaults.NOTIFY_ATTEMPTS, show_default=True,
+              help="Attempts per webhook (exponential backoff with jitter between them) before giving up.")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
-          max_pending_bytes: int,
-          decode_workers: int) -> None:
+          max_pending_bytes: int, decode_workers: int, quiet_period: float, notify: tuple[str, ...],
+          notify_timeout: float, notify_attempts: int) -> None:
     """Run the sidecar daemon: receive OTLP/gRPC traces, logs and metrics into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
     from otel_triage.collector.server import Daemon, ListenError, ServeConfig
@@ -92,7 +100,11 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
-                         max_pending_bytes=max_pending_bytes)
+                         max_pending_bytes=max_pending_bytes, quiet_period=quiet_period, notify=notify,
+                         notify_timeout=notify_timeout, notify_attempts=notify_attempts)
+    for url in notify:
+        if not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--notify")
     daemon = Daemon(config)
     try:
         port = daemon.start()
@@ -144,6 +156,50 @@ def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_j
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
     found = client.explain(db, daemon, run_id, baseline)
     click.echo(render_explanation(found, "json" if as_json else fmt))
+
+
+WAIT_EXIT_FAILURES = 3
+WAIT_EXIT_TIMEOUT = 124  # as coreutils `timeout`
+
+
+@cli.command()
+@click.argument("run_id")
+@source_options
+@click.option("--timeout", "timeout", type=click.FloatRange(min=0), default=3600, show_default=True,
+              metavar="SECONDS", help="Give up after this long (exit 124).")
+@click.option("--baseline", metavar="RUN_ID", default=None, help="As for `triage explain`.")
+@click.option("--fail-on-failures", is_flag=True, help="Exit 3 when the complete run has failed tests.")
+@format_options
+def wait(run_id: str, db: str, daemon: str | None, timeout: float, baseline: str | None, fail_on_failures: bool,
+         as_json: bool, fmt: str) -> None:
+    """Block until a run is complete, then print its explanation (a CI step after the tests)."""
+    done = client.wait_complete(db, daemon, run_id, timeout)
+    if done is None:
+        click.echo(f"triage: run {run_id} not complete after {timeout:g} s", err=True)
+        sys.exit(WAIT_EXIT_TIMEOUT)
+    click.echo(f"triage: run {run_id} complete ({done['reason']})", err=True)
+    found = client.explain(db, daemon, run_id, baseline)
+    click.echo(render_explanation(found, "json" if as_json else fmt))
+    if fail_on_failures and found.failed_tests:
+        sys.exit(WAIT_EXIT_FAILURES)
+
+
+@cli.command()
+@click.argument("run_id")
+@source_options
+@click.option("-o", "--output", "output", metavar="PATH", default="report.html", show_default=True,
+              help="Where to write the HTML file.")
+@click.option("--baseline", metavar="RUN_ID", default=None, help="As for `triage explain`.")
+def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str | None) -> None:
+    """Write one self-contained HTML file: run summary, failed tests, a waterfall of each one's trace."""
+    from otel_triage.cli import report_html
+
+    found = client.explain(db, daemon, run_id, baseline)
+    traces = {f.span_id: client.test_spans(db, daemon, f.trace_id, f.span_id) for f in found.failed_tests}
+    page = report_html.report(found, traces)
+    with open(output, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    click.echo(f"triage: wrote {output} ({len(found.failed_tests)} failed tests)", err=True)
 
 
 def main() -> None:

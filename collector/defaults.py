@@ -5,3 +5,7 @@ LISTEN = "127.0.0.1:4317"
 MAX_REQUEST_BYTES = 64 << 20  # the OTLP spec's recommendation, measured after decompression
 MAX_ITEM_BYTES = 1 << 20
 MAX_PENDING_BYTES = 512 << 20
+QUIET_PERIOD = 30.0  # seconds without data for a run before it counts as complete
+NOTIFY_TIMEOUT = 10.0  # seconds per webhook attempt
+NOTIFY_ATTEMPTS = 5
+REPORT_MAX_SPANS = 20_000  # spans of one test's subtree sent to `triage report`

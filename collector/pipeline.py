@@ -8,16 +8,21 @@ and Arrow buffers, the workers do the per-attribute Python work, the writer thre
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import pyarrow as pa
 from otel_triage.collector.decode import Decoded, Limits, decode
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.writer import WriteJob, Writer
+
+log = logging.getLogger(__name__)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -49,6 +54,7 @@ class Pipeline:
         limits: Limits | None = None,
         decode_workers: int = 0,
         max_pending_bytes: int = 512 << 20,
+        on_committed: Callable[[dict[str, pa.Table]], None] | None = None,
     ) -> None:
         self._writer = writer
         self._metrics = metrics
@@ -60,6 +66,7 @@ class Pipeline:
         self._pending = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._on_committed = on_committed  # run completion tracking: a dict update, no I/O
 
     def _new_pool(self) -> Executor | None:
         if self._workers <= 0:
@@ -111,6 +118,11 @@ class Pipeline:
                 self._metrics.rejected.add(decoded.rejected, attrs)
             if decoded.tables:
                 self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+                if self._on_committed is not None:
+                    try:
+                        self._on_committed(decoded.tables)
+                    except Exception:  # bookkeeping must never fail an export that is committed
+                        log.exception("run completion tracking failed")
             self._metrics.accepted.add(decoded.accepted, attrs)
             self._metrics.requests.add(1, {**attrs, "outcome": "ok"})
             return decoded

@@ -1,0 +1,113 @@
+"""Run completion, `--notify` webhooks and `triage wait`, with the real daemon and a real HTTP receiver.
+
+Completion rules (README, "Run completion"): the session span ended (then the data settles), a
+caller marked it, or the run was quiet for --quiet-period. Webhook receivers that are down, slow or
+answer 500 are retried; none of it blocks or loses ingestion.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests import otlp
+from tests.conftest import query
+from tests.daemon import DaemonProcess
+from tests.sharing_run import send_run
+from tests.test_cli import triage
+from tests.webhook import Receiver
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((ROOT / "correlator" / "explain.schema.json").read_text())
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def test_session_end_completes_the_run_and_the_webhook_gets_the_explain_json(db_path, receiver):
+    daemon = DaemonProcess(db_path, ["--notify", receiver.url, "--quiet-period", "120"]).start()
+    try:
+        send_run(daemon.address, "done-1")  # the session span ends: complete once the data settles
+        # `wait` blocks until then (the quiet period of 120 s is far away: the session end decides).
+        waited = triage("wait", "done-1", "--daemon", daemon.address, "--format", "json", "--timeout", "100")
+        assert "complete (session-ended)" in waited.stderr
+        explained = json.loads(waited.stdout)
+        jsonschema.validate(explained, SCHEMA)
+        assert [t["test"] for t in explained["failed_tests"]] == [
+            "tests/test_shop.py::test_pay[card|visa]", "tests/test_shop.py::test_discount"]
+        receiver.wait_for(lambda r: len(r.answered_ok) == 1)
+        (hook,) = receiver.answered_ok
+        jsonschema.validate(hook["body"], SCHEMA)
+        assert hook["body"]["run_id"] == "done-1" and hook["headers"]["X-Triage-Run-Id"] == "done-1"
+        assert hook["headers"]["Content-Type"] == "application/json"
+        assert hook["body"]["failed_tests"] == explained["failed_tests"]
+        failing = triage("wait", "done-1", "--daemon", daemon.address, "--fail-on-failures", check=False)
+        assert failing.returncode == 3 and "FAILED tests/test_shop.py::test_pay[card|visa]" in failing.stdout
+        timed_out = triage("wait", "never-1", "--daemon", daemon.address, "--timeout", "1", check=False)
+        assert timed_out.returncode == 124 and "not complete after 1 s" in timed_out.stderr
+    finally:
+        assert daemon.terminate() == 0
+    # The completion is in the file: `wait --db` answers after the daemon is gone.
+    offline = triage("wait", "done-1", "--db", str(db_path), "--format", "markdown")
+    assert "complete (session-ended)" in offline.stderr and "| failed test | root cause |" in offline.stdout
+    assert query(db_path, "SELECT Reason, NotifiedUnixNano IS NOT NULL FROM triage_run_completion") == [
+        ("session-ended", True)]
+
+    # A restart does not notify done-1 again: the next delivery is the new run, completed by quiet.
+    daemon = DaemonProcess(db_path, ["--notify", receiver.url, "--quiet-period", "1"]).start()
+    try:
+        send_run(daemon.address, "quiet-1", end_session=False)
+        receiver.wait_for(lambda r: len(r.answered_ok) == 2)
+        assert receiver.answered_ok[1]["body"]["run_id"] == "quiet-1"
+        status = triage("wait", "quiet-1", "--daemon", daemon.address, "--timeout", "60")
+        assert "complete (quiet)" in status.stderr
+    finally:
+        assert daemon.terminate() == 0
+    assert [e["body"]["run_id"] for e in receiver.received] == ["done-1", "quiet-1"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_failing_receivers_are_retried_and_never_block_ingestion(db_path):
+    slow = Receiver(behaviour=lambda n: (200, 5.0)).start()  # always past the 0.5 s timeout
+    flaky = Receiver(behaviour=lambda n: (500, 0.0) if n == 1 else (200, 0.0)).start()
+    down = f"http://127.0.0.1:{_closed_port()}/hook"  # nobody listens: connection refused
+    daemon = DaemonProcess(db_path, ["--notify", slow.url, "--notify", down, "--notify", flaky.url,
+                                     "--notify-timeout", "0.5", "--notify-attempts", "3",
+                                     "--quiet-period", "1"]).start()
+    try:
+        send_run(daemon.address, "hooked-1")
+        slow.got_request.wait(120)
+        assert slow.got_request.is_set()
+        # The notifier is now stuck on the slow receiver: ingestion goes on, every export committed.
+        tp = otlp.tracer_provider(daemon.address, {"service.name": "loader", "cicd.pipeline.run.id": "during-1"})
+        tracer = tp.get_tracer("t")
+        for i in range(3000):
+            with tracer.start_as_current_span(f"op {i % 7}"):
+                pass
+        assert tp.force_flush(60_000)
+        tp.shutdown()
+        flaky.wait_for(lambda r: len(r.answered_ok) >= 1)
+        assert len(flaky.received) >= 2 and flaky.answered_ok[0]["body"]["run_id"] == "hooked-1"
+        assert len(slow.received) >= 2  # retried after each timeout
+    finally:
+        assert daemon.terminate() == 0
+        slow.stop()
+        flaky.stop()
+    assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'during-1'") == [(3000,)]
+    log = daemon.stderr
+    assert f"giving up on run hooked-1 for {slow.url} after 3 attempts" in log, log
+    assert f"giving up on run hooked-1 for {down} after 3 attempts: URLError" in log, log
+    assert "failed (HTTP 500); retry 1/2" in log, log
