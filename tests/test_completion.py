@@ -111,3 +111,35 @@ def test_failing_receivers_are_retried_and_never_block_ingestion(db_path):
     assert f"giving up on run hooked-1 for {slow.url} after 3 attempts" in log, log
     assert f"giving up on run hooked-1 for {down} after 3 attempts: URLError" in log, log
     assert "failed (HTTP 500); retry 1/2" in log, log
+
+
+def test_semconv_suite_end_and_mark_complete_in_process(db_path):
+    """An OpenTelemetry test-suite root span with a final test.suite.run.status ends the run; and the
+    entry point other importers (JUnit) call, mark_complete, records and answers at once."""
+    from otel_triage.collector.server import Daemon, ServeConfig
+
+    daemon = Daemon(ServeConfig(db=str(db_path), listen="127.0.0.1:0", quiet_period=300))
+    port = daemon.start()
+    address = f"127.0.0.1:{port}"
+    try:
+        tp = otlp.tracer_provider(address, {"service.name": "runner", "cicd.pipeline.run.id": "suite-1"})
+        tracer = tp.get_tracer("t")
+        with tracer.start_as_current_span("suite", attributes={"test.suite.name": "shop"}) as suite:
+            with tracer.start_as_current_span("test ok", attributes={"test.case.name": "shop.ok",
+                                                                      "test.case.result.status": "pass"}):
+                pass
+            suite.set_attribute("test.suite.run.status", "success")
+        assert tp.force_flush(10_000)
+        tp.shutdown()
+        waited = triage("wait", "suite-1", "--daemon", address, "--timeout", "100")
+        assert "complete (session-ended)" in waited.stderr and "all 1 tests passed" in waited.stdout
+
+        done = daemon.completion.mark_complete("junit-7", "junit-report")
+        assert done.reason == "junit-report"
+        assert daemon.completion.mark_complete("junit-7", "again") == done  # idempotent
+        assert "complete (junit-report)" in triage("wait", "junit-7", "--daemon", address, "--timeout", "5",
+                                                   check=False).stderr
+    finally:
+        daemon.stop()
+    assert query(db_path, "SELECT RunId, Reason FROM triage_run_completion ORDER BY RunId") == [
+        ("junit-7", "junit-report"), ("suite-1", "session-ended")]
