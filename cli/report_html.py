@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from otel_triage.cli.render_markdown import shorten
 from otel_triage.correlator.model import Evidence, Explanation, FailedTest
 
 MAX_ROWS = 1500  # spans drawn per failed test
 NOTES_PER_SPAN = 6
+NOTE_CHARS = 240  # a note's full text is in its tooltip
 ERROR_SEVERITY = 17  # OTel SeverityNumber ERROR and above
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f",
            "#86bcb6", "#8cd17d", "#d4a6c8", "#a0cbe8")
@@ -137,22 +139,24 @@ def _row(n: Node, t0: int, total: int, depth: int, tag: str) -> str:
         (["error"] if s["status"] == "Error" else [])
     status = []
     said = " ".join(text for _, text in n.notes)
-    if s.get("http_status") and f"HTTP {s['http_status']}" not in said:
+    if (s.get("http_status") or 0) >= 400 and f"HTTP {s['http_status']}" not in said:
         status.append(("status", f"HTTP {s['http_status']}"))
         said += f" HTTP {s['http_status']}"
-    if s["status"] == "Error" and s["status_message"] and s["status_message"] not in said:
+    has_exception = any(cls == "exc" for cls, _ in n.notes)  # the status message restates it
+    if s["status"] == "Error" and s["status_message"] and s["status_message"] not in said and not has_exception:
         status.append(("status", f"status: {s['status_message']}"))
     link = ' <span class="badge link" title="reached through a span link">link</span>' if s.get("via_link") else ""
     badge = ' <span class="badge root">root cause</span>' if n.cause else ""
-    notes = "".join(f'<div class="note {cls}">{_e(text[:400])}</div>'
+    notes = "".join(f'<div class="note {cls}" title="{_e(text[:4000])}">{_e(shorten(text, NOTE_CHARS))}</div>'
                     for cls, text in [*n.notes[:NOTES_PER_SPAN], *status])
     if len(n.notes) > NOTES_PER_SPAN:
         notes += f'<div class="note">… {len(n.notes) - NOTES_PER_SPAN} more</div>'
     colour = service_colour(s["service"])
     return (
         f'<{tag} class="{" ".join(classes)}" data-span-id="{_e(s["span_id"])}">'
-        f'<span class="name" style="padding-left:{depth * 14}px" title="{_e(s["service"])}: {_e(s["name"])}">'
-        f'<span class="svc" style="border-color:{colour}">{_e(s["service"])}</span> {_e(s["name"])}{badge}{link}</span>'
+        f'<span class="name" style="padding-left:{6 + depth * 14}px" title="{_e(s["service"])}: {_e(s["name"])}">'
+        f'<span class="svc" style="border-color:{colour}">{_e(s["service"])}</span>'
+        f'<span class="label">{_e(s["name"])}</span>{badge}{link}</span>'
         f'<span class="dur">{_ms(s["duration_ns"])}</span>'
         f'<span class="track"><span class="bar" style="left:{left:.3f}%;width:{width:.3f}%;background:{colour}"></span></span>'
         f'<span class="notes">{notes}</span></{tag}>'
@@ -171,7 +175,7 @@ def _tree(n: Node, t0: int, total: int, depth: int, out: list[str]) -> None:
     for c in kids:
         _tree(c, t0, total, depth + 1, out)
     if hidden:
-        out.append(f'<div class="row elided"><span class="name" style="padding-left:{(depth + 1) * 14}px">'
+        out.append(f'<div class="row elided"><span class="name" style="padding-left:{6 + (depth + 1) * 14}px">'
                    f'… {hidden} more spans not drawn</span></div>')
     out.append("</details>")
 
@@ -270,10 +274,11 @@ pre.message{background:#fbf1f1;border-left:3px solid var(--err);padding:6px 10px
 .row{display:grid;grid-template-columns:minmax(260px,30%) 72px 1fr minmax(240px,30%);align-items:start;border-bottom:1px solid #f0f1f3;min-height:24px;font-size:12.5px}
 .row>span{padding:3px 8px}.row.cols{background:#f9fafb;color:var(--muted);font-size:11px;text-transform:uppercase;letter-spacing:.04em}
 summary.row{cursor:pointer;list-style:none}summary.row::-webkit-details-marker{display:none}
-.name{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-details>summary .name::before{content:"\\25B8";display:inline-block;width:14px;color:var(--muted)}
+.name{display:flex;align-items:baseline;gap:6px;white-space:nowrap;min-width:0}
+.name .label{overflow:hidden;text-overflow:ellipsis;min-width:0}.name .svc,.name .badge{flex-shrink:0}
+details>summary .name::before{content:"\\25B8";flex:0 0 8px;color:var(--muted)}
 details[open]>summary .name::before{content:"\\25BE"}
-div.row .name::before{content:"";display:inline-block;width:14px}
+div.row .name::before{content:"";flex:0 0 8px}
 .track{position:relative;height:24px;overflow:hidden;background:repeating-linear-gradient(90deg,transparent 0 calc(25% - 1px),#f0f1f3 calc(25% - 1px) 25%)}
 .bar{position:absolute;top:7px;height:10px;border-radius:2px;opacity:.85}
 .dur{text-align:right;font-size:11px;color:var(--muted);white-space:nowrap;font-variant-numeric:tabular-nums}
@@ -281,7 +286,7 @@ div.row .name::before{content:"";display:inline-block;width:14px}
 .row.on-path{background:var(--path);box-shadow:inset 4px 0 0 var(--path-edge)}.row.on-path .name{font-weight:600}
 .row.on-path .bar{opacity:1;outline:2px solid var(--path-edge)}
 .row.cause{background:#ffe3e0;box-shadow:inset 4px 0 0 var(--err)}
-.badge{font-size:10px;border-radius:3px;padding:0 4px;margin-left:6px;font-weight:700;vertical-align:1px}
+.badge{font-size:10px;border-radius:3px;padding:0 4px;font-weight:700;vertical-align:1px}
 .badge.root{background:var(--err);color:#fff}.badge.link{background:#e0e7ff;color:#3730a3}
 .notes{font-size:11.5px}.note{margin:1px 0;padding:1px 6px;border-radius:3px;background:#f3f4f6;word-break:break-word}
 .note.status{background:transparent;color:#8b1c1c;padding-top:0}
