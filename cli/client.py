@@ -119,21 +119,28 @@ def wait_complete(db: str | None, daemon: str | None, run_id: str, timeout: floa
     again); a ``--db`` file is read again every second (a daemon holding it makes that an error)."""
     deadline = time.monotonic() + timeout
     while True:
-        left = deadline - time.monotonic()
-        status = run_status(db, daemon, run_id, wait=max(0.0, min(left, 55.0)) if daemon else 0.0)
+        asked = time.monotonic()
+        left = deadline - asked
+        hold = max(0.0, min(left, 55.0)) if daemon else 0.0
+        status = run_status(db, daemon, run_id, wait=hold)
         if status["complete"]:
             return status
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        if not daemon:
+        if time.monotonic() - asked < hold - 0.5 or not daemon:  # answered at once: poll gently
             time.sleep(min(1.0, left))
 
 
-def test_spans(db: str | None, daemon: str | None, trace_id: str, span_id: str) -> dict[str, Any]:
-    """The subtree of one test span, with exception events and logs (Reader.test_spans)."""
+def test_spans(db: str | None, daemon: str | None, tests: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Per (trace id, test span id): the subtree of that test span with exception events and logs
+    (Reader.test_spans), keyed by the test span id."""
     if daemon:
-        r = call(daemon, "TestSpans", triage_pb2.TestSpansRequest(trace_id=trace_id, span_id=span_id), timeout=300)
-        return json.loads(r.json)
+        out = {}
+        for trace_id, span_id in tests:
+            r = call(daemon, "TestSpans", triage_pb2.TestSpansRequest(trace_id=trace_id, span_id=span_id),
+                     timeout=300)
+            out[span_id] = json.loads(r.json)
+        return out
     with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as rd:
-        return rd.test_spans(trace_id, span_id, defaults.REPORT_MAX_SPANS)
+        return {span_id: rd.test_spans(trace_id, span_id, defaults.REPORT_MAX_SPANS) for trace_id, span_id in tests}

@@ -195,7 +195,7 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
     from otel_triage.cli import report_html
 
     found = client.explain(db, daemon, run_id, baseline)
-    traces = {f.span_id: client.test_spans(db, daemon, f.trace_id, f.span_id) for f in found.failed_tests}
+    traces = client.test_spans(db, daemon, [(f.trace_id, f.span_id) for f in found.failed_tests])
     page = report_html.report(found, traces)
     with open(output, "w", encoding="utf-8") as fh:
         fh.write(page)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
@@ -61,11 +62,16 @@ def run_to_proto(run: dict[str, Any]) -> triage_pb2.Run:
     return triage_pb2.Run(**run)
 
 
+MAX_STATUS_WAIT = 60.0  # one RunStatus call holds a server thread at most this long
+MAX_HELD_WAITS = 8  # of the rpc_threads (32); the rest stay free for exports
+
+
 class QueryService(triage_pb2_grpc.TriageServicer):
     """triage.v1.Triage: reads on cursors of the daemon's connection (DuckDB MVCC: no blocking)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
+        self._held = threading.BoundedSemaphore(MAX_HELD_WAITS)
 
     def ListRuns(self, request: triage_pb2.ListRunsRequest, context: grpc.ServicerContext) -> Any:
         runs = self._daemon.read(lambda cur: Reader(cur).list_runs())
@@ -94,7 +100,15 @@ class QueryService(triage_pb2_grpc.TriageServicer):
     def RunStatus(self, request: triage_pb2.RunStatusRequest, context: grpc.ServicerContext) -> Any:
         tracker = self._daemon.completion
         wait = min(max(request.wait_seconds, 0.0), MAX_STATUS_WAIT, max(0.0, (context.time_remaining() or 60) - 1))
-        known, done = tracker.wait(request.run_id, wait) if wait > 0 else tracker.status(request.run_id)
+        # Held calls take server threads the OTLP handlers need too: beyond MAX_HELD_WAITS, answer at
+        # once (the client polls instead), so waiting CI jobs can never starve ingestion.
+        if wait > 0 and self._held.acquire(blocking=False):
+            try:
+                known, done = tracker.wait(request.run_id, wait)
+            finally:
+                self._held.release()
+        else:
+            known, done = tracker.status(request.run_id)
         return triage_pb2.RunStatusResponse(
             run_id=request.run_id, known=known, complete=done is not None,
             reason=done.reason if done else "", completed_unix_nano=done.completed_unix_nano if done else 0)
@@ -103,9 +117,6 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         n = request.max_spans or defaults.REPORT_MAX_SPANS
         found = self._daemon.read(lambda cur: Reader(cur).test_spans(request.trace_id, request.span_id, n))
         return triage_pb2.TestSpansResponse(json=json.dumps(found))
-
-
-MAX_STATUS_WAIT = 60.0  # one RunStatus call holds a server thread at most this long
 
 
 class Daemon:

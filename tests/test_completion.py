@@ -143,3 +143,27 @@ def test_semconv_suite_end_and_mark_complete_in_process(db_path):
         daemon.stop()
     assert query(db_path, "SELECT RunId, Reason FROM triage_run_completion ORDER BY RunId") == [
         ("junit-7", "junit-report"), ("suite-1", "session-ended")]
+
+
+def test_many_waiting_clients_never_starve_ingestion(db_path):
+    """More `wait` calls than the daemon has RPC threads: the excess is answered at once (clients
+    poll), so exports still get threads and the held calls still learn of completion."""
+    import grpc
+
+    from otel_triage.proto import triage_pb2, triage_pb2_grpc
+    from tests.test_receiver_errors import _request
+
+    daemon = DaemonProcess(db_path, ["--quiet-period", "1"]).start()
+    try:
+        with grpc.insecure_channel(daemon.address) as channel:
+            stub = triage_pb2_grpc.TriageStub(channel)
+            waits = [stub.RunStatus.future(triage_pb2.RunStatusRequest(run_id="r", wait_seconds=60), timeout=90)
+                     for _ in range(40)]
+            otlp.export_request(daemon.address, _request(3), timeout=30)  # run "r": answered, committed
+            answers = [w.result() for w in waits]
+        held = [a for a in answers if a.complete]
+        assert held and all(a.reason == "quiet" for a in held)
+        assert len(answers) - len(held) >= 40 - 8  # beyond the cap: answered at once, still open
+    finally:
+        assert daemon.terminate() == 0
+    assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'r'") == [(3,)]
