@@ -12,7 +12,9 @@ import html
 
 from otel_triage.correlator.model import Explanation, FailedTest
 
-TABLE_ROWS = 50  # beyond this the table says how many more; the details still list every test
+TABLE_ROWS = 50  # beyond this the table says how many more
+DETAILS = 100  # collapsible sections, then a count
+MAX_CHARS = 900_000  # GitHub takes at most 1 MiB of step summary per step
 CELL_CHARS = 160
 DETAIL_CHARS = 600
 
@@ -88,8 +90,14 @@ def explanation_markdown(e: Explanation) -> str:
     if len(e.failed_tests) > TABLE_ROWS:
         lines.append(f"| … and {len(e.failed_tests) - TABLE_ROWS} more failed tests | | |")
     lines += ["", f"Baseline: {inline(e.baseline, DETAIL_CHARS)}", ""]
-    for f in e.failed_tests:
-        lines += _details(f)
+    size = sum(len(line) + 1 for line in lines)
+    for i, f in enumerate(e.failed_tests):
+        section = _details(f)
+        size += sum(len(line) + 1 for line in section)
+        if i >= DETAILS or size > MAX_CHARS:
+            lines += [f"… and {len(e.failed_tests) - i} more failed tests: `triage explain` lists them all.", ""]
+            break
+        lines += section
     if e.notes:
         lines.append("**Incomplete evidence**")
         lines += [f"- {inline(n, DETAIL_CHARS)}" for n in e.notes]

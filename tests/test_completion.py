@@ -11,14 +11,17 @@ import json
 import socket
 from pathlib import Path
 
+import grpc
 import jsonschema
 import pytest
+from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
 from tests import otlp
 from tests.conftest import query
 from tests.daemon import DaemonProcess
 from tests.sharing_run import send_run
 from tests.test_cli import triage
+from tests.test_receiver_errors import _request
 from tests.webhook import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,11 +151,6 @@ def test_semconv_suite_end_and_mark_complete_in_process(db_path):
 def test_many_waiting_clients_never_starve_ingestion(db_path):
     """More `wait` calls than the daemon has RPC threads: the excess is answered at once (clients
     poll), so exports still get threads and the held calls still learn of completion."""
-    import grpc
-
-    from otel_triage.proto import triage_pb2, triage_pb2_grpc
-    from tests.test_receiver_errors import _request
-
     daemon = DaemonProcess(db_path, ["--quiet-period", "1"]).start()
     try:
         with grpc.insecure_channel(daemon.address) as channel:
@@ -167,3 +165,21 @@ def test_many_waiting_clients_never_starve_ingestion(db_path):
     finally:
         assert daemon.terminate() == 0
     assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'r'") == [(3,)]
+
+
+def test_a_run_not_delivered_before_shutdown_is_delivered_by_the_next_start(db_path, receiver):
+    down = f"http://127.0.0.1:{_closed_port()}/hook"
+    daemon = DaemonProcess(db_path, ["--notify", down, "--notify-attempts", "1000", "--quiet-period", "1"]).start()
+    try:
+        send_run(daemon.address, "pending-1", end_session=False)
+        assert "complete (quiet)" in triage("wait", "pending-1", "--daemon", daemon.address, "--timeout", "60").stderr
+    finally:
+        assert daemon.terminate() == 0  # stops while still retrying the unreachable URL
+    assert query(db_path, "SELECT NotifiedUnixNano FROM triage_run_completion") == [(None,)]
+    daemon = DaemonProcess(db_path, ["--notify", receiver.url]).start()
+    try:
+        receiver.wait_for(lambda r: len(r.answered_ok) == 1)
+        assert receiver.answered_ok[0]["body"]["run_id"] == "pending-1"
+    finally:
+        assert daemon.terminate() == 0
+    assert query(db_path, "SELECT NotifiedUnixNano IS NOT NULL FROM triage_run_completion") == [(True,)]

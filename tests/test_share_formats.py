@@ -159,3 +159,13 @@ def test_slack_limits_with_hundreds_of_failed_tests_and_huge_messages(shared_run
                     _words_intact(line[len("why: "):], long_words)
     md = explanation_markdown(huge)
     assert "… and 350 more failed tests" in md
+
+
+def test_markdown_of_a_huge_run_stays_under_githubs_step_summary_limit(shared_run):
+    _db, raw = shared_run
+    base = from_dict(normalise(raw))
+    many = replace(base, failed_tests=tuple(replace(base.failed_tests[0], test=f"test_{i} " + "y" * 5000,
+                                                    message="m " * 3000) for i in range(1000)))
+    md = explanation_markdown(many)
+    assert len(md.encode()) < 1024 * 1024
+    assert md.count("<details>") == 100 and "… and 900 more failed tests" in md
