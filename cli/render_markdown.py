@@ -14,7 +14,7 @@ from otel_triage.correlator.model import Explanation, FailedTest
 
 TABLE_ROWS = 50  # beyond this the table says how many more
 DETAILS = 100  # collapsible sections, then a count
-MAX_CHARS = 900_000  # GitHub takes at most 1 MiB of step summary per step
+MAX_BYTES = 900_000  # GitHub takes at most 1 MiB (1024k bytes) of step summary per step
 CELL_CHARS = 160
 DETAIL_CHARS = 600
 
@@ -90,11 +90,11 @@ def explanation_markdown(e: Explanation) -> str:
     if len(e.failed_tests) > TABLE_ROWS:
         lines.append(f"| … and {len(e.failed_tests) - TABLE_ROWS} more failed tests | | |")
     lines += ["", f"Baseline: {inline(e.baseline, DETAIL_CHARS)}", ""]
-    size = sum(len(line) + 1 for line in lines)
+    size = sum(len(line.encode()) + 1 for line in lines)
     for i, f in enumerate(e.failed_tests):
         section = _details(f)
-        size += sum(len(line) + 1 for line in section)
-        if i >= DETAILS or size > MAX_CHARS:
+        size += sum(len(line.encode()) + 1 for line in section)
+        if i >= DETAILS or size > MAX_BYTES:
             lines += [f"… and {len(e.failed_tests) - i} more failed tests: `triage explain` lists them all.", ""]
             break
         lines += section
