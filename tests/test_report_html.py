@@ -123,6 +123,9 @@ def test_chromium_renders_the_highlighted_path(report_file, tmp_path):
     # The healthy catalogue subtree of the passing calls is not on any path; nothing else is highlighted.
     highlighted = {sid for sid, r in parsed.rows.items() if "on-path" in r["classes"]}
     assert highlighted == {sid for p in paths for sid in p}
+    # Healthy subtrees start collapsed: test_discount's ::call phase hides its healthy GET /discount.
+    hidden = [sid for sid, r in parsed.rows.items() if not r["shown"]]
+    assert hidden and not set(hidden) & highlighted
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
