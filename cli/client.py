@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -104,3 +105,51 @@ def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | Non
             return api.explain(r.con, run_id, baseline)
         except api.ExplainError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def run_status(db: str | None, daemon: str | None, run_id: str, wait: float = 0.0) -> dict[str, Any]:
+    """{"known", "complete", "reason", "completed_unix_nano"}; ``wait`` > 0 holds the call on a daemon."""
+    if daemon:
+        r = call(daemon, "RunStatus", triage_pb2.RunStatusRequest(run_id=run_id, wait_seconds=wait),
+                 timeout=wait + 30)
+        return {"known": r.known, "complete": r.complete, "reason": r.reason,
+                "completed_unix_nano": r.completed_unix_nano}
+    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
+        done = r.run_completion(run_id)
+        return {"known": done is not None or run_id in r.run_ids(), "complete": done is not None,
+                "reason": done["reason"] if done else "",
+                "completed_unix_nano": done["completed_unix_nano"] if done else 0}
+
+
+def wait_complete(db: str | None, daemon: str | None, run_id: str, timeout: float) -> dict[str, Any] | None:
+    """Block until the run is complete (its status), or None after ``timeout`` seconds.
+
+    Over ``--daemon`` the daemon holds each call until completion (up to a minute, then we ask
+    again); a ``--db`` file is read again every second (a daemon holding it makes that an error)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        asked = time.monotonic()
+        left = deadline - asked
+        hold = max(0.0, min(left, 55.0)) if daemon else 0.0
+        status = run_status(db, daemon, run_id, wait=hold)
+        if status["complete"]:
+            return status
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        if time.monotonic() - asked < hold - 0.5 or not daemon:  # answered at once: poll gently
+            time.sleep(min(1.0, left))
+
+
+def test_spans(db: str | None, daemon: str | None, tests: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Per (trace id, test span id): the subtree of that test span with exception events and logs
+    (Reader.test_spans), keyed by the test span id."""
+    if daemon:
+        out = {}
+        for trace_id, span_id in tests:
+            r = call(daemon, "TestSpans", triage_pb2.TestSpansRequest(trace_id=trace_id, span_id=span_id),
+                     timeout=300)
+            out[span_id] = json.loads(r.json)
+        return out
+    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as rd:
+        return {span_id: rd.test_spans(trace_id, span_id, defaults.REPORT_MAX_SPANS) for trace_id, span_id in tests}

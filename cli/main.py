@@ -14,9 +14,10 @@ import threading
 from typing import Any
 
 import click
-from otel_triage.cli import client, render
+from otel_triage.cli import client, render, render_markdown, render_slack
 from otel_triage.collector import defaults
 from otel_triage.collector.storage.db import StoreError
+from otel_triage.correlator.model import Explanation
 
 
 def source_options(fn: Any) -> Any:
@@ -36,6 +37,28 @@ def source_options(fn: Any) -> Any:
         help="DuckDB file to read (env TRIAGE_DB).",
     )(fn)
     return fn
+
+
+FORMATS = ("text", "json", "markdown", "slack")
+
+
+def format_options(fn: Any) -> Any:
+    """``--format`` and its public alias ``--json`` (= ``--format json``), shared by explain and wait."""
+    fn = click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (= --format json).")(fn)
+    fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+                      help="text for a terminal, json (versioned, see README), markdown for a PR or "
+                           "$GITHUB_STEP_SUMMARY, slack for a Block Kit message payload.")(fn)
+    return fn
+
+
+def render_explanation(found: Explanation, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(found.to_dict(), indent=2)
+    if fmt == "markdown":
+        return render_markdown.explanation_markdown(found)
+    if fmt == "slack":
+        return json.dumps(render_slack.explanation_slack(found), indent=2, ensure_ascii=False)
+    return render.explanation_text(found)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,9 +90,18 @@ def cli() -> None:
               help="Dropped files larger than this are reported and not read.")
 @click.option("--settle-seconds", type=float, default=defaults.SETTLE_SECONDS, show_default=True,
               help="A dropped file is complete once its size and mtime held still this long.")
+@click.option("--quiet-period", type=click.FloatRange(min=0.1), default=defaults.QUIET_PERIOD, show_default=True,
+              metavar="SECONDS", help="A run with no new data for this long is complete (README, Run completion).")
+@click.option("--notify", "notify", metavar="URL", multiple=True,
+              help="POST the explain JSON of every run that completes to this webhook (repeatable).")
+@click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=defaults.NOTIFY_TIMEOUT,
+              show_default=True, metavar="SECONDS", help="Time limit of one webhook attempt.")
+@click.option("--notify-attempts", type=click.IntRange(min=1), default=defaults.NOTIFY_ATTEMPTS, show_default=True,
+              help="Attempts per webhook (exponential backoff with jitter between them) before giving up.")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
           max_pending_bytes: int, decode_workers: int, listen_http: str, watch: tuple[str, ...],
-          max_file_bytes: int, settle_seconds: float) -> None:
+          max_file_bytes: int, settle_seconds: float, quiet_period: float, notify: tuple[str, ...],
+          notify_timeout: float, notify_attempts: int) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
     from otel_triage.collector.server import Daemon, ListenError, ServeConfig
@@ -79,7 +111,12 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
                          max_pending_bytes=max_pending_bytes,
                          listen_http=None if listen_http.lower() in ("off", "none", "") else listen_http,
-                         watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds)
+                         watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds,
+                         quiet_period=quiet_period, notify=notify,
+                         notify_timeout=notify_timeout, notify_attempts=notify_attempts)
+    for url in notify:
+        if not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--notify")
     daemon = Daemon(config)
     try:
         port = daemon.start()
@@ -143,14 +180,55 @@ def stats(daemon: str, as_json: bool) -> None:
 @source_options
 @click.option("--baseline", metavar="RUN_ID", default=None,
               help="Compare against this run (default: the most recent earlier run where these tests passed).")
-@click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (see README).")
-def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool) -> None:
+@format_options
+def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str) -> None:
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
     found = client.explain(db, daemon, run_id, baseline)
-    if as_json:
-        click.echo(json.dumps(found.to_dict(), indent=2))
-    else:
-        click.echo(render.explanation_text(found))
+    click.echo(render_explanation(found, "json" if as_json else fmt))
+
+
+WAIT_EXIT_FAILURES = 3
+WAIT_EXIT_TIMEOUT = 124  # as coreutils `timeout`
+
+
+@cli.command()
+@click.argument("run_id")
+@source_options
+@click.option("--timeout", "timeout", type=click.FloatRange(min=0), default=3600, show_default=True,
+              metavar="SECONDS", help="Give up after this long (exit 124).")
+@click.option("--baseline", metavar="RUN_ID", default=None, help="As for `triage explain`.")
+@click.option("--fail-on-failures", is_flag=True, help="Exit 3 when the complete run has failed tests.")
+@format_options
+def wait(run_id: str, db: str, daemon: str | None, timeout: float, baseline: str | None, fail_on_failures: bool,
+         as_json: bool, fmt: str) -> None:
+    """Block until a run is complete, then print its explanation (a CI step after the tests)."""
+    done = client.wait_complete(db, daemon, run_id, timeout)
+    if done is None:
+        click.echo(f"triage: run {run_id} not complete after {timeout:g} s", err=True)
+        sys.exit(WAIT_EXIT_TIMEOUT)
+    click.echo(f"triage: run {run_id} complete ({done['reason']})", err=True)
+    found = client.explain(db, daemon, run_id, baseline)
+    click.echo(render_explanation(found, "json" if as_json else fmt))
+    if fail_on_failures and found.failed_tests:
+        sys.exit(WAIT_EXIT_FAILURES)
+
+
+@cli.command()
+@click.argument("run_id")
+@source_options
+@click.option("-o", "--output", "output", metavar="PATH", default="report.html", show_default=True,
+              help="Where to write the HTML file.")
+@click.option("--baseline", metavar="RUN_ID", default=None, help="As for `triage explain`.")
+def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str | None) -> None:
+    """Write one self-contained HTML file: run summary, failed tests, a waterfall of each one's trace."""
+    from otel_triage.cli import report_html
+
+    found = client.explain(db, daemon, run_id, baseline)
+    traces = client.test_spans(db, daemon, [(f.trace_id, f.span_id) for f in found.failed_tests])
+    page = report_html.report(found, traces)
+    with open(output, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    click.echo(f"triage: wrote {output} ({len(found.failed_tests)} failed tests)", err=True)
 
 
 def main() -> None:

@@ -8,3 +8,7 @@ MAX_PENDING_BYTES = 512 << 20
 LISTEN_HTTP = "127.0.0.1:4318"
 MAX_FILE_BYTES = 256 << 20  # a dropped file is read and committed whole
 SETTLE_SECONDS = 1.0  # a dropped file is complete once its size and mtime held still this long
+QUIET_PERIOD = 30.0  # seconds without data for a run before it counts as complete
+NOTIFY_TIMEOUT = 10.0  # seconds per webhook attempt
+NOTIFY_ATTEMPTS = 5
+REPORT_MAX_SPANS = 20_000  # spans of one test's subtree sent to `triage report`

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,8 +54,10 @@ def sniff(head: bytes) -> str:
 
 
 class FileIngester:
-    def __init__(self, pipeline: Pipeline, read: Any, default_run_id: str | None, max_file_bytes: int) -> None:
+    def __init__(self, pipeline: Pipeline, read: Any, default_run_id: str | None, max_file_bytes: int,
+                 on_report: Callable[[str, str], object] | None = None) -> None:
         self._pipeline = pipeline
+        self._on_report = on_report  # (run id, reason): a JUnit report means its run is over
         self._read = read  # run a function on a read cursor of the daemon's database
         self._default_run_id = default_run_id
         self._max_file_bytes = max_file_bytes
@@ -125,7 +128,10 @@ class FileIngester:
         request = junit.to_request(report, run_id, str(path), sha)
         outcome = Outcome(str(path), "ingested", len(report.cases), run_id)
         log.info("%s: %d testcases join run %s (%s)", path, len(report.cases), run_id, how)
-        return self._record(outcome, sha, path, len(data), "junit", [("traces", request)])
+        outcome = self._record(outcome, sha, path, len(data), "junit", [("traces", request)])
+        if self._on_report and outcome.status != "rejected":
+            self._on_report(run_id, "junit-report")
+        return outcome
 
     def _otlp_json(self, path: Path, data: bytes, sha: str) -> Outcome:
         """One export request per line (the Collector's file exporter); a bad line is reported by

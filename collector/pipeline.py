@@ -8,6 +8,7 @@ and Arrow buffers, the workers do the per-attribute Python work, the writer thre
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
@@ -20,6 +21,8 @@ import pyarrow as pa
 from otel_triage.collector.decode import Decoded, Limits, MalformedRequest, decode
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.writer import WriteJob, Writer
+
+log = logging.getLogger(__name__)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -51,6 +54,7 @@ class Pipeline:
         limits: Limits | None = None,
         decode_workers: int = 0,
         max_pending_bytes: int = 512 << 20,
+        on_committed: Callable[[dict[str, pa.Table]], None] | None = None,
     ) -> None:
         self._writer = writer
         self._metrics = metrics
@@ -62,6 +66,7 @@ class Pipeline:
         self._pending = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._on_committed = on_committed  # run completion tracking: a dict update, no I/O
 
     def _new_pool(self) -> Executor | None:
         if self._workers <= 0:
@@ -113,6 +118,11 @@ class Pipeline:
                 self._metrics.rejected.add(decoded.rejected, attrs)
             if decoded.tables:
                 self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+                if self._on_committed is not None:
+                    try:
+                        self._on_committed(decoded.tables)
+                    except Exception:  # bookkeeping must never fail an export that is committed
+                        log.exception("run completion tracking failed")
             self._metrics.accepted.add(decoded.accepted, attrs)
             self._metrics.requests.add(1, {**attrs, "outcome": "ok"})
             return decoded
@@ -156,6 +166,11 @@ class Pipeline:
             merged = {name: pa.concat_tables(ts, promote_options="default") for name, ts in tables.items()}
             merged.update(extra(results))
             self._writer.submit(WriteJob(merged, rows)).result()
+            if self._on_committed is not None:
+                try:
+                    self._on_committed(merged)
+                except Exception:  # bookkeeping must never fail a file that is committed
+                    log.exception("run completion tracking failed")
             return results
         finally:
             self._release(size)

@@ -7,7 +7,9 @@ database with a checkpoint. Nothing acknowledged is ever only in memory.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +17,11 @@ from typing import Any
 
 import grpc
 from otel_triage.collector import defaults, receiver
+from otel_triage.collector.completion import CompletionStore, CompletionTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
 from otel_triage.collector.http_receiver import HttpReceiver
+from otel_triage.collector.notify import Notifier
 from otel_triage.collector.pipeline import Pipeline
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
@@ -44,6 +48,11 @@ class ServeConfig:
     watch: tuple[str, ...] = ()
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     settle_seconds: float = defaults.SETTLE_SECONDS
+    quiet_period: float = defaults.QUIET_PERIOD
+    notify: tuple[str, ...] = ()
+    notify_timeout: float = defaults.NOTIFY_TIMEOUT
+    notify_attempts: int = defaults.NOTIFY_ATTEMPTS
+    notify_backoff: float = 1.0
 
 
 class ListenError(Exception):
@@ -61,11 +70,16 @@ def run_to_proto(run: dict[str, Any]) -> triage_pb2.Run:
     return triage_pb2.Run(**run)
 
 
+MAX_STATUS_WAIT = 60.0  # one RunStatus call holds a server thread at most this long
+MAX_HELD_WAITS = 8  # of the rpc_threads (32); the rest stay free for exports
+
+
 class QueryService(triage_pb2_grpc.TriageServicer):
     """triage.v1.Triage: reads on cursors of the daemon's connection (DuckDB MVCC: no blocking)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
+        self._held = threading.BoundedSemaphore(MAX_HELD_WAITS)
 
     def ListRuns(self, request: triage_pb2.ListRunsRequest, context: grpc.ServicerContext) -> Any:
         runs = self._daemon.read(lambda cur: Reader(cur).list_runs())
@@ -90,6 +104,27 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         except ExplainError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return triage_pb2.ExplainResponse(json=text)
+
+    def RunStatus(self, request: triage_pb2.RunStatusRequest, context: grpc.ServicerContext) -> Any:
+        tracker = self._daemon.completion
+        wait = min(max(request.wait_seconds, 0.0), MAX_STATUS_WAIT, max(0.0, (context.time_remaining() or 60) - 1))
+        # Held calls take server threads the OTLP handlers need too: beyond MAX_HELD_WAITS, answer at
+        # once (the client polls instead), so waiting CI jobs can never starve ingestion.
+        if wait > 0 and self._held.acquire(blocking=False):
+            try:
+                known, done = tracker.wait(request.run_id, wait)
+            finally:
+                self._held.release()
+        else:
+            known, done = tracker.status(request.run_id)
+        return triage_pb2.RunStatusResponse(
+            run_id=request.run_id, known=known, complete=done is not None,
+            reason=done.reason if done else "", completed_unix_nano=done.completed_unix_nano if done else 0)
+
+    def TestSpans(self, request: triage_pb2.TestSpansRequest, context: grpc.ServicerContext) -> Any:
+        n = request.max_spans or defaults.REPORT_MAX_SPANS
+        found = self._daemon.read(lambda cur: Reader(cur).test_spans(request.trace_id, request.span_id, n))
+        return triage_pb2.TestSpansResponse(json=json.dumps(found))
 
 
     def ListFiles(self, request: triage_pb2.ListFilesRequest, context: grpc.ServicerContext) -> Any:
@@ -116,6 +151,15 @@ class Daemon:
         con = open_writer(cfg.db)
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
+        store = CompletionStore(self._writer.read)
+        self.notifier: Notifier | None = None
+        if cfg.notify:
+            self.notifier = Notifier(list(cfg.notify), self._explain_payload, store.mark_notified,
+                                     timeout=cfg.notify_timeout, attempts=cfg.notify_attempts,
+                                     backoff=cfg.notify_backoff)
+        self.completion = CompletionTracker(
+            store, quiet_period=cfg.quiet_period,
+            on_complete=lambda c: self.notifier.submit(c.run_id) if self.notifier else store.mark_notified(c.run_id))
         self.pipeline = Pipeline(
             self._writer,
             self.metrics,
@@ -123,7 +167,13 @@ class Daemon:
             limits=Limits(max_item_bytes=cfg.max_item_bytes),
             decode_workers=cfg.decode_workers,
             max_pending_bytes=cfg.max_pending_bytes,
+            on_committed=self.completion.observe,
         )
+        for c in self.completion.start():  # completed before a restart, never delivered
+            if self.notifier:
+                self.notifier.submit(c.run_id)
+            else:
+                store.mark_notified(c.run_id)
         self.pipeline.warm_up()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
@@ -155,10 +205,17 @@ class Daemon:
         self._server = server
         self.host = host
         if folders:
-            ingester = FileIngester(self.pipeline, self.read, cfg.run_id, cfg.max_file_bytes)
+            ingester = FileIngester(self.pipeline, self.read, cfg.run_id, cfg.max_file_bytes,
+                                    on_report=self.completion.mark_complete)
             self.watcher = FolderWatcher(folders, ingester, cfg.settle_seconds)
             self.watcher.start()
         return self.port
+
+    def _explain_payload(self, run_id: str) -> bytes:
+        """The webhook body: byte for byte what `triage explain RUN_ID --json` prints."""
+        from otel_triage.correlator.api import explain_json
+
+        return self.read(lambda cur: explain_json(cur, run_id)).encode()
 
     def read(self, fn: Any) -> Any:
         return self._writer.read(fn)
@@ -178,6 +235,10 @@ class Daemon:
         self._close_storage()
 
     def _close_storage(self) -> None:
+        if getattr(self, "completion", None) is not None:
+            self.completion.stop()
+        if getattr(self, "notifier", None) is not None:
+            self.notifier.close()
         if getattr(self, "pipeline", None) is not None:
             self.pipeline.close()
         self._writer.close()

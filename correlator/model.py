@@ -31,6 +31,9 @@ class Candidate:
     signal: str  # error | latency | log | dependency
     path: tuple[str, ...] = ()  # "service: operation" from the test down to the cause
     evidence: tuple[Evidence, ...] = ()
+    # Span ids matching ``path``, from the test span itself down to the cause (the report's waterfall
+    # highlights them). Added within schema version 1: older producers leave it empty.
+    path_span_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def _test_dict(test: FailedTest) -> dict[str, Any]:
     for cand in [out["root_cause"], *out["candidates"]]:
         if cand is not None:
             cand["path"] = list(cand["path"])
+            cand["path_span_ids"] = list(cand["path_span_ids"])
             cand["evidence"] = list(cand["evidence"])
     out["candidates"] = list(out["candidates"])
     return out
@@ -97,7 +101,8 @@ def _test_dict(test: FailedTest) -> dict[str, Any]:
 def _candidate(d: dict[str, Any] | None) -> Candidate | None:
     if d is None:
         return None
-    return Candidate(**{**d, "path": tuple(d["path"]), "evidence": tuple(Evidence(**e) for e in d["evidence"])})
+    return Candidate(**{**d, "path": tuple(d["path"]), "path_span_ids": tuple(d.get("path_span_ids", ())),
+                        "evidence": tuple(Evidence(**e) for e in d["evidence"])})
 
 
 def from_dict(d: dict[str, Any]) -> Explanation:

@@ -103,11 +103,15 @@ def candidates_for_test(nodes: list[dict[str, Any]], path_names: dict[str, str])
         evidence[key].extend(ev)
         if key not in best or score > best[key].score:
             path = tuple(path_names.get(s, "?") for s in n["path"][1:])
+            path_ids = tuple(n["path"])
             if service != n["service"]:  # the vote went to the callee: end the path there
                 path += (f"{service}: {operation}",)
-            best[key] = Candidate(service, operation, round(score, 3), reason, signal, path, ())
+                if n["child_span_id"] and service == n["child_service"]:
+                    path_ids += (n["child_span_id"],)
+            best[key] = Candidate(service, operation, round(score, 3), reason, signal, path, (), path_ids)
     ranked = sorted(best.values(), key=lambda c: (-c.score, c.service, c.operation))
     return [
-        Candidate(c.service, c.operation, c.score, c.reason, c.signal, c.path, tuple(evidence[(c.service, c.operation)][:8]))
+        Candidate(c.service, c.operation, c.score, c.reason, c.signal, c.path,
+                  tuple(evidence[(c.service, c.operation)][:8]), c.path_span_ids)
         for c in ranked
     ]

@@ -124,3 +124,41 @@ class ListFilesResponse(_message.Message):
     FILES_FIELD_NUMBER: _ClassVar[int]
     files: _containers.RepeatedCompositeFieldContainer[DroppedFile]
     def __init__(self, files: _Optional[_Iterable[_Union[DroppedFile, _Mapping]]] = ...) -> None: ...
+
+class RunStatusRequest(_message.Message):
+    __slots__ = ("run_id", "wait_seconds")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    wait_seconds: float
+    def __init__(self, run_id: _Optional[str] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class RunStatusResponse(_message.Message):
+    __slots__ = ("run_id", "known", "complete", "reason", "completed_unix_nano")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    known: bool
+    complete: bool
+    reason: str
+    completed_unix_nano: int
+    def __init__(self, run_id: _Optional[str] = ..., known: _Optional[bool] = ..., complete: _Optional[bool] = ..., reason: _Optional[str] = ..., completed_unix_nano: _Optional[int] = ...) -> None: ...
+
+class TestSpansRequest(_message.Message):
+    __slots__ = ("trace_id", "span_id", "max_spans")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_SPANS_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    max_spans: int
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., max_spans: _Optional[int] = ...) -> None: ...
+
+class TestSpansResponse(_message.Message):
+    __slots__ = ("json",)
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    def __init__(self, json: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,16 @@ class TriageStub:
                 request_serializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.SerializeToString,
                 response_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.FromString,
                 _registered_method=True)
+        self.RunStatus = channel.unary_unary(
+                '/triage.v1.Triage/RunStatus',
+                request_serializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusRequest.SerializeToString,
+                response_deserializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusResponse.FromString,
+                _registered_method=True)
+        self.TestSpans = channel.unary_unary(
+                '/triage.v1.Triage/TestSpans',
+                request_serializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansRequest.SerializeToString,
+                response_deserializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansResponse.FromString,
+                _registered_method=True)
 
 
 class TriageServicer:
@@ -87,6 +97,22 @@ class TriageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunStatus(self, request, context):
+        """Whether a run is complete (README, "Run completion"); with wait_seconds > 0 the daemon holds the
+        call until the run completes or that many seconds pass (at most 60; callers loop).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestSpans(self, request, context):
+        """The spans under one test span (its subtree, across span links), with their exception events and
+        logs: what `triage report` draws as a waterfall.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TriageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +135,16 @@ def add_TriageServicer_to_server(servicer, server):
                     servicer.ListFiles,
                     request_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.FromString,
                     response_serializer=otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.SerializeToString,
+            ),
+            'RunStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunStatus,
+                    request_deserializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusRequest.FromString,
+                    response_serializer=otel__triage_dot_proto_dot_triage__pb2.RunStatusResponse.SerializeToString,
+            ),
+            'TestSpans': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestSpans,
+                    request_deserializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansRequest.FromString,
+                    response_serializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +255,60 @@ class Triage:
             '/triage.v1.Triage/ListFiles',
             otel__triage_dot_proto_dot_triage__pb2.ListFilesRequest.SerializeToString,
             otel__triage_dot_proto_dot_triage__pb2.ListFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/triage.v1.Triage/RunStatus',
+            otel__triage_dot_proto_dot_triage__pb2.RunStatusRequest.SerializeToString,
+            otel__triage_dot_proto_dot_triage__pb2.RunStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestSpans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/triage.v1.Triage/TestSpans',
+            otel__triage_dot_proto_dot_triage__pb2.TestSpansRequest.SerializeToString,
+            otel__triage_dot_proto_dot_triage__pb2.TestSpansResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -129,3 +129,24 @@ class Reader:
                    {"s": services, "a": starts, "b": ends})
         return rows_as_dicts(self.con.execute(sql("explain_metrics"),
                                               {"run_id": run_id, "baseline_run_id": baseline_run_id}))
+
+    def test_spans(self, trace_id: str, span_id: str, max_spans: int = 20_000) -> dict[str, Any]:
+        """The subtree under one test span with its exception events and logs (report_*.sql).
+
+        Spans beyond ``max_spans`` are left out, shallowest and earliest kept; ``total_spans`` says
+        how many there were."""
+        self._temp("report_tree", sql("report_tree"), {"trace_id": trace_id, "span_id": span_id})
+        total = self.con.execute("SELECT count(*) FROM report_tree").fetchone()
+        spans = rows_as_dicts(self.con.execute(
+            "SELECT * FROM report_tree ORDER BY depth, start_unix_nano, span_id LIMIT $n", {"n": max_spans}))
+        return {
+            "spans": spans,
+            "total_spans": total[0] if total else 0,
+            "events": rows_as_dicts(self.con.execute(sql("report_events"))),
+            "logs": rows_as_dicts(self.con.execute(sql("report_logs"))),
+        }
+
+    def run_completion(self, run_id: str) -> dict[str, Any] | None:
+        """The run's completion record (002_run_completion.sql), or None while it is open."""
+        rows = rows_as_dicts(self.con.execute(sql("run_completion"), {"run_id": run_id}))
+        return rows[0] if rows else None

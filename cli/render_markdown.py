@@ -1,0 +1,105 @@
+"""GitHub-flavoured Markdown for a pull request or a CI job summary (``$GITHUB_STEP_SUMMARY``).
+
+A short table of failed tests → root cause first, then one collapsible ``<details>`` per failed test
+with the path and the evidence. Every user string (test names, messages, service names) is
+untrusted: it is escaped so it can neither break the table (``|``, newlines), open a code span
+(backticks) nor inject HTML (``<``, ``>``, ``&``).
+"""
+
+from __future__ import annotations
+
+import html
+
+from otel_triage.correlator.model import Explanation, FailedTest
+
+TABLE_ROWS = 50  # beyond this the table says how many more
+DETAILS = 100  # collapsible sections, then a count
+MAX_BYTES = 900_000  # GitHub takes at most 1 MiB (1024k bytes) of step summary per step
+CELL_CHARS = 160
+DETAIL_CHARS = 600
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word boundary with an ellipsis, never mid-word."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def inline(text: str | None, limit: int = CELL_CHARS) -> str:
+    """Untrusted text for a table cell or a line of prose: one line, HTML-escaped, no Markdown."""
+    if not text:
+        return ""
+    out = html.escape(shorten(text, limit), quote=False)
+    for ch in "\\`*_[]|#~":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def code(text: str | None, limit: int = DETAIL_CHARS) -> str:
+    """Untrusted text as inline code inside HTML (``<code>``): escaped, so backticks are harmless."""
+    if not text:
+        return ""
+    return "<code>" + html.escape(shorten(text, limit)).replace("|", "&#124;") + "</code>"
+
+
+def _cause_cell(f: FailedTest) -> str:
+    if f.root_cause is None:
+        return "_no service at fault: the test's own check failed_"
+    c = f.root_cause
+    return f"**{inline(c.service)}** · {inline(c.operation)} ({c.signal}, {c.score:.2f})"
+
+
+def _details(f: FailedTest) -> list[str]:
+    lines = [f"<details><summary>{html.escape(shorten(f.test, CELL_CHARS))}</summary>", ""]
+    if f.message:
+        lines.append(f"- test said: {code(f.message)}")
+    if f.root_cause is None:
+        lines.append(f"- no cause in the services: {inline(f.no_cause_reason, DETAIL_CHARS)}")
+    else:
+        c = f.root_cause
+        lines.append(f"- why: {inline(c.reason, DETAIL_CHARS)}")
+        if c.path:
+            lines.append("- path: " + " → ".join(code(p, CELL_CHARS) for p in c.path))
+        for ev in c.evidence:
+            lines.append(f"- `{ev.kind}` {inline(ev.service)}: {inline(ev.detail, DETAIL_CHARS)}")
+    others = [f"{inline(o.service)} {o.score:.2f}" for o in f.candidates[1:4]]
+    if others:
+        lines.append(f"- other candidates: {', '.join(others)}")
+    lines += ["", "</details>", ""]
+    return lines
+
+
+def explanation_markdown(e: Explanation) -> str:
+    lines = [f"### triage: run {inline(e.run_id)}", ""]
+    if not e.failed_tests:
+        lines.append(f"All {e.tests} tests passed; nothing to explain.")
+        return "\n".join(lines) + "\n"
+    lines.append(f"**{len(e.failed_tests)} of {e.tests} tests failed.**")
+    if e.suspects and e.suspects[0].failed_tests:
+        top = e.suspects[0]
+        lines.append(f"Most likely cause: **{inline(top.service)}** ({inline(top.reason)}, score {top.score:.2f}).")
+    lines += ["", "| failed test | root cause | test said |", "|---|---|---|"]
+    for f in e.failed_tests[:TABLE_ROWS]:
+        lines.append(f"| {inline(f.test)} | {_cause_cell(f)} | {inline(f.message, 100)} |")
+    if len(e.failed_tests) > TABLE_ROWS:
+        lines.append(f"| … and {len(e.failed_tests) - TABLE_ROWS} more failed tests | | |")
+    lines += ["", f"Baseline: {inline(e.baseline, DETAIL_CHARS)}", ""]
+    size = sum(len(line.encode()) + 1 for line in lines)
+    for i, f in enumerate(e.failed_tests):
+        section = _details(f)
+        size += sum(len(line.encode()) + 1 for line in section)
+        if i >= DETAILS or size > MAX_BYTES:
+            lines += [f"… and {len(e.failed_tests) - i} more failed tests: `triage explain` lists them all.", ""]
+            break
+        lines += section
+    if e.notes:
+        lines.append("**Incomplete evidence**")
+        lines += [f"- {inline(n, DETAIL_CHARS)}" for n in e.notes]
+        lines.append("")
+    return "\n".join(lines)
