@@ -86,6 +86,21 @@ def _rate_expectation(row: dict[str, Any]) -> float:
     return (row["baseline_count"] or PSEUDO_COUNT) * row["run_exposure"] / row["baseline_exposure"]
 
 
+def _rate_change(r: dict[str, Any], expected: float, words: tuple[str, str, str, str]) -> str:
+    """Which of (gone, new, more, less) a per-span rate did."""
+    gone, new, more, less = words
+    if r["run_count"] == 0:
+        return gone
+    if r["baseline_count"] == 0:
+        return new
+    return more if r["run_count"] > expected else less
+
+
+def _rate_detail(r: dict[str, Any], expected: float, what: str) -> str:
+    return (f"{what}: {r['run_count']} times in {r['run_exposure']} spans, {expected:.1f} expected from the "
+            f"baseline ({r['baseline_count']} in {r['baseline_exposure']})")
+
+
 def _metric_shifts(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[str, Any], float]]:
     """Metric rises that stand out among every service's change of the same metric.
 
@@ -143,14 +158,10 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
         expected = _rate_expectation(r)
         llr = surprise(r["run_count"], expected) * (MORE_OF_THE_USUAL if r["run_count"] > expected else 1.0)
         if llr >= SIGNIFICANT:
-            callee = f"{r['child_service']}: {r['child_operation']}"
-            change = ("no longer calls" if r["run_count"] == 0 else
-                      "newly calls" if r["baseline_count"] == 0 else
-                      "calls more often" if r["run_count"] > expected else "calls less often")
-            shift(r["service"]).add("calls", llr, Evidence(
-                "calls", r["service"], r["operation"],
-                f"{change} {callee}: {r['run_count']} times in {r['run_exposure']} spans, "
-                f"{expected:.1f} expected from the baseline ({r['baseline_count']} in {r['baseline_exposure']})"))
+            what = f"{r['child_service']}: {r['child_operation']}"
+            change = _rate_change(r, expected, ("no longer calls", "newly calls", "calls more often", "calls less often"))
+            shift(r["service"]).add("calls", llr, Evidence("calls", r["service"], r["operation"],
+                                                           _rate_detail(r, expected, f"{change} {what}")))
 
     for r in rows["logs"]:
         expected = _rate_expectation(r)
@@ -159,13 +170,9 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
         weight = (1.0 if severe else MORE_OF_THE_USUAL) if more else (0.0 if severe else 1.0)
         llr = surprise(r["run_count"], expected) * weight
         if llr >= SIGNIFICANT:
-            change = ("stopped logging" if r["run_count"] == 0 else
-                      "newly logs" if r["baseline_count"] == 0 else
-                      "logs more often" if r["run_count"] > expected else "logs less often")
-            shift(r["service"]).add("logs", llr, Evidence(
-                "log-template", r["service"], r["operation"],
-                f"{change} \u201c{r['template']}\u201d: {r['run_count']} times in {r['run_exposure']} spans, "
-                f"{expected:.1f} expected from the baseline ({r['baseline_count']} in {r['baseline_exposure']})"))
+            change = _rate_change(r, expected, ("stopped logging", "newly logs", "logs more often", "logs less often"))
+            shift(r["service"]).add("logs", llr, Evidence("log-template", r["service"], r["operation"],
+                                                          _rate_detail(r, expected, f"{change} \u201c{r['template']}\u201d")))
 
     for service, llr, r, z in _metric_shifts(rows["metrics"]):
         shift(service).add("metrics", llr, Evidence(
