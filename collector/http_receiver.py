@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER_SECONDS = 1
+IDLE_SECONDS = 5
 ROUTES: dict[str, tuple[str, type[Message], str]] = {
     "/v1/traces": ("traces", trace_svc.ExportTraceServiceResponse, "rejected_spans"),
     "/v1/logs": ("logs", logs_svc.ExportLogsServiceResponse, "rejected_log_records"),
@@ -58,6 +59,9 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # An idle keep-alive connection is closed after this long, so a client that keeps one open
+    # (every SDK exporter does) cannot hold up the daemon's shutdown, which waits for handlers.
+    timeout = IDLE_SECONDS
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("http %s", format % args)

@@ -130,3 +130,13 @@ def test_a_200_survives_kill_9(daemon, db_path):
     assert status == 200
     daemon.kill()
     assert query(db_path, "SELECT count(*) FROM otel_traces") == [(1,)]
+
+
+def test_an_idle_keep_alive_connection_does_not_hold_up_shutdown(daemon, db_path):
+    host, port = daemon.http_address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("POST", "/v1/traces", body=json.dumps(TRACE_JSON).encode(), headers={"Content-Type": "application/json"})
+    assert conn.getresponse().read() == b"{}"
+    assert daemon.terminate(timeout=30) == 0  # the connection is still open on our side
+    conn.close()
+    assert query(db_path, "SELECT count(*) FROM otel_traces") == [(1,)]
