@@ -108,8 +108,10 @@ def _metric_shifts(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[st
     workload moves a metric on every service alike, while a fault moves it on one: so each
     service's log-ratio (run's highest over the baseline's) is compared with the median and MAD
     of that metric's log-ratios across services, and a rise of ``METRIC_Z`` robust deviations,
-    at least doubling, counts. Metric spreads are heavy-tailed, so the score grows linearly with z
-    (``SIGNIFICANT`` at ``METRIC_Z``), not as a Gaussian's z²/2.
+    at least doubling, counts. A resource metric (CPU, memory, pools) scores the Gaussian
+    log-likelihood ratio z²/2, the unit of every other comparison. Symptom metrics (latency
+    percentiles, traffic) are heavy-tailed on idle services, so theirs grows only linearly
+    (``SIGNIFICANT`` at ``METRIC_Z``), weighed down as well.
     """
     by_metric: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
     for r in rows:
@@ -125,8 +127,8 @@ def _metric_shifts(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[st
         for r, lr in series:
             z = (lr - median) / (1.4826 * mad + METRIC_MAD_FLOOR)
             if z >= METRIC_Z and lr >= math.log(2):
-                weight = 1.0 if RESOURCE_METRIC.search(r["metric"]) else SYMPTOM_METRIC
-                out.append((r["service"], weight * SIGNIFICANT * z / METRIC_Z, r, z))
+                resource = RESOURCE_METRIC.search(r["metric"]) is not None
+                out.append((r["service"], z * z / 2 if resource else SYMPTOM_METRIC * SIGNIFICANT * z / METRIC_Z, r, z))
     # A service's metrics move together (CPU, latency percentiles): only its strongest counts.
     strongest: dict[str, tuple[str, float, dict[str, Any], float]] = {}
     for item in out:
