@@ -1,14 +1,14 @@
 -- The run a JUnit report without a run id joins: the run whose own test spans (not JUnit ones)
 -- carry most of the report's test names, compared normalised (pytest's "tests/test_x.py::test_y"
 -- and JUnit's "tests.test_x.test_y" agree), else the run whose tests overlap the report's time
--- window most. Parameters $names (list), $start_ns, $end_ns. Expects run_tests for every run.
+-- window most. Report names are normalised as tests.sql normalises name_key. Parameters $names
+-- (list), $start_ns, $end_ns. Expects run_tests for every run.
 WITH report AS (
     SELECT DISTINCT trim(regexp_replace(regexp_replace(lower(unnest($names)), '\.py(::|$)', '.', 'g'),
                                         '[^a-z0-9]+', '.', 'g'), '.') AS key
 ),
 tests AS (
-    SELECT run_id, start_unix_nano, duration_ns,
-           trim(regexp_replace(regexp_replace(lower(test), '\.py(::|$)', '.', 'g'), '[^a-z0-9]+', '.', 'g'), '.') AS key
+    SELECT run_id, start_unix_nano, duration_ns, name_key AS key
     FROM run_tests WHERE service <> 'junit'
 ),
 by_name AS (

@@ -111,7 +111,8 @@ SELECT
              t.SpanAttributes ->> '$."tests.message"') AS message,
     epoch_ns(t.Timestamp) AS start_unix_nano,
     t.Duration AS duration_ns,
-    t.link
+    t.link,
+    t.name_key  -- the name normalised for matching (junit_run.sql normalises report names the same way)
 FROM kept AS t
 LEFT JOIN phase_errors AS pe ON pe.TraceId = t.TraceId AND pe.SpanId = t.SpanId
 LEFT JOIN first_exception AS fe ON fe.TraceId = t.TraceId AND fe.SpanId = t.SpanId
