@@ -1,0 +1,226 @@
+"""Copy one run out of the exporter's ClickHouse tables into an in-memory DuckDB of triage's schema.
+
+What is copied (docs/clickhouse.md, "What triage reads"):
+
+1. **Every run's test spans in the ``--since`` window** (spans that can be tests or failed phases:
+   ERROR status or a test attribute, with their events), so the baseline is chosen across runs
+   exactly as ``baseline_run.sql`` does on a file, and ``triage runs`` can count tests.
+2. **The run and its baseline run in full**: every span of every trace that holds a span whose
+   resource carries ``cicd.pipeline.run.id`` = the run, and of traces linked to those; their
+   events and links (the exporter's Nested columns, unnested by DuckDB); logs of those traces or of
+   the run's resources; the run's gauge, sum and histogram points.
+
+Conversions, because the exporter's schema is lossier than ours (each is documented there too):
+kinds and status codes in either spelling (``SPAN_KIND_SERVER`` / ``Server``) become ours; attribute
+maps become JSON objects of strings (the exporter printed every value as text; our queries cast the
+few they compare as numbers); ``Duration`` Int64 or UInt64 becomes BIGINT; histogram Min/Max written
+as 0 when absent become NULL; ``RunId`` is read from the resource, as the daemon does at ingest.
+Everything streams as Arrow record batches, so memory holds the DuckDB store and one block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+from otel_triage.collector.clickhouse import RUN_ID_KEY, ClickHouseError, Connection
+from otel_triage.collector.storage.db import open_writer
+
+KINDS = {"SPAN_KIND_UNSPECIFIED": "Unspecified", "SPAN_KIND_INTERNAL": "Internal", "SPAN_KIND_SERVER": "Server",
+         "SPAN_KIND_CLIENT": "Client", "SPAN_KIND_PRODUCER": "Producer", "SPAN_KIND_CONSUMER": "Consumer"}
+CODES = {"STATUS_CODE_UNSET": "Unset", "STATUS_CODE_OK": "Ok", "STATUS_CODE_ERROR": "Error"}
+RUN = f"ResourceAttributes['{RUN_ID_KEY}']"
+SINCE = "now64(9) - toIntervalSecond({since:UInt64})"
+# Spans that can be tests or their failing phases: the filter tests.sql starts from, in ClickHouse.
+TEST_SPANS = ("(StatusCode IN ('Error', 'STATUS_CODE_ERROR') OR mapContains(SpanAttributes, 'test.case.name') "
+              "OR SpanAttributes['pytest.span_type'] IN ('test', 'run') OR mapContains(SpanAttributes, 'tests.name'))")
+
+
+def _transform(column: str, mapping: dict[str, str]) -> str:
+    keys = ", ".join(f"'{k}'" for k in mapping)
+    values = ", ".join(f"'{v}'" for v in mapping.values())
+    return f"transform(toString({column}), [{keys}], [{values}], toString({column}))"
+
+
+def _json(column: str) -> str:
+    return f"toJSONString({column})"
+
+
+class Extractor:
+    """Reads one ClickHouse database (``Connection``) into DuckDB; one instance per command."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.opts = conn.opts
+        self.schema = conn.schema
+        self.params: dict[str, Any] = {"since": self.opts.since_seconds}
+
+    def _col(self, table: str, column: str, default: str) -> str:
+        return column if self.schema.has(table, column) else default
+
+    # --- ClickHouse side -------------------------------------------------------------------------
+    def _span_select(self, where: str) -> str:
+        t = "traces"
+        links_attrs = ("arrayMap(x -> toJSONString(x), `Links.Attributes`)" if self.schema.has(t, "Links.Attributes")
+                       else "arrayMap(x -> '{}', `Links.TraceId`)")
+        return f"""
+            SELECT toUnixTimestamp64Nano(toDateTime64(Timestamp, 9)) AS ts, TraceId, SpanId, ParentSpanId,
+                   {self._col(t, 'TraceState', "''")} AS TraceState, SpanName,
+                   {_transform('SpanKind', KINDS)} AS SpanKind, toString(ServiceName) AS ServiceName,
+                   nullIf({RUN}, '') AS RunId, {_json('ResourceAttributes')} AS ResourceAttributes,
+                   {self._col(t, 'ScopeName', "''")} AS ScopeName, {self._col(t, 'ScopeVersion', "''")} AS ScopeVersion,
+                   {_json('SpanAttributes')} AS SpanAttributes, toInt64(Duration) AS Duration,
+                   {_transform('StatusCode', CODES)} AS StatusCode, StatusMessage,
+                   arrayMap(x -> toUnixTimestamp64Nano(toDateTime64(x, 9)), `Events.Timestamp`) AS ev_ts,
+                   arrayMap(x -> toString(x), `Events.Name`) AS ev_name,
+                   arrayMap(x -> toJSONString(x), `Events.Attributes`) AS ev_attrs,
+                   `Links.TraceId` AS ln_trace, `Links.SpanId` AS ln_span,
+                   {self._col(t, 'Links.TraceState', "arrayMap(x -> '', `Links.TraceId`)")} AS ln_state,
+                   {links_attrs} AS ln_attrs
+            FROM {self.opts.table(t)}
+            WHERE {where}"""
+
+    def _run_traces(self) -> str:
+        """ClickHouse subquery: the trace ids of the runs in {runs:Array(String)} (run_traces.sql)."""
+        t = self.opts.table("traces")
+        direct = f"SELECT TraceId FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} IN {{runs:Array(String)}}"
+        return (f"SELECT TraceId FROM ({direct}) UNION DISTINCT "
+                f"SELECT TraceId FROM {t} WHERE Timestamp >= {SINCE} AND notEmpty(`Links.TraceId`) "
+                f"AND hasAny(`Links.TraceId`, (SELECT groupUniqArray(TraceId) FROM ({direct})))")
+
+    def _bounds(self, runs: list[str]) -> tuple[str, dict[str, Any]]:
+        """A time filter for the runs' spans: from the exporter's trace-id lookup table when present
+        (it holds each trace's first and last span start, to the second), else the --since window."""
+        params = {**self.params, "runs": runs}
+        if not self.schema.has("traces_trace_id_ts"):
+            return f"Timestamp >= {SINCE}", params
+        rows = self.conn.query_rows(
+            f"SELECT toInt64(toUnixTimestamp(min(Start))), toInt64(toUnixTimestamp(max(End))), count() "
+            f"FROM {self.opts.table('traces_trace_id_ts')} WHERE TraceId IN ({self._run_traces()})", params)
+        lo, hi, n = rows[0] if rows else (0, 0, 0)
+        if not n:
+            return f"Timestamp >= {SINCE}", params
+        params.update(lo=int(lo), hi=int(hi) + 1)
+        return ("Timestamp >= fromUnixTimestamp64Nano(toInt64({lo:Int64}) * 1000000000) "
+                "AND Timestamp < fromUnixTimestamp64Nano(toInt64({hi:Int64}) * 1000000000)"), params
+
+    # --- DuckDB side -----------------------------------------------------------------------------
+    def _load_spans(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> int:
+        n = 0
+        for batch in self.conn.stream_arrow(sql, params):
+            con.register("ch_batch", batch)
+            con.execute("""
+                INSERT INTO otel_traces SELECT make_timestamp_ns(ts), TraceId, SpanId, ParentSpanId, TraceState,
+                    0, SpanName, SpanKind, ServiceName, RunId, ResourceAttributes, '', 0, ScopeName, ScopeVersion,
+                    '{}', 0, '', SpanAttributes, Duration, StatusCode, StatusMessage, 0, 0, 0
+                FROM ch_batch""")
+            con.execute("""
+                INSERT INTO otel_traces_events
+                SELECT TraceId, SpanId, RunId, make_timestamp_ns(unnest(ev_ts)), unnest(ev_name), unnest(ev_attrs), 0
+                FROM ch_batch WHERE len(ev_ts) > 0""")
+            con.execute("""
+                INSERT INTO otel_traces_links
+                SELECT TraceId, SpanId, RunId, unnest(ln_trace), unnest(ln_span), unnest(ln_state), 0,
+                       unnest(ln_attrs), 0
+                FROM ch_batch WHERE len(ln_trace) > 0""")
+            con.unregister("ch_batch")
+            n += batch.num_rows
+            if n > self.opts.max_spans:
+                raise ClickHouseError(
+                    f"more than {self.opts.max_spans:,} spans to extract: too large for memory; narrow "
+                    "--since or raise --max-spans if this machine has the memory (about 600 bytes a span)")
+        return n
+
+    def _load(self, con: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any]) -> None:
+        """Insert by name; ClickHouse sends times as ``<name>_ns`` integers (no time-zone casts)."""
+        for batch in self.conn.stream_arrow(sql, params):
+            stamps = [c[:-3] for c in batch.schema.names if c.endswith("_ns")]
+            select = ", ".join(["* EXCLUDE (" + ", ".join(f"{c}_ns" for c in stamps) + ")",
+                                *(f"make_timestamp_ns({c}_ns) AS {c}" for c in stamps)]) if stamps else "*"
+            con.register("ch_batch", batch)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM ch_batch")
+            con.unregister("ch_batch")
+
+    def test_spans(self, con: duckdb.DuckDBPyConnection, exclude_runs: Iterable[str] = ()) -> int:
+        """Stage 1: the test spans of every run in the window (for the baseline and `triage runs`)."""
+        t = self.opts.table("traces")
+        in_runs = f"SELECT TraceId FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} != ''"
+        where = f"Timestamp >= {SINCE} AND {TEST_SPANS} AND TraceId IN ({in_runs})"
+        params = dict(self.params)
+        excluded = list(exclude_runs)
+        if excluded:
+            where += f" AND TraceId NOT IN ({self._run_traces()})"
+            params["runs"] = excluded
+        return self._load_spans(con, self._span_select(where), params)
+
+    def run_data(self, con: duckdb.DuckDBPyConnection, runs: list[str]) -> int:
+        """Stage 2: the runs in full (spans, events, links, logs, metric points)."""
+        bounds, params = self._bounds(runs)
+        traces = self._run_traces()
+        n = self._load_spans(con, self._span_select(f"{bounds} AND TraceId IN ({traces})"), params)
+        if self.schema.has("logs"):
+            self._load(con, "otel_logs", self._logs_select(traces), params)
+        for kind in ("gauge", "sum", "histogram"):
+            if self.schema.has(f"metrics_{kind}"):
+                self._load(con, f"otel_metrics_{kind}", self._metrics_select(kind), params)
+        return n
+
+    def _logs_select(self, traces: str) -> str:
+        t = "logs"
+        observed = self._col(t, "ObservedTimestamp", "Timestamp")
+        return f"""
+            SELECT toUnixTimestamp64Nano(toDateTime64(Timestamp, 9)) AS Timestamp_ns,
+                   toUnixTimestamp64Nano(toDateTime64({observed}, 9)) AS ObservedTimestamp_ns,
+                   TraceId, SpanId, toUInt32({self._col(t, 'TraceFlags', '0')}) AS TraceFlags,
+                   toString(SeverityText) AS SeverityText, toInt32(SeverityNumber) AS SeverityNumber,
+                   toString(ServiceName) AS ServiceName, nullIf({RUN}, '') AS RunId, nullIf(Body, '') AS Body,
+                   'string' AS BodyType, toString({self._col(t, 'EventName', "''")}) AS EventName,
+                   {_json('ResourceAttributes')} AS ResourceAttributes,
+                   toString({self._col(t, 'ResourceSchemaUrl', "''")}) AS ResourceSchemaUrl,
+                   toString({self._col(t, 'ScopeName', "''")}) AS ScopeName,
+                   toString({self._col(t, 'ScopeVersion', "''")}) AS ScopeVersion,
+                   {_json(self._col(t, 'ScopeAttributes', 'map()'))} AS ScopeAttributes,
+                   toString({self._col(t, 'ScopeSchemaUrl', "''")}) AS ScopeSchemaUrl,
+                   {_json('LogAttributes')} AS LogAttributes, toUInt32(0) AS ResourceDroppedAttributesCount,
+                   toUInt32(0) AS ScopeDroppedAttributesCount, toUInt32(0) AS DroppedAttributesCount
+            FROM {self.opts.table(t)}
+            WHERE Timestamp >= {SINCE} AND (TraceId IN ({traces}) OR {RUN} IN {{runs:Array(String)}})"""
+
+    def _metrics_select(self, kind: str) -> str:
+        t = f"metrics_{kind}"
+        extra = {
+            "gauge": "Value, CAST(NULL AS Nullable(Int64)) AS ValueInt",
+            "sum": (f"Value, CAST(NULL AS Nullable(Int64)) AS ValueInt, "
+                    f"toInt32({self._col(t, 'AggregationTemporality', '0')}) AS AggregationTemporality, "
+                    "toBool(IsMonotonic) AS IsMonotonic"),
+            # The exporter writes Min and Max as 0 when a point has none: both 0 means absent.
+            "histogram": ("toUInt64(Count) AS Count, Sum, BucketCounts, ExplicitBounds, "
+                          f"if({self._col(t, 'Min', '0')} = 0 AND {self._col(t, 'Max', '0')} = 0, NULL, "
+                          f"{self._col(t, 'Min', '0')}) AS Min, "
+                          f"if({self._col(t, 'Min', '0')} = 0 AND {self._col(t, 'Max', '0')} = 0, NULL, "
+                          f"{self._col(t, 'Max', '0')}) AS Max, "
+                          f"toInt32({self._col(t, 'AggregationTemporality', '0')}) AS AggregationTemporality"),
+        }[kind]
+        return f"""
+            SELECT toString(ServiceName) AS ServiceName, nullIf({RUN}, '') AS RunId,
+                   {_json('ResourceAttributes')} AS ResourceAttributes,
+                   toString({self._col(t, 'ResourceSchemaUrl', "''")}) AS ResourceSchemaUrl,
+                   toUInt32(0) AS ResourceDroppedAttributesCount,
+                   toString({self._col(t, 'ScopeName', "''")}) AS ScopeName,
+                   toString({self._col(t, 'ScopeVersion', "''")}) AS ScopeVersion,
+                   {_json(self._col(t, 'ScopeAttributes', 'map()'))} AS ScopeAttributes,
+                   toUInt32({self._col(t, 'ScopeDroppedAttrCount', '0')}) AS ScopeDroppedAttributesCount,
+                   toString({self._col(t, 'ScopeSchemaUrl', "''")}) AS ScopeSchemaUrl,
+                   MetricName, {self._col(t, 'MetricDescription', "''")} AS MetricDescription, MetricUnit,
+                   '{{}}' AS MetricMetadata, {_json('Attributes')} AS Attributes,
+                   toUnixTimestamp64Nano(toDateTime64({self._col(t, 'StartTimeUnix', 'TimeUnix')}, 9)) AS StartTimeUnix_ns,
+                   toUnixTimestamp64Nano(toDateTime64(TimeUnix, 9)) AS TimeUnix_ns,
+                   toUInt32({self._col(t, 'Flags', '0')}) AS Flags, '[]' AS Exemplars, {extra}
+            FROM {self.opts.table(t)}
+            WHERE TimeUnix >= {SINCE} AND {RUN} IN {{runs:Array(String)}}"""
+
+
+def memory_store() -> duckdb.DuckDBPyConnection:
+    """An empty in-memory store with triage's schema (db.py creates it as it creates a file)."""
+    return open_writer(":memory:")

@@ -1,0 +1,132 @@
+"""What the CLI asks of a ClickHouse source: one run as a triage store, the runs of a window, and
+whether a run is over. Built on ``clickhouse_extract.Extractor``; no correlator imports (the CLI
+hands the store to the correlator).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+from otel_triage.collector.clickhouse import ClickHouseError, Connection, redact
+from otel_triage.collector.clickhouse_extract import RUN, SINCE, Extractor, memory_store
+from otel_triage.collector.completion import SESSION_SETTLE_SECONDS
+from otel_triage.collector.storage.reader import Reader
+
+
+def _no_run(conn: Connection, run_id: str) -> ClickHouseError:
+    return ClickHouseError(
+        f"no spans with cicd.pipeline.run.id = {run_id!r} in {conn.opts.database}.{conn.opts.prefix}traces "
+        f"at {redact(conn.opts.url)} in the last {conn.opts.since} (--since); see `triage runs --clickhouse`")
+
+
+def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory triage store holding the run and its baseline run in full, and the test spans of
+    every other run of the window (what the default baseline choice reads)."""
+    ex = Extractor(conn)
+    con = memory_store()
+    try:
+        ex.test_spans(con)
+        reader = Reader(con)
+        if run_id not in reader.run_ids():
+            rows = conn.query_rows(
+                f"SELECT count() FROM {conn.opts.table('traces')} WHERE Timestamp >= {SINCE} AND {RUN} = {{run:String}}",
+                {**ex.params, "run": run_id})
+            if not rows or not rows[0][0]:
+                raise _no_run(conn, run_id)
+        reader.all_tests()
+        baseline = baseline_run_id or reader.default_baseline(run_id)
+        runs = [run_id, *([baseline] if baseline and baseline != run_id else [])]
+        # The runs' test spans are loaded again with everything else: drop the partial copies first.
+        con.execute("CREATE TEMP TABLE ch_replaced AS SELECT DISTINCT TraceId FROM otel_traces "
+                    "WHERE RunId IN (SELECT unnest($runs)) "
+                    "UNION SELECT TraceId FROM run_traces WHERE RunId IN (SELECT unnest($runs))", {"runs": runs})
+        for table in ("otel_traces", "otel_traces_events", "otel_traces_links"):
+            con.execute(f"DELETE FROM {table} WHERE TraceId IN (SELECT TraceId FROM ch_replaced)")
+        con.execute("DROP TABLE ch_replaced")
+        ex.run_data(con, runs)
+        return con
+    except duckdb.OutOfMemoryException as exc:
+        con.close()
+        raise ClickHouseError(f"run {run_id!r} is too large to extract into memory: {exc}") from exc
+    except BaseException:
+        con.close()
+        raise
+
+
+def list_runs(conn: Connection) -> list[dict[str, Any]]:
+    """The runs of the --since window, newest first, in `triage runs --db`'s shape (runs.sql):
+    span counts over each run's traces and test counts from the window's test spans."""
+    ex = Extractor(conn)
+    con = memory_store()
+    try:
+        ex.test_spans(con)
+        reader = Reader(con)
+        reader.all_tests()
+        tests = {r[0]: (r[1], r[2]) for r in con.execute(
+            "SELECT run_id, count(*), count(*) FILTER (status = 'failed') FROM run_tests GROUP BY ALL").fetchall()}
+    finally:
+        con.close()
+    t = conn.opts.table("traces")
+    spans = conn.query_rows(f"""
+        WITH runs AS (SELECT DISTINCT {RUN} AS RunId, TraceId FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} != '')
+        SELECT r.RunId, count(), toInt64(toUnixTimestamp64Nano(min(s.Timestamp))),
+               max(toInt64(toUnixTimestamp64Nano(s.Timestamp)) + toInt64(s.Duration)),
+               arraySort(groupUniqArray(toString(s.ServiceName)))
+        FROM {t} AS s INNER JOIN runs AS r ON s.TraceId = r.TraceId
+        WHERE s.Timestamp >= {SINCE} GROUP BY r.RunId""", ex.params)
+    out: dict[str, dict[str, Any]] = {}
+    for run, n, first, last, services in spans:
+        out[run] = {"run_id": run, "spans": n, "logs": 0, "metric_points": 0, "services": list(services),
+                    "first_seen_unix_nano": first, "last_seen_unix_nano": last}
+    if conn.schema.has("logs"):
+        rows = conn.query_rows(f"""
+            SELECT {RUN} AS RunId, count(), groupUniqArray(toString(ServiceName)) FROM {conn.opts.table('logs')}
+            WHERE Timestamp >= {SINCE} AND {RUN} != '' GROUP BY RunId""", ex.params)
+        for run, n, services in rows:
+            _merge(out, run, "logs", n, services)
+    for kind in ("gauge", "sum", "histogram"):
+        if conn.schema.has(f"metrics_{kind}"):
+            rows = conn.query_rows(f"""
+                SELECT {RUN} AS RunId, count(), groupUniqArray(toString(ServiceName))
+                FROM {conn.opts.table('metrics_' + kind)}
+                WHERE TimeUnix >= {SINCE} AND {RUN} != '' GROUP BY RunId""", ex.params)
+            for run, n, services in rows:
+                _merge(out, run, "metric_points", n, services)
+    for run, row in out.items():
+        row["services"] = sorted(s for s in set(row["services"]) if s)
+        row["tests"], row["failed_tests"] = tests.get(run, (0, 0))
+    return sorted(out.values(), key=lambda r: (-r["last_seen_unix_nano"], r["run_id"]))
+
+
+def _merge(out: dict[str, dict[str, Any]], run: str, field: str, n: int, services: list[str]) -> None:
+    row = out.setdefault(run, {"run_id": run, "spans": 0, "logs": 0, "metric_points": 0, "services": [],
+                               "first_seen_unix_nano": 0, "last_seen_unix_nano": 0})
+    row[field] += n
+    row["services"] = [*row["services"], *services]
+
+
+def run_status(conn: Connection, run_id: str, quiet_period: float) -> dict[str, Any]:
+    """{"known", "complete", "reason", "completed_unix_nano"} as `triage wait` reads it.
+
+    ClickHouse holds no completion record (the daemon writes one): a run is complete once its test
+    session span is there (pytest-opentelemetry's ``pytest.span_type=run``, or a root span with a
+    final ``test.suite.run.status``; collector/completion.py), or when none of its spans started
+    within ``quiet_period`` seconds."""
+    t = conn.opts.table("traces")
+    rows = conn.query_rows(f"""
+        SELECT count(),
+               countIf(SpanAttributes['pytest.span_type'] = 'run' OR (ParentSpanId = '' AND
+                       SpanAttributes['test.suite.run.status'] IN ('success', 'failure', 'skipped', 'aborted', 'timed_out'))),
+               toInt64(toUnixTimestamp64Nano(max(Timestamp + toIntervalNanosecond(Duration)))),
+               toInt64(toUnixTimestamp64Nano(now64(9)))
+        FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} = {{run:String}}""",
+        {"since": conn.opts.since_seconds, "run": run_id})
+    n, sessions, last_ns, now_ns = rows[0] if rows else (0, 0, 0, 0)
+    if not n:
+        return {"known": False, "complete": False, "reason": "", "completed_unix_nano": 0}
+    if sessions and now_ns - last_ns >= SESSION_SETTLE_SECONDS * 1e9:  # services flush after the runner
+        return {"known": True, "complete": True, "reason": "session-ended", "completed_unix_nano": last_ns}
+    if now_ns - last_ns >= quiet_period * 1e9:
+        return {"known": True, "complete": True, "reason": "quiet", "completed_unix_nano": last_ns}
+    return {"known": True, "complete": False, "reason": "", "completed_unix_nano": 0}
