@@ -16,6 +16,7 @@ from typing import Any
 import click
 import grpc
 from otel_triage.collector import defaults
+from otel_triage.collector.clickhouse import ClickHouseOptions
 from otel_triage.collector.storage.db import StoreError, open_reader
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.correlator import api
@@ -60,7 +61,42 @@ def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
             raise click.ClickException(f"{method} failed: {exc.details()}") from exc
 
 
-def list_runs(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
+@contextmanager
+def clickhouse(ch: ClickHouseOptions) -> Iterator[Any]:
+    """A connection to the exporter's ClickHouse tables (imports the optional client lazily)."""
+    from otel_triage.collector.clickhouse import Connection
+
+    try:
+        conn = Connection(ch)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield conn
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        conn.close()
+
+
+@contextmanager
+def clickhouse_run(ch: ClickHouseOptions, run_id: str, baseline: str | None) -> Iterator[Reader]:
+    """The run (and its baseline) copied out of ClickHouse into an in-memory store of our schema."""
+    from otel_triage.collector.clickhouse_runs import extract_run
+
+    with clickhouse(ch) as conn:
+        con = extract_run(conn, run_id, baseline)
+    try:
+        yield Reader(con)
+    finally:
+        con.close()
+
+
+def list_runs(db: str | None, daemon: str | None, ch: ClickHouseOptions | None = None) -> list[dict[str, Any]]:
+    if ch:
+        from otel_triage.collector.clickhouse_runs import list_runs as clickhouse_runs
+
+        with clickhouse(ch) as conn:
+            return clickhouse_runs(conn)
     if daemon:
         response = call(daemon, "ListRuns", triage_pb2.ListRunsRequest())
         fields = [f.name for f in triage_pb2.Run.DESCRIPTOR.fields]
@@ -95,16 +131,33 @@ def files(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
         return r.files()
 
 
-def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> Explanation:
+def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None,
+            ch: ClickHouseOptions | None = None) -> Explanation:
+    if ch:
+        with clickhouse_run(ch, run_id, baseline) as r:
+            return _explain(r, run_id, baseline)
     if daemon:
         request = triage_pb2.ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")
         response = call(daemon, "Explain", request, timeout=600)  # big runs take seconds, not minutes
         return from_dict(json.loads(response.json))
     with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
-        try:
-            return api.explain(r.con, run_id, baseline)
-        except api.ExplainError as exc:
-            raise click.ClickException(str(exc)) from exc
+        return _explain(r, run_id, baseline)
+
+
+def _explain(r: Reader, run_id: str, baseline: str | None) -> Explanation:
+    try:
+        return api.explain(r.con, run_id, baseline)
+    except api.ExplainError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def clickhouse_report(ch: ClickHouseOptions, run_id: str, baseline: str | None
+                      ) -> tuple[Explanation, dict[str, dict[str, Any]]]:
+    """`triage report --clickhouse`: the explanation and the failed tests' subtrees from one extraction."""
+    with clickhouse_run(ch, run_id, baseline) as r:
+        found = _explain(r, run_id, baseline)
+        return found, {f.span_id: r.test_spans(f.trace_id, f.span_id, defaults.REPORT_MAX_SPANS)
+                       for f in found.failed_tests}
 
 
 def run_status(db: str | None, daemon: str | None, run_id: str, wait: float = 0.0) -> dict[str, Any]:
@@ -119,6 +172,22 @@ def run_status(db: str | None, daemon: str | None, run_id: str, wait: float = 0.
         return {"known": done is not None or run_id in r.run_ids(), "complete": done is not None,
                 "reason": done["reason"] if done else "",
                 "completed_unix_nano": done["completed_unix_nano"] if done else 0}
+
+
+def clickhouse_wait(ch: ClickHouseOptions, run_id: str, timeout: float) -> dict[str, Any] | None:
+    """`triage wait --clickhouse`: poll the exporter's tables every 2 s (clickhouse_runs.run_status)."""
+    from otel_triage.collector.clickhouse_runs import run_status
+
+    deadline = time.monotonic() + timeout
+    with clickhouse(ch) as conn:
+        while True:
+            status = run_status(conn, run_id, defaults.QUIET_PERIOD)
+            if status["complete"]:
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(2.0, left))
 
 
 def wait_complete(db: str | None, daemon: str | None, run_id: str, timeout: float) -> dict[str, Any] | None:

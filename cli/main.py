@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 from otel_triage.cli import client, render, render_markdown, render_slack
+from otel_triage.cli.clickhouse_options import clickhouse_options
 from otel_triage.collector import defaults
+from otel_triage.collector.clickhouse import ClickHouseOptions
 from otel_triage.collector.storage.db import StoreError
 from otel_triage.correlator.model import Explanation
 
@@ -152,10 +154,11 @@ def files(db: str, daemon: str | None, as_json: bool) -> None:
 
 @cli.command()
 @source_options
+@clickhouse_options
 @click.option("--json", "as_json", is_flag=True, help="Print {\"runs\": [...]} as JSON.")
-def runs(db: str, daemon: str | None, as_json: bool) -> None:
+def runs(db: str, daemon: str | None, as_json: bool, ch: ClickHouseOptions | None) -> None:
     """List the runs in the store, newest first."""
-    found = client.list_runs(db, daemon)
+    found = client.list_runs(db, daemon, ch)
     if as_json:
         click.echo(json.dumps({"runs": found}, indent=2))
     else:
@@ -181,9 +184,11 @@ def stats(daemon: str, as_json: bool) -> None:
 @click.option("--baseline", metavar="RUN_ID", default=None,
               help="Compare against this run (default: the most recent earlier run where these tests passed).")
 @format_options
-def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str) -> None:
+@clickhouse_options
+def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str,
+            ch: ClickHouseOptions | None) -> None:
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
-    found = client.explain(db, daemon, run_id, baseline)
+    found = client.explain(db, daemon, run_id, baseline, ch)
     click.echo(render_explanation(found, "json" if as_json else fmt))
 
 
@@ -199,15 +204,16 @@ WAIT_EXIT_TIMEOUT = 124  # as coreutils `timeout`
 @click.option("--baseline", metavar="RUN_ID", default=None, help="As for `triage explain`.")
 @click.option("--fail-on-failures", is_flag=True, help="Exit 3 when the complete run has failed tests.")
 @format_options
+@clickhouse_options
 def wait(run_id: str, db: str, daemon: str | None, timeout: float, baseline: str | None, fail_on_failures: bool,
-         as_json: bool, fmt: str) -> None:
+         as_json: bool, fmt: str, ch: ClickHouseOptions | None) -> None:
     """Block until a run is complete, then print its explanation (a CI step after the tests)."""
-    done = client.wait_complete(db, daemon, run_id, timeout)
+    done = client.clickhouse_wait(ch, run_id, timeout) if ch else client.wait_complete(db, daemon, run_id, timeout)
     if done is None:
         click.echo(f"triage: run {run_id} not complete after {timeout:g} s", err=True)
         sys.exit(WAIT_EXIT_TIMEOUT)
     click.echo(f"triage: run {run_id} complete ({done['reason']})", err=True)
-    found = client.explain(db, daemon, run_id, baseline)
+    found = client.explain(db, daemon, run_id, baseline, ch)
     click.echo(render_explanation(found, "json" if as_json else fmt))
     if fail_on_failures and found.failed_tests:
         sys.exit(WAIT_EXIT_FAILURES)
@@ -219,12 +225,17 @@ def wait(run_id: str, db: str, daemon: str | None, timeout: float, baseline: str
 @click.option("-o", "--output", "output", metavar="PATH", default="report.html", show_default=True,
               help="Where to write the HTML file.")
 @click.option("--baseline", metavar="RUN_ID", default=None, help="As for `triage explain`.")
-def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str | None) -> None:
+@clickhouse_options
+def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str | None,
+           ch: ClickHouseOptions | None) -> None:
     """Write one self-contained HTML file: run summary, failed tests, a waterfall of each one's trace."""
     from otel_triage.cli import report_html
 
-    found = client.explain(db, daemon, run_id, baseline)
-    traces = client.test_spans(db, daemon, [(f.trace_id, f.span_id) for f in found.failed_tests])
+    if ch:
+        found, traces = client.clickhouse_report(ch, run_id, baseline)
+    else:
+        found = client.explain(db, daemon, run_id, baseline)
+        traces = client.test_spans(db, daemon, [(f.trace_id, f.span_id) for f in found.failed_tests])
     page = report_html.report(found, traces)
     with open(output, "w", encoding="utf-8") as fh:
         fh.write(page)

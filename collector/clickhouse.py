@@ -12,6 +12,7 @@ is one line for the person at the terminal.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import suppress
@@ -135,6 +136,8 @@ class Connection:
     def __init__(self, opts: ClickHouseOptions) -> None:
         self.opts = opts
         driver = _import_driver()
+        # The driver logs each failed request before raising it; the raised error is ours to word.
+        logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
         url = opts.url if "://" in opts.url else f"http://{opts.url}"
         try:
             http = {} if url.startswith("chdb:") else {"connect_timeout": 5, "send_receive_timeout": 600,
@@ -150,7 +153,9 @@ class Connection:
         text = " ".join(str(exc).split())
         if any(s in text for s in ("Connection refused", "Max retries exceeded", "Name or service not known",
                                    "timed out", "Failed to establish", "nodename nor servname")):
-            return ClickHouseError(f"cannot reach ClickHouse at {redact(self.opts.url)}: {_short(text)}")
+            errno = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
+            why = errno.group(1).strip() if errno else ("timed out" if "timed out" in text else _short(text))
+            return ClickHouseError(f"cannot reach ClickHouse at {redact(self.opts.url)}: {why}")
         return ClickHouseError(_describe(exc, self.opts.url))
 
     def query_rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

@@ -129,7 +129,7 @@ class Extractor:
             if n > self.opts.max_spans:
                 raise ClickHouseError(
                     f"more than {self.opts.max_spans:,} spans to extract: too large for memory; narrow "
-                    "--since or raise --max-spans if this machine has the memory (about 600 bytes a span)")
+                    "--since or raise --max-spans if this machine has the memory")
         return n
 
     def _load(self, con: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any]) -> None:

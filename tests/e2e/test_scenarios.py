@@ -6,25 +6,19 @@ each scenario is a real multi-process system with a real pytest-opentelemetry su
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import DaemonProcess
-from tests.e2e.scenarios import GROUND_TRUTH, ORDER, ScenarioRun, run_all
+from tests.e2e.conftest import Recording
+from tests.e2e.scenarios import GROUND_TRUTH, ORDER, ScenarioRun
 
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ScenarioRun]]:
-    db = Path(tmp_path_factory.mktemp("e2e")) / "triage.duckdb"
-    daemon = DaemonProcess(db).start()
-    try:
-        yield {r.name: r for r in run_all(daemon)}
-    finally:
-        daemon.terminate()
+def runs(recording: Recording) -> dict[str, ScenarioRun]:
+    return recording.runs  # recorded once per session (conftest.py)
 
 
 @pytest.mark.parametrize("name", ORDER)

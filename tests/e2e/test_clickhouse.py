@@ -1,0 +1,153 @@
+"""`triage … --clickhouse`: the example scenarios, copied into the OpenTelemetry Collector ClickHouse
+exporter's tables in embedded ClickHouse (chDB), explain exactly as they do from the daemon's file.
+
+The recording (conftest.py) is written into the exporter's tables by tests/clickhouse_load.py, the
+way the exporter writes them (its DDL: tests/fixtures/clickhouse/); then every command reads it back
+through the real CLI. chDB allows one engine path per process and a path held by one process cannot
+be opened by another: every client here is closed before a subprocess opens the path.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from otel_triage.cli.main import cli
+from tests.clickhouse_load import CURRENT_DDL, OLDER_DDL, create_schema, load
+from tests.e2e.conftest import Recording
+from tests.e2e.scenarios import ORDER
+
+clickhouse_connect = pytest.importorskip("clickhouse_connect")
+pytest.importorskip("chdb")
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def chdb_url(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"chdb://{tmp_path_factory.mktemp('chdb')}/engine"
+    client = clickhouse_connect.get_client(dsn=url)
+    try:
+        create_schema(client, CURRENT_DDL)
+        create_schema(client, OLDER_DDL)
+        load(recording.db, client, "otel")
+        load(recording.db, client, "otel_old", old_spelling=True)
+        # A database whose traces table lacks a column triage reads (StatusMessage).
+        client.command("CREATE DATABASE broken")
+        client.command("CREATE TABLE broken.otel_traces AS otel.otel_traces")
+        client.command("ALTER TABLE broken.otel_traces DROP COLUMN StatusMessage")
+    finally:
+        client.close()
+    yield url
+
+
+def triage(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def explain_json(*source: str, run_id: str) -> dict:
+    code, out, err = triage("explain", run_id, *source, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_explain_from_clickhouse_equals_explain_from_the_file(recording: Recording, chdb_url: str,
+                                                              name: str) -> None:
+    run_id = recording.runs[name].run_id
+    from_file = explain_json("--db", str(recording.db), run_id=run_id)
+    from_clickhouse = explain_json("--clickhouse", chdb_url, run_id=run_id)
+    assert from_clickhouse == from_file  # field for field: tests, causes, evidence, baseline, notes
+    assert from_file["tests"] > 0 and from_file["run_id"] == run_id
+
+
+def test_the_older_exporter_schema_explains_the_same(recording: Recording, chdb_url: str) -> None:
+    """Duration Int64, SPAN_KIND_* / STATUS_CODE_* spellings, no trace-id lookup table, logs without
+    EventName, sums with second-precision times."""
+    for name in ORDER:
+        run_id = recording.runs[name].run_id
+        from_file = explain_json("--db", str(recording.db), run_id=run_id)
+        assert explain_json("--clickhouse", chdb_url, "--database", "otel_old", run_id=run_id) == from_file, name
+
+
+def test_runs_lists_what_the_file_lists(recording: Recording, chdb_url: str) -> None:
+    code, from_file, err = triage("runs", "--db", str(recording.db), "--json")
+    assert code == 0, err
+    code, from_clickhouse, err = triage("runs", "--clickhouse", chdb_url, "--json")
+    assert code == 0, err
+    assert json.loads(from_clickhouse) == json.loads(from_file)
+
+
+def test_the_real_command_line(recording: Recording, chdb_url: str, tmp_path: Path) -> None:
+    """Separate processes, the URL from TRIAGE_CLICKHOUSE: explain (markdown), wait and report."""
+    run_id = recording.runs["propagated_error"].run_id
+    env_run = [sys.executable, "-m", "otel_triage.cli"]
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        import os
+
+        return subprocess.run([*env_run, *args], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **(env or {})})
+
+    from_file = run("explain", run_id, "--db", str(recording.db), "--format", "markdown")
+    from_ch = run("explain", run_id, "--format", "markdown", env={"TRIAGE_CLICKHOUSE": chdb_url})
+    assert from_ch.returncode == 0, from_ch.stderr
+    assert from_ch.stdout == from_file.stdout
+    waited = run("wait", run_id, "--clickhouse", chdb_url, "--timeout", "30", "--json", "--fail-on-failures")
+    assert waited.returncode == 3, waited.stderr  # complete, with failed tests
+    assert "complete (session-ended)" in waited.stderr
+    assert json.loads(waited.stdout) == json.loads(run("explain", run_id, "--db", str(recording.db),
+                                                       "--json").stdout)
+    page = tmp_path / "report.html"
+    reported = run("report", run_id, "--clickhouse", chdb_url, "-o", str(page))
+    assert reported.returncode == 0, reported.stderr
+    html = page.read_text()
+    assert "inventory" in html and "test_place_order" in html
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--clickhouse", "http://127.0.0.1:{port}"], "cannot reach ClickHouse at http://127.0.0.1:"),
+    (["--database", "nope"], "has no database 'nope'"),
+    (["--table-prefix", "nope_"], "no table otel.nope_traces"),
+    (["--database", "broken"], "broken.otel_traces lacks column(s) StatusMessage"),
+    (["--max-spans", "50"], "more than 50 spans to extract: too large for memory"),
+    (["--since", "1s"], "no spans with cicd.pipeline.run.id = 'e2e-clean'"),
+])
+def test_bad_sources_are_one_line_errors(recording: Recording, chdb_url: str, args: list[str], message: str) -> None:
+    args = [a.format(port=closed_port()) for a in args]
+    source = [] if "--clickhouse" in args else ["--clickhouse", chdb_url]
+    code, out, err = triage("explain", recording.runs["clean"].run_id, *source, *args)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("Error: ") and message in err, err
+
+
+def test_an_unknown_run_is_a_one_line_error(chdb_url: str) -> None:
+    code, _, err = triage("explain", "no-such-run", "--clickhouse", chdb_url)
+    assert code == 1 and err.count("\n") == 1
+    assert "no spans with cicd.pipeline.run.id = 'no-such-run' in otel.otel_traces" in err
+
+
+def test_without_the_optional_client_the_flag_says_what_to_install(tmp_path: Path) -> None:
+    program = ("import sys; sys.modules['clickhouse_connect'] = None; "
+               "from otel_triage.cli.main import main; main()")
+    proc = subprocess.run([sys.executable, "-c", program, "runs", "--clickhouse", "chdb:///nowhere"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == "Error: --clickhouse needs the optional ClickHouse client: pip install 'otel-triage[clickhouse]'\n"
+    # ...and everything else works without it.
+    proc = subprocess.run([sys.executable, "-c", program, "runs", "--db", str(tmp_path / "none.duckdb")],
+                          capture_output=True, text=True, timeout=60)
+    assert "does not exist" in proc.stderr
