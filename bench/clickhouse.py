@@ -1,0 +1,123 @@
+"""`triage explain --clickhouse` on runs of 100k and 1M spans stored in embedded ClickHouse (chDB).
+
+    python bench/clickhouse.py [--sizes 100000,1000000] [--repeats 3]
+
+The runs are bench/explain.py's (same generator, same cached DuckDB file in bench/out/), written
+into the OpenTelemetry Collector ClickHouse exporter's tables (tests/fixtures/clickhouse DDL) by
+tests/clickhouse_load.py, the way the exporter writes them; the chDB directory is cached beside the
+file. Prints, per run, median (min-max) of ``--repeats``, in one process with the engine open:
+
+- extract: ClickHouse → Arrow → in-memory DuckDB of our schema (clickhouse_runs.extract_run),
+  split into its two stages (every run's test spans for the baseline choice; the run and its
+  baseline in full);
+- explain: the unchanged correlator on the extracted store;
+- the whole command as the user runs it (``python -m otel_triage.cli explain RUN --clickhouse
+  chdb://… --json``: process start, chDB start, extraction, explain, JSON), once per repeat;
+- whether the explanation equals ``explain --db`` on the DuckDB file.
+
+Figures on the shared 2-core machine are contended: other engineers run tests beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from otel_triage.collector.clickhouse import ClickHouseOptions, Connection
+from otel_triage.collector.clickhouse_extract import Extractor, memory_store
+from otel_triage.collector.clickhouse_runs import extract_run
+from otel_triage.collector.storage.db import open_reader
+from otel_triage.correlator import api
+
+from bench.explain import build
+from tests.clickhouse_load import CURRENT_DDL, create_schema, load
+
+SINCE = "3650d"  # bench/explain.py dates its runs from 2026-01-01
+
+
+def cell(xs: list[float]) -> str:
+    return f"{statistics.median(xs):6.2f} ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def chdb_for(db: Path) -> str:
+    """The exporter's tables holding every run of ``db`` (built once, cached beside it)."""
+    import clickhouse_connect
+
+    path = db.with_suffix(".chdb")
+    url = f"chdb://{path}"
+    if not (path / ".loaded").exists():
+        print(f"loading {db.name} into the exporter's tables in chDB ...", flush=True)
+        started = time.perf_counter()
+        client = clickhouse_connect.get_client(dsn=url)
+        create_schema(client, CURRENT_DDL)
+        client.command("TRUNCATE TABLE otel.otel_traces")
+        counts = load(db, client, "otel")
+        client.close()
+        (path / ".loaded").write_text(json.dumps(counts))
+        print(f"  loaded {counts} in {time.perf_counter() - started:.0f}s", flush=True)
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--baseline", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    data = build(sizes, args.baseline, "test", 0.05, 1)
+    url = chdb_for(data.path)
+    ref = open_reader(data.path)
+    opts = ClickHouseOptions(url=url, since=SINCE)
+    print(f"{os.cpu_count()} cores (shared, contended), duckdb {duckdb.__version__}; {url}")
+    head = (f"{'run':<12} {'spans':>9} {'stage 1 s':<18} {'stage 2 s':<18} {'extract s':<18} "
+            f"{'explain s':<18} {'command s':<18} same as --db")
+    print(head)
+    print("-" * len(head))
+    for run in data.explained:
+        stage1, stage2, extract, explain, command = [], [], [], [], []
+        same = None
+        spans = 0
+        for _ in range(args.repeats):
+            conn = Connection(opts)
+            t0 = time.perf_counter()
+            con = memory_store()
+            Extractor(conn).test_spans(con)
+            stage1.append(time.perf_counter() - t0)
+            con.close()
+            t0 = time.perf_counter()
+            con = extract_run(conn, run)
+            extract.append(time.perf_counter() - t0)
+            stage2.append(extract[-1] - stage1[-1])
+            spans = con.execute("SELECT count(*) FROM otel_traces WHERE TraceId IN "
+                                "(SELECT TraceId FROM otel_traces WHERE RunId = $r)", {"r": run}).fetchone()[0]
+            t0 = time.perf_counter()
+            got = api.explain(con, run).to_dict()
+            explain.append(time.perf_counter() - t0)
+            con.close()
+            conn.close()
+            if same is None:
+                same = got == api.explain(ref, run).to_dict()
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "otel_triage.cli", "explain", run, "--clickhouse", url,
+                                   "--since", SINCE, "--json"], capture_output=True, text=True, timeout=600)
+            command.append(time.perf_counter() - t0)
+            if proc.returncode:
+                print(f"  command failed: {proc.stderr.strip()}")
+        print(f"{run:<12} {spans:>9,} {cell(stage1):<18} {cell(stage2):<18} {cell(extract):<18} "
+              f"{cell(explain):<18} {cell(command):<18} {same}")
+    print("(stage 1: every run's test spans of the window, for the baseline; stage 2: the run and its "
+          "baseline in full; extract = both; median (min-max) of the repeats; contended 2-core figures)")
+
+
+if __name__ == "__main__":
+    main()
