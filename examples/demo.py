@@ -5,7 +5,7 @@
 1. starts `triage serve` on the embedded DuckDB default (free ports, so nothing else is disturbed);
 2. runs the example shop's integration suite once cleanly (the baseline) and once with one fault;
 3. checks that the daemon really received each run (a run with no telemetry stops the demo, loudly);
-4. prints `triage explain` for the failing run, then stops the daemon.
+4. waits for the failing run to complete and prints its explanation, then stops the daemon.
 
 It drives triage only through its command line and OTLP, like any user's pipeline would. Exit
 status 0 only when every step worked and triage named the injected service first.
@@ -113,12 +113,14 @@ def main() -> int:
         run_id = f"demo-{stamp}-{args.scenario}"
         run_scenario(args.scenario, address, run_id)
         check_received(address, run_id)
-        step(f"triage explain {run_id} --daemon {address}")
+        # `wait` returns once the run is complete (its test session ended and the data settled), then
+        # explains it: what a CI job does after its test step.
+        step(f"triage wait {run_id} --daemon {address}   (then it explains the run)")
         print(flush=True)
-        explained = subprocess.run([*triage_cmd(), "explain", run_id, "--daemon", address])
+        explained = subprocess.run([*triage_cmd(), "wait", run_id, "--daemon", address, "--timeout", "60"])
         print(flush=True)
         if explained.returncode != 0:
-            raise DemoFailed(f"`triage explain {run_id}` exited {explained.returncode}")
+            raise DemoFailed(f"`triage wait {run_id}` exited {explained.returncode}")
         as_json = subprocess.run([*triage_cmd(), "explain", run_id, "--daemon", address, "--json"],
                                  capture_output=True, text=True, timeout=120)
         suspects = json.loads(as_json.stdout)["suspects"] if as_json.returncode == 0 else []

@@ -42,6 +42,8 @@ def test_first_quickstart_line_names_the_injected_service(tmp_path: Path) -> Non
     assert f"most likely cause: {service} " in out.stdout, out.stdout
     assert f"cause: {service} ·" in out.stdout, out.stdout
     assert f"triage named {service} first" in out.stderr
+    # The demo waits for completion: a complete run is not "still arriving", however recent.
+    assert "complete (session-ended)" in out.stderr and "may still be arriving" not in out.stdout
     assert (tmp_path / "triage.duckdb").exists()  # the demo's default file, in the caller's folder
 
 
