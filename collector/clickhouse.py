@@ -190,6 +190,9 @@ class Connection:
         if not schema.has("traces"):
             raise ClickHouseError(f"no table {db}.{self.opts.prefix}traces: is the Collector's clickhouse "
                                   "exporter writing to this database and prefix (--database, --table-prefix)?")
+        if schema.type_of("traces", "SpanAttributes").startswith("JSON"):
+            raise ClickHouseError(f"{db}.{self.opts.prefix}traces has JSON attribute columns (the exporter's "
+                                  "experimental `json: true` mode); triage reads the default Map schema")
         for suffix, needed in REQUIRED.items():
             if not schema.has(suffix):
                 continue

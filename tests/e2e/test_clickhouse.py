@@ -16,16 +16,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import clickhouse_connect  # the test extra installs it and chdb: a missing one fails, never skips
 import pytest
 from click.testing import CliRunner
-
 from otel_triage.cli.main import cli
+
 from tests.clickhouse_load import CURRENT_DDL, OLDER_DDL, create_schema, load
 from tests.e2e.conftest import Recording
 from tests.e2e.scenarios import ORDER
 
-clickhouse_connect = pytest.importorskip("clickhouse_connect")
-pytest.importorskip("chdb")
 pytestmark = pytest.mark.timeout(900)
 
 
