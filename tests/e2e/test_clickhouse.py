@@ -150,3 +150,37 @@ def test_without_the_optional_client_the_flag_says_what_to_install(tmp_path: Pat
     proc = subprocess.run([sys.executable, "-c", program, "runs", "--db", str(tmp_path / "none.duckdb")],
                           capture_output=True, text=True, timeout=60)
     assert "does not exist" in proc.stderr
+
+
+def test_edge_values_of_the_exporter_read_as_the_file_holds_them(chdb_url: str) -> None:
+    """Histogram Min/Max the exporter wrote as 0 for a point without them read as absent (NULL); a
+    real maximum stays; attribute values all strings; a trace without a lookup-table row still read."""
+    from otel_triage.collector.clickhouse import ClickHouseOptions, Connection
+    from otel_triage.collector.clickhouse_runs import extract_run
+
+    client = clickhouse_connect.get_client(dsn=chdb_url)
+    try:
+        client.command("CREATE DATABASE IF NOT EXISTS edge")
+        for table in ("otel_traces", "otel_metrics_histogram"):
+            client.command(f"CREATE TABLE IF NOT EXISTS edge.{table} AS otel.{table}")
+        client.command("""INSERT INTO edge.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind,
+            ServiceName, ResourceAttributes, SpanAttributes, Duration, StatusCode, StatusMessage)
+            VALUES (now64(9) - 60, 'aa', 'a1', '', 'test run', 'Internal', 'runner',
+                    {'cicd.pipeline.run.id': 'edge-run'}, {'http.response.status_code': '503', 'retry': 'true'},
+                    1000, 'Error', 'boom')""")
+        client.command("""INSERT INTO edge.otel_metrics_histogram (ResourceAttributes, ServiceName, MetricName,
+            MetricUnit, Attributes, TimeUnix, Count, Sum, BucketCounts, ExplicitBounds, Min, Max)
+            VALUES ({'cicd.pipeline.run.id': 'edge-run'}, 'db', 'wait', 'ms', {}, now64(9) - 60, 4, 10, [4], [], 0, 0),
+                   ({'cicd.pipeline.run.id': 'edge-run'}, 'db', 'wait', 'ms', {}, now64(9) - 59, 2, 8, [2], [], 1, 7)""")
+    finally:
+        client.close()
+    conn = Connection(ClickHouseOptions(url=chdb_url, database="edge"))
+    try:
+        con = extract_run(conn, "edge-run")
+    finally:
+        conn.close()
+    assert con.execute("SELECT Count, Min, Max FROM otel_metrics_histogram ORDER BY Count").fetchall() == [
+        (2, 1.0, 7.0), (4, None, None)]
+    assert con.execute("SELECT SpanKind, StatusCode, SpanAttributes::VARCHAR, RunId FROM otel_traces").fetchall() == [
+        ("Internal", "Error", '{"http.response.status_code":"503","retry":"true"}', "edge-run")]
+    con.close()
