@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +47,11 @@ SINCE = "3650d"  # bench/explain.py dates its runs from 2026-01-01
 
 def cell(xs: list[float]) -> str:
     return f"{statistics.median(xs):6.2f} ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def chdb_for(db: Path) -> str:
@@ -78,13 +84,16 @@ def main() -> None:
     url = chdb_for(data.path)
     ref = open_reader(data.path)
     opts = ClickHouseOptions(url=url, since=SINCE)
-    print(f"{os.cpu_count()} cores (shared, contended), duckdb {duckdb.__version__}; {url}")
+    print(f"{os.cpu_count()} cores (shared, contended: load average {os.getloadavg()[0]:.1f}), "
+          f"duckdb {duckdb.__version__}; {url}")
     head = (f"{'run':<12} {'spans':>9} {'stage 1 s':<18} {'stage 2 s':<18} {'extract s':<18} "
-            f"{'explain s':<18} {'command s':<18} same as --db")
+            f"{'extract cpu s':<14} {'explain s':<18} {'explain cpu s':<14} {'command s':<18} {'cmd cpu s':<10} "
+            "same as --db")
     print(head)
     print("-" * len(head))
     for run in data.explained:
         stage1, stage2, extract, explain, command = [], [], [], [], []
+        extract_cpu, explain_cpu, command_cpu = [], [], []
         same = None
         spans = 0
         for _ in range(args.repeats):
@@ -94,29 +103,35 @@ def main() -> None:
             Extractor(conn).test_spans(con)
             stage1.append(time.perf_counter() - t0)
             con.close()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             con = extract_run(conn, run)
             extract.append(time.perf_counter() - t0)
+            extract_cpu.append(time.process_time() - c0)
             stage2.append(extract[-1] - stage1[-1])
             spans = con.execute("SELECT count(*) FROM otel_traces WHERE TraceId IN "
                                 "(SELECT TraceId FROM otel_traces WHERE RunId = $r)", {"r": run}).fetchone()[0]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             got = api.explain(con, run).to_dict()
             explain.append(time.perf_counter() - t0)
+            explain_cpu.append(time.process_time() - c0)
             con.close()
             conn.close()
             if same is None:
                 same = got == api.explain(ref, run).to_dict()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), children_cpu()
             proc = subprocess.run([sys.executable, "-m", "otel_triage.cli", "explain", run, "--clickhouse", url,
                                    "--since", SINCE, "--json"], capture_output=True, text=True, timeout=600)
             command.append(time.perf_counter() - t0)
+            command_cpu.append(children_cpu() - c0)
             if proc.returncode:
                 print(f"  command failed: {proc.stderr.strip()}")
         print(f"{run:<12} {spans:>9,} {cell(stage1):<18} {cell(stage2):<18} {cell(extract):<18} "
-              f"{cell(explain):<18} {cell(command):<18} {same}")
+              f"{statistics.median(extract_cpu):<14.2f} {cell(explain):<18} {statistics.median(explain_cpu):<14.2f} "
+              f"{cell(command):<18} {statistics.median(command_cpu):<10.2f} {same}", flush=True)
     print("(stage 1: every run's test spans of the window, for the baseline; stage 2: the run and its "
-          "baseline in full; extract = both; median (min-max) of the repeats; contended 2-core figures)")
+          "baseline in full; extract = both; median (min-max) of the repeats, wall seconds; cpu s = CPU "
+          "seconds of all threads (chDB and DuckDB run in-process), which contention inflates less; "
+          f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -140,8 +140,10 @@ class Connection:
         logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
         url = opts.url if "://" in opts.url else f"http://{opts.url}"
         try:
+            # Trace-id lists travel as query parameters: in the request body, not the URL.
             http = {} if url.startswith("chdb:") else {"connect_timeout": 5, "send_receive_timeout": 600,
-                                                       "autogenerate_session_id": False}
+                                                       "autogenerate_session_id": False,
+                                                       "form_encode_query_params": True}
             self.client = driver.get_client(dsn=url, **http)
         except ImportError as exc:  # chdb:// without the chdb package
             raise ClickHouseError(f"{redact(url)} needs the embedded engine: pip install chdb") from exc

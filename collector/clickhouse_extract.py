@@ -20,7 +20,6 @@ Everything streams as Arrow record batches, so memory holds the DuckDB store and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import duckdb
@@ -81,29 +80,38 @@ class Extractor:
             FROM {self.opts.table(t)}
             WHERE {where}"""
 
-    def _run_traces(self) -> str:
-        """ClickHouse subquery: the trace ids of the runs in {runs:Array(String)} (run_traces.sql)."""
-        t = self.opts.table("traces")
-        direct = f"SELECT TraceId FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} IN {{runs:Array(String)}}"
-        return (f"SELECT TraceId FROM ({direct}) UNION DISTINCT "
-                f"SELECT TraceId FROM {t} WHERE Timestamp >= {SINCE} AND notEmpty(`Links.TraceId`) "
-                f"AND hasAny(`Links.TraceId`, (SELECT groupUniqArray(TraceId) FROM ({direct})))")
+    def run_traces(self, runs: list[str]) -> tuple[list[str], str, dict[str, Any]]:
+        """The runs' trace ids (run_traces.sql: traces holding a span whose resource carries one of
+        the run ids, and traces linked to those) and a time filter for their spans.
 
-    def _bounds(self, runs: list[str]) -> tuple[str, dict[str, Any]]:
-        """A time filter for the runs' spans: from the exporter's trace-id lookup table when present
-        (it holds each trace's first and last span start, to the second), else the --since window."""
-        params = {**self.params, "runs": runs}
-        if not self.schema.has("traces_trace_id_ts"):
-            return f"Timestamp >= {SINCE}", params
+        Two scans of the window's resource maps would be the cost of filtering every later query by
+        a subquery; the ids are read once instead and every later query filters by them and by
+        time. Times come from the exporter's trace-id lookup table when present (each trace's first
+        and last span start, to the second); otherwise from the run's own spans, open-ended."""
+        t = self.opts.table("traces")
+        ends = "max(toInt64(toUnixTimestamp64Nano(toDateTime64(Timestamp, 9))) + toInt64(Duration))"
+        starts = "min(toInt64(toUnixTimestamp64Nano(toDateTime64(Timestamp, 9))))"
         rows = self.conn.query_rows(
-            f"SELECT toInt64(toUnixTimestamp(min(Start))), toInt64(toUnixTimestamp(max(End))), count() "
-            f"FROM {self.opts.table('traces_trace_id_ts')} WHERE TraceId IN ({self._run_traces()})", params)
-        lo, hi, n = rows[0] if rows else (0, 0, 0)
-        if not n:
-            return f"Timestamp >= {SINCE}", params
-        params.update(lo=int(lo), hi=int(hi) + 1)
-        return ("Timestamp >= fromUnixTimestamp64Nano(toInt64({lo:Int64}) * 1000000000) "
-                "AND Timestamp < fromUnixTimestamp64Nano(toInt64({hi:Int64}) * 1000000000)"), params
+            f"SELECT TraceId, {starts}, {ends} FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} IN {{runs:Array(String)}} "
+            "GROUP BY TraceId", {**self.params, "runs": runs})
+        if not rows:
+            return [], "0 = 1", {}
+        ids = [r[0] for r in rows]
+        lo = min(r[1] for r in rows)
+        linked = self.conn.query_rows(
+            f"SELECT DISTINCT TraceId FROM {t} WHERE Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) "
+            "AND notEmpty(`Links.TraceId`) AND hasAny(`Links.TraceId`, {ids:Array(String)})", {"lo": lo, "ids": ids})
+        ids = sorted(set(ids) | {r[0] for r in linked})
+        params: dict[str, Any] = {"ids": ids, "lo": lo}
+        if self.schema.has("traces_trace_id_ts"):
+            found = self.conn.query_rows(
+                "SELECT toInt64(toUnixTimestamp(min(Start))), toInt64(toUnixTimestamp(max(End))), count() "
+                f"FROM {self.opts.table('traces_trace_id_ts')} WHERE TraceId IN {{ids:Array(String)}}", {"ids": ids})
+            if found and found[0][2]:
+                params.update(lo=min(lo, found[0][0] * 1_000_000_000), hi=(found[0][1] + 1) * 1_000_000_000)
+                return ids, ("Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND "
+                             "Timestamp < fromUnixTimestamp64Nano({hi:Int64}) AND TraceId IN {ids:Array(String)}"), params
+        return ids, "Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND TraceId IN {ids:Array(String)}", params
 
     # --- DuckDB side -----------------------------------------------------------------------------
     def _load_spans(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> int:
@@ -142,31 +150,25 @@ class Extractor:
             con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM ch_batch")
             con.unregister("ch_batch")
 
-    def test_spans(self, con: duckdb.DuckDBPyConnection, exclude_runs: Iterable[str] = ()) -> int:
-        """Stage 1: the test spans of every run in the window (for the baseline and `triage runs`)."""
-        t = self.opts.table("traces")
-        in_runs = f"SELECT TraceId FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} != ''"
-        where = f"Timestamp >= {SINCE} AND {TEST_SPANS} AND TraceId IN ({in_runs})"
-        params = dict(self.params)
-        excluded = list(exclude_runs)
-        if excluded:
-            where += f" AND TraceId NOT IN ({self._run_traces()})"
-            params["runs"] = excluded
-        return self._load_spans(con, self._span_select(where), params)
+    def test_spans(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Stage 1: the test spans of every run in the window (for the baseline and `triage runs`).
+        tests.sql reads only spans of the runner's resource (the one carrying the run id)."""
+        where = f"Timestamp >= {SINCE} AND {RUN} != '' AND {TEST_SPANS}"
+        return self._load_spans(con, self._span_select(where), self.params)
 
     def run_data(self, con: duckdb.DuckDBPyConnection, runs: list[str]) -> int:
         """Stage 2: the runs in full (spans, events, links, logs, metric points)."""
-        bounds, params = self._bounds(runs)
-        traces = self._run_traces()
-        n = self._load_spans(con, self._span_select(f"{bounds} AND TraceId IN ({traces})"), params)
+        ids, where, params = self.run_traces(runs)
+        n = self._load_spans(con, self._span_select(where), params) if ids else 0
+        params = {**self.params, "runs": runs, "ids": ids}
         if self.schema.has("logs"):
-            self._load(con, "otel_logs", self._logs_select(traces), params)
+            self._load(con, "otel_logs", self._logs_select(), params)
         for kind in ("gauge", "sum", "histogram"):
             if self.schema.has(f"metrics_{kind}"):
                 self._load(con, f"otel_metrics_{kind}", self._metrics_select(kind), params)
         return n
 
-    def _logs_select(self, traces: str) -> str:
+    def _logs_select(self) -> str:
         t = "logs"
         observed = self._col(t, "ObservedTimestamp", "Timestamp")
         return f"""
@@ -185,7 +187,7 @@ class Extractor:
                    {_json('LogAttributes')} AS LogAttributes, toUInt32(0) AS ResourceDroppedAttributesCount,
                    toUInt32(0) AS ScopeDroppedAttributesCount, toUInt32(0) AS DroppedAttributesCount
             FROM {self.opts.table(t)}
-            WHERE Timestamp >= {SINCE} AND (TraceId IN ({traces}) OR {RUN} IN {{runs:Array(String)}})"""
+            WHERE Timestamp >= {SINCE} AND (TraceId IN {{ids:Array(String)}} OR {RUN} IN {{runs:Array(String)}})"""
 
     def _metrics_select(self, kind: str) -> str:
         t = f"metrics_{kind}"

@@ -74,7 +74,10 @@ class ServiceShift:
         self.items.append((llr, evidence))
 
     def evidence(self) -> tuple[Evidence, ...]:
-        return tuple(e for _, e in sorted(self.items, key=lambda x: -x[0])[:EVIDENCE_PER_SERVICE])
+        # Ties broken by the evidence itself: rows arrive in no fixed order (hash aggregates, and a
+        # store extracted from ClickHouse), and the explanation must not depend on it.
+        return tuple(e for _, e in sorted(self.items, key=lambda x: (-x[0], x[1].kind, x[1].operation, x[1].detail))
+                     [:EVIDENCE_PER_SERVICE])
 
 
 def _ms(ns: float) -> str:
