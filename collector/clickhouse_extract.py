@@ -2,8 +2,8 @@
 
 What is copied (docs/clickhouse.md, "What triage reads"):
 
-1. **Every run's test spans in the ``--since`` window** (spans that can be tests or failed phases:
-   ERROR status or a test attribute, with their events), so the baseline is chosen across runs
+1. **Every run's test spans in the ``--since`` window** (spans of a resource carrying a run id that
+   can be tests or failed phases: ERROR status or a test attribute, with their events), so the baseline is chosen across runs
    exactly as ``baseline_run.sql`` does on a file, and ``triage runs`` can count tests.
 2. **The run and its baseline run in full**: every span of every trace that holds a span whose
    resource carries ``cicd.pipeline.run.id`` = the run, and of traces linked to those; their

@@ -28,8 +28,56 @@ from tests.e2e.scenarios import ORDER
 pytestmark = pytest.mark.timeout(900)
 
 
+JUNIT_RUN = "propagated_error"
+
+
+def junit_report(run_id: str, trace_id: str) -> bytes:
+    """A CI's JUnit report for the run: one test its spans also name (matched by name), one only the
+    report knows, tied to a trace of the run by the trace id in its output."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="contract" tests="2" failures="2">
+  <properties><property name="cicd.pipeline.run.id" value="{run_id}"/></properties>
+  <testcase classname="test_orders" name="test_place_order" time="0.4">
+    <failure message="orders answered 502">AssertionError: orders answered 502</failure>
+  </testcase>
+  <testcase classname="test_contract" name="test_order_schema_published" time="0.1">
+    <failure message="schema registry has no orders/v2">AssertionError: no orders/v2</failure>
+    <system-out>checked trace_id={trace_id}</system-out>
+  </testcase>
+</testsuite>
+""".encode()
+
+
 @pytest.fixture(scope="module")
-def chdb_url(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def with_junit(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the recording to which the daemon's drop folder added a JUnit report for one run."""
+    import shutil
+    import time
+
+    from tests.daemon import DaemonProcess
+
+    base = tmp_path_factory.mktemp("junit")
+    db, folder = base / "triage.duckdb", base / "drop"
+    folder.mkdir()
+    shutil.copy(recording.db, db)
+    run = recording.runs[JUNIT_RUN]
+    (folder / "junit.xml").write_bytes(junit_report(run.run_id, run.explanation["failed_tests"][0]["trace_id"]))
+    daemon = DaemonProcess(db, ["--watch", str(folder), "--settle-seconds", "0.3"]).start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            code, out, _ = triage("files", "--daemon", daemon.address, "--json")
+            if code == 0 and json.loads(out)["files"]:
+                break
+            time.sleep(0.2)
+        assert json.loads(out)["files"][0]["status"] == "ingested", out
+    finally:
+        daemon.terminate()
+    return db
+
+
+@pytest.fixture(scope="module")
+def chdb_url(recording: Recording, with_junit: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"chdb://{tmp_path_factory.mktemp('chdb')}/engine"
     client = clickhouse_connect.get_client(dsn=url)
     try:
@@ -37,6 +85,10 @@ def chdb_url(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> 
         create_schema(client, OLDER_DDL)
         load(recording.db, client, "otel")
         load(recording.db, client, "otel_old", old_spelling=True)
+        client.command("CREATE DATABASE junit")
+        for table in ("otel_traces", "otel_logs", "otel_metrics_gauge", "otel_metrics_sum", "otel_metrics_histogram"):
+            client.command(f"CREATE TABLE junit.{table} AS otel.{table}")
+        load(with_junit, client, "junit")
         # A database whose traces table lacks a column triage reads (StatusMessage).
         client.command("CREATE DATABASE broken")
         client.command("CREATE TABLE broken.otel_traces AS otel.otel_traces")
@@ -74,6 +126,16 @@ def test_the_older_exporter_schema_explains_the_same(recording: Recording, chdb_
         run_id = recording.runs[name].run_id
         from_file = explain_json("--db", str(recording.db), run_id=run_id)
         assert explain_json("--clickhouse", chdb_url, "--database", "otel_old", run_id=run_id) == from_file, name
+
+
+def test_junit_reports_explain_the_same(recording: Recording, with_junit: Path, chdb_url: str) -> None:
+    """The drop folder's JUnit spans (run id on their resource, as the exporter stores a resource)."""
+    run_id = recording.runs[JUNIT_RUN].run_id
+    from_file = explain_json("--db", str(with_junit), run_id=run_id)
+    links = {t["test"]: t["link"] for t in from_file["failed_tests"]}
+    assert links.get("test_contract.test_order_schema_published", "").startswith("from a JUnit report, tied to the trace")
+    assert links.get("test_orders.py::test_place_order", "").startswith("a JUnit report names this test too")
+    assert explain_json("--clickhouse", chdb_url, "--database", "junit", run_id=run_id) == from_file
 
 
 def test_runs_lists_what_the_file_lists(recording: Recording, chdb_url: str) -> None:
