@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--baseline", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-command", action="store_true", help="skip timing the CLI as a separate process")
+    parser.add_argument("--no-compare", action="store_true", help="skip explaining the DuckDB file to compare")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     data = build(sizes, args.baseline, "test", 0.05, 1)
@@ -116,18 +118,27 @@ def main() -> None:
             explain_cpu.append(time.process_time() - c0)
             con.close()
             conn.close()
-            if same is None:
+            if same is None and not args.no_compare:
                 same = got == api.explain(ref, run).to_dict()
+            print(f"  {run}: extract {extract[-1]:.2f} s ({extract_cpu[-1]:.2f} s CPU; stage 1 {stage1[-1]:.2f} s), "
+                  f"explain {explain[-1]:.2f} s ({explain_cpu[-1]:.2f} s CPU), same as --db: {same}", flush=True)
+            if args.no_command:
+                continue
             t0, c0 = time.perf_counter(), children_cpu()
-            proc = subprocess.run([sys.executable, "-m", "otel_triage.cli", "explain", run, "--clickhouse", url,
-                                   "--since", SINCE, "--json"], capture_output=True, text=True, timeout=600)
+            try:
+                proc = subprocess.run([sys.executable, "-m", "otel_triage.cli", "explain", run, "--clickhouse", url,
+                                       "--since", SINCE, "--json"], capture_output=True, text=True, timeout=1800)
+            except subprocess.TimeoutExpired:
+                print("  command timed out after 1800 s")
+                continue
             command.append(time.perf_counter() - t0)
             command_cpu.append(children_cpu() - c0)
             if proc.returncode:
                 print(f"  command failed: {proc.stderr.strip()}")
         print(f"{run:<12} {spans:>9,} {cell(stage1):<18} {cell(stage2):<18} {cell(extract):<18} "
               f"{statistics.median(extract_cpu):<14.2f} {cell(explain):<18} {statistics.median(explain_cpu):<14.2f} "
-              f"{cell(command):<18} {statistics.median(command_cpu):<10.2f} {same}", flush=True)
+              f"{cell(command) if command else '-':<18} "
+              f"{statistics.median(command_cpu) if command_cpu else float('nan'):<10.2f} {same}", flush=True)
     print("(stage 1: every run's test spans of the window, for the baseline; stage 2: the run and its "
           "baseline in full; extract = both; median (min-max) of the repeats, wall seconds; cpu s = CPU "
           "seconds of all threads (chDB and DuckDB run in-process), which contention inflates less; "
