@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from otel_triage.cli.render_history import change_words, diff_words, history_words
 from otel_triage.correlator.model import Explanation
 
 
@@ -60,6 +61,9 @@ def stats_table(stats: dict[str, Any]) -> str:
     return head + table(["METRIC", "ATTRIBUTES", "VALUE", "UNIT"], rows)
 
 
+DIFF_LINES = 4  # a few lines per test; `triage report` shows every change side by side
+
+
 def explanation_text(e: Explanation) -> str:
     """For a person at a terminal: verdict first, then per failed test the cause, path and evidence."""
     lines: list[str] = []
@@ -86,19 +90,24 @@ def explanation_text(e: Explanation) -> str:
             lines.append(f"  test said: {first[:160]}")
         if f.link:
             lines.append(f"  linked: {f.link}")
+        if f.history:
+            lines.append(f"  history: {history_words(f.history)}")
         if f.root_cause is None:
             lines.append(f"  cause: none in the services — {f.no_cause_reason}")
-            continue
-        c = f.root_cause
-        lines.append(f"  cause: {c.service} · {c.operation}  (score {c.score:.2f}, {c.signal})")
-        lines.append(f"  why:   {c.reason[:300]}")
-        if c.path:
-            lines.append("  path:  " + "\n         → ".join(c.path))
-        for ev in c.evidence[:4]:
-            lines.append(f"  - [{ev.kind}] {ev.service}: {ev.detail[:200]}")
-        others = [f"{o.service} {o.score:.2f}" for o in f.candidates[1:4]]
-        if others:
-            lines.append(f"  other candidates: {', '.join(others)}")
+        else:
+            c = f.root_cause
+            lines.append(f"  cause: {c.service} · {c.operation}  (score {c.score:.2f}, {c.signal})")
+            lines.append(f"  why:   {c.reason[:300]}")
+            if c.path:
+                lines.append("  path:  " + "\n         → ".join(c.path))
+            for ev in c.evidence[:4]:
+                lines.append(f"  - [{ev.kind}] {ev.service}: {ev.detail[:200]}")
+            others = [f"{o.service} {o.score:.2f}" for o in f.candidates[1:4]]
+            if others:
+                lines.append(f"  other candidates: {', '.join(others)}")
+        if f.diff:
+            lines.append(f"  diff:  {diff_words(f.diff)}")
+            lines += [f"    {change_words(ch)[:200]}" for ch in f.diff.changes[:DIFF_LINES]]
     if len(e.groups) > 1 or (e.groups and len(e.groups[0].tests) > 1):
         lines.append("")
         lines.append("groups:")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 
+from otel_triage.cli.render_history import change_words, diff_words, history_words
 from otel_triage.correlator.model import Explanation, FailedTest
 
 TABLE_ROWS = 50  # beyond this the table says how many more
@@ -17,6 +18,7 @@ DETAILS = 100  # collapsible sections, then a count
 MAX_BYTES = 900_000  # GitHub takes at most 1 MiB (1024k bytes) of step summary per step
 CELL_CHARS = 160
 DETAIL_CHARS = 600
+DIFF_ITEMS = 8  # changes listed per failed test; the HTML report has all of them
 
 
 def shorten(text: str, limit: int) -> str:
@@ -49,16 +51,19 @@ def code(text: str | None, limit: int = DETAIL_CHARS) -> str:
 
 
 def _cause_cell(f: FailedTest) -> str:
+    flaky = " · **flaky**" if f.history and f.history.flaky else ""
     if f.root_cause is None:
-        return "_no service at fault: the test's own check failed_"
+        return "_no service at fault: the test's own check failed_" + flaky
     c = f.root_cause
-    return f"**{inline(c.service)}** · {inline(c.operation)} ({c.signal}, {c.score:.2f})"
+    return f"**{inline(c.service)}** · {inline(c.operation)} ({c.signal}, {c.score:.2f})" + flaky
 
 
 def _details(f: FailedTest) -> list[str]:
     lines = [f"<details><summary>{html.escape(shorten(f.test, CELL_CHARS))}</summary>", ""]
     if f.message:
         lines.append(f"- test said: {code(f.message)}")
+    if f.history:
+        lines.append(f"- history: {'**flaky** ' if f.history.flaky else ''}{inline(history_words(f.history), DETAIL_CHARS)}")
     if f.root_cause is None:
         lines.append(f"- no cause in the services: {inline(f.no_cause_reason, DETAIL_CHARS)}")
     else:
@@ -71,6 +76,9 @@ def _details(f: FailedTest) -> list[str]:
     others = [f"{inline(o.service)} {o.score:.2f}" for o in f.candidates[1:4]]
     if others:
         lines.append(f"- other candidates: {', '.join(others)}")
+    if f.diff:
+        lines.append(f"- diff: {inline(diff_words(f.diff), DETAIL_CHARS)}")
+        lines += [f"  - {inline(change_words(c), DETAIL_CHARS)}" for c in f.diff.changes[:DIFF_ITEMS]]
     lines += ["", "</details>", ""]
     return lines
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from otel_triage.cli.render_history import change_words, diff_words, history_words
 from otel_triage.cli.render_markdown import shorten
 from otel_triage.correlator.model import Explanation, FailedTest
 
@@ -59,6 +60,8 @@ def _test_section(f: FailedTest) -> dict[str, Any]:
     lines = [f"*FAILED* `{esc(f.test, 200)}`"]
     if f.message:
         lines.append(f"test said: `{esc(f.message.strip().splitlines()[0] if f.message.strip() else '', 300)}`")
+    if f.history:
+        lines.append(f"{'*flaky*' if f.history.flaky else 'history'}: {esc(history_words(f.history), 300)}")
     if f.root_cause is None:
         lines.append(f"cause: none in the services: {esc(f.no_cause_reason, 400)}")
     else:
@@ -69,6 +72,9 @@ def _test_section(f: FailedTest) -> dict[str, Any]:
             lines.append("path: " + " → ".join(esc(p, 80) for p in c.path[-4:]))
         for ev in c.evidence[:EVIDENCE_LINES]:
             lines.append(f"• [{ev.kind}] {esc(ev.service, 80)}: {esc(ev.detail, 250)}")
+    if f.diff:
+        lines.append(f"diff: {esc(diff_words(f.diff), 250)}")
+        lines += [f"• {esc(change_words(c), 200)}" for c in f.diff.changes[:EVIDENCE_LINES]]
     return _section("\n".join(lines))
 
 

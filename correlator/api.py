@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 from otel_triage.collector.storage.reader import Reader
+from otel_triage.correlator import diff, flaky
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
@@ -193,9 +194,12 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
     if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS:
         notes.append(f"the run's last span ended {age:.0f} s ago: data may still be arriving")
     passed = sum(1 for t in data["tests"] if t["status"] == "passed")
-    return Explanation(run_id=run_id, baseline_run_id=baseline_run_id, baseline=baseline_words,
-                       tests=len(data["tests"]), passed_tests=passed, failed_tests=tuple(failed),
-                       groups=group_list, suspects=suspects, notes=tuple(notes))
+    found = Explanation(run_id=run_id, baseline_run_id=baseline_run_id, baseline=baseline_words,
+                        tests=len(data["tests"]), passed_tests=passed, failed_tests=tuple(failed),
+                        groups=group_list, suspects=suspects, notes=tuple(notes))
+    # Additive (issue #16): each failed test's trace beside its passing one, then its flaky verdict
+    # (last: re-scoring earlier runs replaces the reader's temp tables).
+    return flaky.annotate(reader, diff.annotate(reader, found))
 
 
 def explain_json(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> str:

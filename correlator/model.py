@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from otel_triage.correlator.history_model import TestHistory, TraceDiff, diff_from_dict, history_from_dict
+
 SCHEMA_VERSION = 1
 
 
@@ -47,6 +49,10 @@ class FailedTest:
     no_cause_reason: str | None
     candidates: tuple[Candidate, ...]
     link: str | None = None  # how a test from a JUnit report was tied to the traces (None: it is a span)
+    # Added within schema version 1 (history_model.py): the flaky verdict from the store's earlier
+    # runs, and the test's trace beside the same test's in the baseline run. None: not computed.
+    history: TestHistory | None = None
+    diff: TraceDiff | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,8 @@ def from_dict(d: dict[str, Any]) -> Explanation:
     """The inverse of ``Explanation.to_dict`` (the CLI renders a daemon's JSON answer with it)."""
     tests = tuple(
         FailedTest(**{**t, "root_cause": _candidate(t["root_cause"]),
-                      "candidates": tuple(_candidate(c) for c in t["candidates"])})
+                      "candidates": tuple(_candidate(c) for c in t["candidates"]),
+                      "history": history_from_dict(t.get("history")), "diff": diff_from_dict(t.get("diff"))})
         for t in d["failed_tests"]
     )
     return Explanation(

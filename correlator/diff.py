@@ -1,0 +1,88 @@
+"""What is different from when it passed: a failed test's trace beside the same test's passing trace.
+
+The baseline is the same test (by tests.sql's name key) passing in the explanation's baseline run,
+else in the most recent earlier run where it passed (``diff_baseline_tests.sql``). Both subtrees
+are matched call by call in one SQL statement (``trace_diff.sql``); here the changes are only
+counted, ordered and put in words. One sample against one sample is noisy, so a call counts as
+slower only when it took at least ``SLOWER_RATIO`` times as long *and* ``SLOWER_MIN_MS`` more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from otel_triage.collector.storage.reader import Reader, rows_as_dicts
+from otel_triage.correlator.history_model import SpanChange, TraceDiff
+from otel_triage.correlator.model import Explanation
+
+SLOWER_RATIO = 1.5
+SLOWER_MIN_MS = 20.0
+MAX_CHANGES = 20  # per failed test, in the JSON; the text shows a few, the report all of them
+ORDER = {"status": 0, "vanished": 1, "appeared": 2, "slower": 3}
+
+
+@cache
+def _sql(name: str) -> str:
+    return resources.files("otel_triage.correlator").joinpath(f"{name}.sql").read_text()
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 1)
+
+
+def _detail(r: dict[str, Any]) -> str:
+    if r["change"] == "slower":
+        a, b = r["duration_ns"] / 1e6, r["baseline_duration_ns"] / 1e6
+        ratio = f", {a / b:.1f}x" if b > 0 else ""
+        return f"+{a - b:.0f} ms ({b:.0f} ms → {a:.0f} ms{ratio})"
+    if r["change"] == "status":
+        return f"{r['baseline_status']} → {r['status']}"
+    if r["change"] == "appeared":
+        return "new call" + (" (Error)" if r["status"] == "Error" else "")
+    return "no longer called"
+
+
+def trace_diff(reader: Reader, trace_id: str, span_id: str, baseline: dict[str, Any]) -> TraceDiff:
+    rows = rows_as_dicts(reader.con.execute(_sql("trace_diff"), {
+        "trace_id": trace_id, "span_id": span_id, "b_trace_id": baseline["baseline_trace_id"],
+        "b_span_id": baseline["baseline_span_id"], "slower_ratio": SLOWER_RATIO,
+        "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}))
+    changed = [r for r in rows if r["change"]]
+    count = {k: sum(1 for r in changed if r["change"] == k) for k in ORDER}
+    def rank(r: dict[str, Any]) -> tuple[int, int, int]:  # status first; slower by how much; shallow first
+        delta = (r["duration_ns"] or 0) - (r["baseline_duration_ns"] or 0) if r["change"] == "slower" else 0
+        return ORDER[r["change"]], -delta, r["depth"]
+
+    shown = sorted((r for r in changed if not r["under_changed"]), key=rank)[:MAX_CHANGES]
+    changes = tuple(SpanChange(
+        change=r["change"], service=r["service"], operation=r["operation"], path=tuple(r["path"]),
+        span_id=r["span_id"], baseline_span_id=r["baseline_span_id"], duration_ms=_ms(r["duration_ns"]),
+        baseline_duration_ms=_ms(r["baseline_duration_ns"]), status=r["status"],
+        baseline_status=r["baseline_status"], detail=_detail(r)) for r in shown)
+    parts = [f"{n} {word}" for n, word in ((count["appeared"], "call(s) appeared"),
+                                           (count["vanished"], "vanished"), (count["slower"], "slower"),
+                                           (count["status"], "changed status")) if n]
+    summary = (f"against run {baseline['baseline_run_id']}: " + (", ".join(parts) if parts else "same calls, "
+               "no call slower, no status changed"))
+    return TraceDiff(
+        baseline_run_id=baseline["baseline_run_id"], baseline_trace_id=baseline["baseline_trace_id"],
+        baseline_span_id=baseline["baseline_span_id"],
+        spans=sum(1 for r in rows if r["span_id"]), baseline_spans=sum(1 for r in rows if r["baseline_span_id"]),
+        appeared=count["appeared"], vanished=count["vanished"], slower=count["slower"],
+        status_changed=count["status"], changes=changes, summary=summary)
+
+
+def annotate(reader: Reader, explanation: Explanation) -> Explanation:
+    """Each failed test that passed in an earlier run gets its ``diff``. Expects ``reader.all_tests()``."""
+    if not explanation.failed_tests:
+        return explanation
+    baselines = {r["failed_span_id"]: r for r in rows_as_dicts(reader.con.execute(
+        _sql("diff_baseline_tests"), {"run_id": explanation.run_id, "baseline_run_id": explanation.baseline_run_id}))}
+    tests = tuple(
+        replace(f, diff=trace_diff(reader, f.trace_id, f.span_id, baselines[f.span_id]))
+        if f.span_id in baselines else f
+        for f in explanation.failed_tests)
+    return replace(explanation, failed_tests=tests)
