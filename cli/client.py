@@ -153,3 +153,14 @@ def test_spans(db: str | None, daemon: str | None, tests: list[tuple[str, str]])
         return out
     with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as rd:
         return {span_id: rd.test_spans(trace_id, span_id, defaults.REPORT_MAX_SPANS) for trace_id, span_id in tests}
+
+
+def list_tests(db: str | None, daemon: str | None, flaky_only: bool) -> list[dict[str, Any]]:
+    """Every test with its pass/fail history and flaky verdict (correlator/flaky.py)."""
+    if daemon:
+        response = call(daemon, "ListTests", triage_pb2.ListTestsRequest(flaky_only=flaky_only), timeout=600)
+        return json.loads(response.json)["tests"]
+    from otel_triage.correlator.flaky import list_tests as from_store
+
+    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
+        return from_store(r, flaky_only)

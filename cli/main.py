@@ -163,6 +163,19 @@ def runs(db: str, daemon: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@source_options
+@click.option("--flaky", "flaky_only", is_flag=True, help="Only tests whose latest failure is judged flaky.")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"tests\": [...]} as JSON.")
+def tests(db: str, daemon: str | None, flaky_only: bool, as_json: bool) -> None:
+    """List tests with their pass/fail history over their last runs, and which are flaky."""
+    found = client.list_tests(db, daemon, flaky_only)
+    if as_json:
+        click.echo(json.dumps({"tests": found}, indent=2))
+    else:
+        click.echo(render.tests_table(found))
+
+
+@cli.command()
 @click.option("--daemon", metavar="HOST:PORT", envvar="TRIAGE_LISTEN", default=client.DEFAULT_LISTEN,
               show_default=True, help="The daemon to ask.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")

@@ -47,6 +47,21 @@ def files_table(files: list[dict[str, Any]]) -> str:
     return table(["taken", "status", "format", "items", "run", "path", "error"], rows)
 
 
+def tests_table(tests: list[dict[str, Any]]) -> str:
+    """One line per test: its outcomes oldest → newest as P/F, and the verdict on its latest failure."""
+    if not tests:
+        return "no tests yet (or none flaky)"
+    mark = {"passed": "P", "failed": "F"}
+    rows = [[t["test"], "".join(mark.get(o["status"], ".") for o in t["outcomes"]), f"{t['failed']}/{t['runs']}",
+             history_words_or_dash(t)] for t in tests]
+    return table(["TEST", "HISTORY (OLDEST→NEWEST)", "FAILED", "VERDICT"], rows)
+
+
+def history_words_or_dash(t: dict[str, Any]) -> str:
+    h = t["history"]
+    return "-" if h is None else (("FLAKY: " if h["flaky"] else "") + h["summary"])[:160]
+
+
 def stats_table(stats: dict[str, Any]) -> str:
     rows = []
     for p in stats["metrics"]:

@@ -127,6 +127,12 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         return triage_pb2.TestSpansResponse(json=json.dumps(found))
 
 
+    def ListTests(self, request: triage_pb2.ListTestsRequest, context: grpc.ServicerContext) -> Any:
+        from otel_triage.correlator.flaky import list_tests
+
+        found = self._daemon.read(lambda cur: list_tests(Reader(cur), request.flaky_only))
+        return triage_pb2.ListTestsResponse(json=json.dumps({"tests": found}))
+
     def ListFiles(self, request: triage_pb2.ListFilesRequest, context: grpc.ServicerContext) -> Any:
         files = self._daemon.read(lambda cur: Reader(cur).files())
         return triage_pb2.ListFilesResponse(files=[triage_pb2.DroppedFile(**f) for f in files])
