@@ -238,7 +238,9 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
 
     found = client.explain(db, daemon, run_id, baseline)
     traces = client.test_spans(db, daemon, [(f.trace_id, f.span_id) for f in found.failed_tests])
-    page = report_html.report(found, traces)
+    baselines = client.test_spans(db, daemon, [(f.diff.baseline_trace_id, f.diff.baseline_span_id)
+                                               for f in found.failed_tests if f.diff])
+    page = report_html.report(found, traces, baselines)
     with open(output, "w", encoding="utf-8") as fh:
         fh.write(page)
     click.echo(f"triage: wrote {output} ({len(found.failed_tests)} failed tests)", err=True)
