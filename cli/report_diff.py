@@ -48,7 +48,7 @@ def _pane(title: str, data: dict[str, Any] | None, marks: dict[str, tuple[str, s
         err = " err" if s["status"] == "Error" else ""
         sign = f'<span class="sign">{MARK[change]}</span>' if change else '<span class="sign"></span>'
         note = f'<span class="dnote">{_e(detail)}</span>' if detail else ""
-        rows.append(f'<div class="{cls}{err}" data-span-id="{_e(s["span_id"])}">{sign}'
+        rows.append(f'<div class="{cls}{err}" data-diff-span-id="{_e(s["span_id"])}">{sign}'
                     f'<span class="dname" style="padding-left:{s["depth"] * 12}px">'
                     f'<b>{_e(s["service"])}</b> {_e(s["name"])}</span>'
                     f'<span class="ddur">{s["duration_ns"] / 1e6:.0f} ms</span>{note}</div>')
