@@ -151,10 +151,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--triage-db", metavar="PATH", default=os.environ.get("TRIAGE_DB"),
                     help="DuckDB file of the daemon started for the session (env TRIAGE_DB; "
                          "default .triage/triage.duckdb under the rootdir, kept for flaky history).")
+    # Spell these --triage-json=PATH: pytest picks its rootdir before plugins add options, and a
+    # separate existing PATH argument would move the rootdir (and so every test's node id).
     group.addoption("--triage-json", metavar="PATH", default=None,
-                    help="Also write the explanation as JSON (schema of `triage explain --json`) to PATH.")
+                    help="Also write the explanation as JSON (schema of `triage explain --json`) to PATH; "
+                         "write --triage-json=PATH.")
     group.addoption("--triage-markdown", metavar="PATH", default=None,
-                    help="Also append the explanation as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY).")
+                    help="Also append the explanation as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY); "
+                         "write --triage-markdown=PATH.")
     group.addoption("--triage-timeout", metavar="SECONDS", type=float, default=60.0,
                     help="How long to wait for the run to settle after the tests (default 60).")
 

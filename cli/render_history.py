@@ -8,6 +8,7 @@ from otel_triage.correlator.history_model import SpanChange, TestHistory, TraceD
 VERDICTS = {
     "flaky": "FLAKY",
     "consistent-cause": "not flaky (a service fault)",
+    "different-services": "not flaky (a different service fault each time)",
     "changed-code": "not flaky (failing since the code changed)",
     "always-failed": "not flaky (never passed here)",
 }

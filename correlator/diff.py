@@ -3,7 +3,7 @@
 The baseline is the same test (by tests.sql's name key) passing in the explanation's baseline run,
 else in the most recent earlier run where it passed (``diff_baseline_tests.sql``). Both subtrees
 are matched call by call in one SQL statement (``trace_diff.sql``); here the changes are only
-counted, ordered and put in words. One sample against one sample is noisy, so a call counts as
+counted, ordered (``_interleave``) and put in words. One sample against one sample is noisy, so a call counts as
 slower only when it took at least ``SLOWER_RATIO`` times as long *and* ``SLOWER_MIN_MS`` more.
 """
 
@@ -21,7 +21,7 @@ from otel_triage.correlator.model import Explanation
 SLOWER_RATIO = 1.5
 SLOWER_MIN_MS = 20.0
 MAX_CHANGES = 20  # per failed test, in the JSON; the text shows a few, the report all of them
-ORDER = {"status": 0, "vanished": 1, "appeared": 2, "slower": 3}
+ORDER = ("status", "slower", "vanished", "appeared")
 
 
 @cache
@@ -45,6 +45,23 @@ def _detail(r: dict[str, Any]) -> str:
     return "no longer called"
 
 
+def _interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The most telling change of each kind first, then the next of each, so a short list (the text
+    shows four) has the deepest status change (where the error began), the largest slowdown and the
+    shallowest vanished and appeared calls, not four messengers relaying one error."""
+    ranked = {
+        "status": sorted((r for r in rows if r["change"] == "status"), key=lambda r: -r["depth"]),
+        "slower": sorted((r for r in rows if r["change"] == "slower"),
+                         key=lambda r: r["baseline_duration_ns"] - r["duration_ns"]),
+        "vanished": sorted((r for r in rows if r["change"] == "vanished"), key=lambda r: r["depth"]),
+        "appeared": sorted((r for r in rows if r["change"] == "appeared"), key=lambda r: r["depth"]),
+    }
+    out: list[dict[str, Any]] = []
+    for i in range(max((len(v) for v in ranked.values()), default=0)):
+        out += [v[i] for v in ranked.values() if i < len(v)]
+    return out
+
+
 def trace_diff(reader: Reader, trace_id: str, span_id: str, baseline: dict[str, Any]) -> TraceDiff:
     rows = rows_as_dicts(reader.con.execute(_sql("trace_diff"), {
         "trace_id": trace_id, "span_id": span_id, "b_trace_id": baseline["baseline_trace_id"],
@@ -52,11 +69,7 @@ def trace_diff(reader: Reader, trace_id: str, span_id: str, baseline: dict[str, 
         "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}))
     changed = [r for r in rows if r["change"]]
     count = {k: sum(1 for r in changed if r["change"] == k) for k in ORDER}
-    def rank(r: dict[str, Any]) -> tuple[int, int, int]:  # status first; slower by how much; shallow first
-        delta = (r["duration_ns"] or 0) - (r["baseline_duration_ns"] or 0) if r["change"] == "slower" else 0
-        return ORDER[r["change"]], -delta, r["depth"]
-
-    shown = sorted((r for r in changed if not r["under_changed"]), key=rank)[:MAX_CHANGES]
+    shown = _interleave([r for r in changed if not r["under_changed"]])[:MAX_CHANGES]
     changes = tuple(SpanChange(
         change=r["change"], service=r["service"], operation=r["operation"], path=tuple(r["path"]),
         span_id=r["span_id"], baseline_span_id=r["baseline_span_id"], duration_ms=_ms(r["duration_ns"]),

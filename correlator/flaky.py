@@ -2,7 +2,9 @@
 
 A test is **flaky** when it failed here but also passed on the same code (earlier runs whose runner
 reported the same ``vcs.ref.head.revision`` / ``service.version``, or a retry within this run),
-*and* its failures have no consistent cause. A service behind (nearly) every failure is a fault of
+*and* its failures have no consistent cause, at least one of them none in the services. When every
+failure was traced to a service, but not the same one, the verdict is ``different-services``: an
+unstable environment, which retrying the test does not fix. A service behind (nearly) every failure is a fault of
 that service, however intermittent, not flakiness: that is the line Datadog, Trunk or BuildPulse
 cannot draw, because they never see the services.
 
@@ -79,8 +81,12 @@ def judge(rows: list[dict[str, Any]], causes: list[str]) -> TestHistory:
     consistent = top if top != NO_CAUSE and top_n >= CONSISTENT_SHARE * len(known) else None
     if same_passed == 0 and not rerun:
         verdict = "changed-code" if passed else "always-failed"
+    elif consistent:
+        verdict = "consistent-cause"
+    elif known and NO_CAUSE not in known:
+        verdict = "different-services"  # every failure had a real fault, just not the same one
     else:
-        verdict = "consistent-cause" if consistent else "flaky"
+        verdict = "flaky"
     words = [f"failed {failed} of the last {len(rows)} runs" if len(rows) > 1 else "first run of this test"]
     if rerun:
         words.append("passed on a retry in this run")
@@ -93,6 +99,8 @@ def judge(rows: list[dict[str, Any]], causes: list[str]) -> TestHistory:
     if consistent:
         share = f"{top_n} of {len(known)}" if top_n < len(known) else "each"
         words.append(f"{share} failure(s) traced to {consistent}: a service fault, not flakiness")
+    elif verdict == "different-services":
+        words.append(f"each failure traced to a service, different ones: {shown}")
     elif len(set(known)) > 1:
         words.append(f"causes differ: {shown}")
     elif known:

@@ -16,7 +16,7 @@ class TestHistory:
 
     __test__ = False  # not a pytest class
 
-    verdict: str  # flaky | consistent-cause | changed-code | always-failed
+    verdict: str  # flaky | consistent-cause | different-services | changed-code | always-failed
     flaky: bool
     summary: str  # "failed 3 of the last 20 runs; causes differ: none, auth, none"
     runs: int  # runs in the window that ran this test (this one included)

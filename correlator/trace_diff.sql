@@ -1,7 +1,7 @@
 -- One failed test's subtree ($trace_id, $span_id) beside the same test's subtree in the baseline run
 -- ($b_trace_id, $b_span_id), call by call. Subtrees are walked as in report_tree.sql (children by
 -- ParentSpanId, consumers through span links, scoped first to the two traces and those linking in).
--- Calls are matched by their path of "service: span name [→ peer]" labels from the test down, and by
+-- Calls are matched by their path of "service: span name [→ peer.service]" labels from the test down, and by
 -- their rank among calls with the same path (the 2nd retry matches the 2nd retry); span ids and
 -- times never match across runs. Unset and Ok count as the same status (instrumentations differ in
 -- which they set). Parameters: the four ids, $slower_ratio and $slower_min_ns (diff.py).
@@ -20,9 +20,10 @@ hop2 AS (
 spans AS (
     SELECT TraceId, SpanId, ParentSpanId, ServiceName, SpanName, Duration, Timestamp,
            CASE WHEN StatusCode = 'Error' THEN 'Error' ELSE 'Ok' END AS status,
+           -- A client names its peer only by peer.service: addresses and ports change from run to run.
            ServiceName || ': ' || SpanName
-             || coalesce(' → ' || coalesce(SpanAttributes ->> '$."peer.service"',
-                                           SpanAttributes ->> '$."server.address"'), '') AS label
+             || CASE WHEN SpanKind IN ('Client', 'Producer')
+                     THEN coalesce(' → ' || (SpanAttributes ->> '$."peer.service"'), '') ELSE '' END AS label
     FROM otel_traces WHERE TraceId IN (SELECT TraceId FROM hop2)
 ),
 edges AS (
@@ -47,7 +48,8 @@ placed AS (  -- a span reached twice keeps its shallowest place
     QUALIFY row_number() OVER (PARTITION BY tr.side, tr.TraceId, tr.SpanId ORDER BY tr.depth) = 1
 ),
 labelled AS (
-    SELECT p.side, p.SpanId, p.parent_span, p.depth, p.path, p.key, s.ServiceName, s.SpanName, s.Duration,
+    SELECT p.side, p.SpanId, p.parent_span, p.depth, p.path, p.key, s.ServiceName,
+           substr(s.label, length(s.ServiceName) + 3) AS SpanName, s.Duration,
            s.status, row_number() OVER (PARTITION BY p.side, p.key ORDER BY s.Timestamp, s.SpanId) AS nth
     FROM placed AS p JOIN spans AS s USING (TraceId, SpanId)
 ),

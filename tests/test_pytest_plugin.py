@@ -109,7 +109,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                                         ("p-3", "propagated_error", False)):
             report = tmp / f"{run_id}.json"
             proc = _session_with_shop(shop_run, daemon, suite, scenario, run_id, heads,
-                                      "--triage-json", str(report), "--triage-markdown", str(tmp / "summary.md"))
+                                      f"--triage-json={report}", f"--triage-markdown={tmp / 'summary.md'}")
             out["runs"][run_id] = (proc, json.loads(report.read_text()) if report.exists() else None)
         yield out
     finally:
@@ -240,7 +240,7 @@ def test_without_pytest_opentelemetry_the_plugin_starts_a_daemon_and_makes_the_s
     env = {**_clean_env(), "SHOP_SCENARIO": "slow_dependency", "GITHUB_RUN_ID": "4711", "GITHUB_RUN_ATTEMPT": "2",
            "PYTHONPATH": os.pathsep.join([str(suite), str(EXAMPLES)])}
     proc = _pytest(suite, env, "-p", "no:pytest_opentelemetry", "-p", "shop_up", "--triage", "-m", "not stale_expectation",
-                   "--triage-json", str(tmp_path / "out.json"))
+                   f"--triage-json={tmp_path / 'out.json'}")
     out = proc.stdout
     assert proc.returncode == 1, out[-3000:]
     assert "run id 4711-2" in out and "started for this session" in out
