@@ -275,3 +275,48 @@ def test_an_unreachable_daemon_costs_one_warning_line_and_never_the_exit_status(
     warnings = [line for line in with_triage.stdout.splitlines() if "triage" in line]
     assert warnings == [f"triage: WARNING: no triage daemon answers at 127.0.0.1:{port}; tests run without triage"]
     assert "triage" not in plain.stdout  # inert without the flag
+
+
+def test_every_plugin_option_is_documented(tmp_path):
+    """docs/pipeline.md's option table names every option the plugin adds to pytest (as `pytest
+    --help` lists them: the entry point is installed)."""
+    import re
+
+    shown = _pytest(tmp_path, _clean_env(), "--help").stdout
+    options = sorted(set(re.findall(r"^\s+(--triage[a-z-]*)", shown, flags=re.M)))
+    assert len(options) == 6, options
+    page = (ROOT / "docs" / "pipeline.md").read_text()
+    for opt in options:
+        assert f"| `{opt}" in page, f"{opt} is missing from docs/pipeline.md"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"GITHUB_RUN_ID": "9", "GITHUB_RUN_ATTEMPT": "1"}, "9"),
+    ({"GITHUB_RUN_ID": "9", "GITHUB_RUN_ATTEMPT": "3"}, "9-3"),
+    ({"CI_PIPELINE_ID": "77", "CI_JOB_ID": "5"}, "77"),
+    ({"BUILDKITE_BUILD_ID": "b-1", "BUILDKITE_RETRY_COUNT": "0"}, "b-1"),
+    ({"BUILDKITE_BUILD_ID": "b-1", "BUILDKITE_RETRY_COUNT": "2"}, "b-1-2"),
+    ({"CIRCLE_WORKFLOW_ID": "wf"}, "wf"),
+    ({"BUILD_TAG": "jenkins-shop-12"}, "jenkins-shop-12"),
+    ({"TRIAGE_RUN_ID": "mine", "GITHUB_RUN_ID": "9"}, "mine"),
+    ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=x,cicd.pipeline.run.id=r%2F1", "GITHUB_RUN_ID": "9"}, "r/1"),
+])
+def test_the_run_id_comes_from_the_ci(env, expected):
+    from otel_triage.cli import ci_env
+
+    assert ci_env.run_id(env) == expected
+    settings = ci_env.otel_settings("127.0.0.1:4317", expected, env)
+    # The run id is in the resource exactly once, whoever set it.
+    assert settings["OTEL_RESOURCE_ATTRIBUTES"].count("cicd.pipeline.run.id=") == 1
+    assert settings["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4317"
+
+
+def test_without_a_ci_the_run_id_is_fresh_and_github_names_its_run_url():
+    from otel_triage.cli import ci_env
+
+    assert ci_env.run_id({}).startswith("local-") and ci_env.run_id({}) != ci_env.run_id({})
+    attrs = ci_env.resource_attributes("9", {"GITHUB_RUN_ID": "9", "GITHUB_REPOSITORY": "acme/shop",
+                                             "GITHUB_WORKFLOW": "ci", "GITHUB_SHA": "abc"})
+    assert attrs == {"cicd.pipeline.run.id": "9", "cicd.pipeline.name": "ci",
+                     "cicd.pipeline.run.url.full": "https://github.com/acme/shop/actions/runs/9",
+                     "vcs.ref.head.revision": "abc"}
