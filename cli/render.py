@@ -105,7 +105,7 @@ def explanation_text(e: Explanation) -> str:
             lines.append(f"  test said: {first[:160]}")
         if f.link:
             lines.append(f"  linked: {f.link}")
-        if f.history:
+        if f.history and f.history.runs > 1:  # a first run has no history to tell
             lines.append(f"  history: {history_words(f.history)}")
         if f.root_cause is None:
             lines.append(f"  cause: none in the services — {f.no_cause_reason}")

@@ -51,7 +51,7 @@ def code(text: str | None, limit: int = DETAIL_CHARS) -> str:
 
 
 def _cause_cell(f: FailedTest) -> str:
-    flaky = " · **flaky**" if f.history and f.history.flaky else ""
+    flaky = " · **flaky**" if f.history and f.history.flaky else ""  # (a first run is never flaky)
     if f.root_cause is None:
         return "_no service at fault: the test's own check failed_" + flaky
     c = f.root_cause
@@ -62,7 +62,7 @@ def _details(f: FailedTest) -> list[str]:
     lines = [f"<details><summary>{html.escape(shorten(f.test, CELL_CHARS))}</summary>", ""]
     if f.message:
         lines.append(f"- test said: {code(f.message)}")
-    if f.history:
+    if f.history and f.history.runs > 1:  # a first run has no history to tell
         lines.append(f"- history: {'**flaky** ' if f.history.flaky else ''}{inline(history_words(f.history), DETAIL_CHARS)}")
     if f.root_cause is None:
         lines.append(f"- no cause in the services: {inline(f.no_cause_reason, DETAIL_CHARS)}")

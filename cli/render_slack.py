@@ -60,7 +60,7 @@ def _test_section(f: FailedTest) -> dict[str, Any]:
     lines = [f"*FAILED* `{esc(f.test, 200)}`"]
     if f.message:
         lines.append(f"test said: `{esc(f.message.strip().splitlines()[0] if f.message.strip() else '', 300)}`")
-    if f.history:
+    if f.history and f.history.runs > 1:  # a first run has no history to tell
         lines.append(f"{'*flaky*' if f.history.flaky else 'history'}: {esc(history_words(f.history), 300)}")
     if f.root_cause is None:
         lines.append(f"cause: none in the services: {esc(f.no_cause_reason, 400)}")

@@ -97,8 +97,8 @@ def judge(rows: list[dict[str, Any]], causes: list[str]) -> TestHistory:
         words.append("never passed on this code version: a code change, not flakiness")
     shown = ", ".join(causes[-SHOWN_CAUSES:])
     if consistent:
-        share = f"{top_n} of {len(known)}" if top_n < len(known) else "each"
-        words.append(f"{share} failure(s) traced to {consistent}: a service fault, not flakiness")
+        share = f"{top_n} of {len(known)} failures" if top_n < len(known) else "every failure"
+        words.append(f"{share} traced to {consistent}: a service fault, not flakiness")
     elif verdict == "different-services":
         words.append(f"each failure traced to a service, different ones: {shown}")
     elif len(set(known)) > 1:
