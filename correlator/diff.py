@@ -2,13 +2,14 @@
 
 The baseline is the same test (by tests.sql's name key) passing in the explanation's baseline run,
 else in the most recent earlier run where it passed (``diff_baseline_tests.sql``). Both subtrees
-are matched call by call in one SQL statement (``trace_diff.sql``); here the changes are only
+are matched call by call in one SQL statement for all failed tests (``trace_diff.sql``); here the changes are only
 counted, ordered (``_interleave``) and put in words. One sample against one sample is noisy, so a call counts as
 slower only when it took at least ``SLOWER_RATIO`` times as long *and* ``SLOWER_MIN_MS`` more.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import replace
 from functools import cache
 from importlib import resources
@@ -62,11 +63,8 @@ def _interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def trace_diff(reader: Reader, trace_id: str, span_id: str, baseline: dict[str, Any]) -> TraceDiff:
-    rows = rows_as_dicts(reader.con.execute(_sql("trace_diff"), {
-        "trace_id": trace_id, "span_id": span_id, "b_trace_id": baseline["baseline_trace_id"],
-        "b_span_id": baseline["baseline_span_id"], "slower_ratio": SLOWER_RATIO,
-        "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}))
+def _trace_diff(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> TraceDiff:
+    """One failed test's rows of trace_diff.sql, counted and put in words."""
     changed = [r for r in rows if r["change"]]
     count = {k: sum(1 for r in changed if r["change"] == k) for k in ORDER}
     shown = _interleave([r for r in changed if not r["under_changed"]])[:MAX_CHANGES]
@@ -94,8 +92,19 @@ def annotate(reader: Reader, explanation: Explanation) -> Explanation:
         return explanation
     baselines = {r["failed_span_id"]: r for r in rows_as_dicts(reader.con.execute(
         _sql("diff_baseline_tests"), {"run_id": explanation.run_id, "baseline_run_id": explanation.baseline_run_id}))}
-    tests = tuple(
-        replace(f, diff=trace_diff(reader, f.trace_id, f.span_id, baselines[f.span_id]))
-        if f.span_id in baselines else f
-        for f in explanation.failed_tests)
+    failed = [f for f in explanation.failed_tests if f.span_id in baselines]
+    if not failed:
+        return explanation
+    reader.con.execute(
+        "CREATE OR REPLACE TEMP TABLE diff_pairs AS SELECT unnest($t) AS test_span, unnest($a) AS trace_id, "
+        "unnest($b) AS span_id, unnest($c) AS b_trace_id, unnest($d) AS b_span_id",
+        {"t": [f.span_id for f in failed], "a": [f.trace_id for f in failed], "b": [f.span_id for f in failed],
+         "c": [baselines[f.span_id]["baseline_trace_id"] for f in failed],
+         "d": [baselines[f.span_id]["baseline_span_id"] for f in failed]})
+    by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows_as_dicts(reader.con.execute(_sql("trace_diff"), {
+            "slower_ratio": SLOWER_RATIO, "slower_min_ns": int(SLOWER_MIN_MS * 1e6)})):
+        by_test[row["test_span"]].append(row)
+    tests = tuple(replace(f, diff=_trace_diff(by_test[f.span_id], baselines[f.span_id]))
+                  if f.span_id in baselines else f for f in explanation.failed_tests)
     return replace(explanation, failed_tests=tests)

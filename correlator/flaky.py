@@ -9,10 +9,10 @@ that service, however intermittent, not flakiness: that is the line Datadog, Tru
 cannot draw, because they never see the services.
 
 The cause of each earlier failure is what the correlator's per-test scoring names in that run
-(``score.py`` over ``explain_inputs``, without a baseline run: a past run's latency-only causes may
-read "none"); this run's causes are the explanation's own. The outcomes come from one SQL query
-(``test_history.sql``); only the past runs with failures that matter are re-scored, the most recent
-``MAX_SCORED_RUNS`` of them.
+(``score.py`` over the statements of ``explain_inputs``, for all re-scored runs in one pass, without
+a baseline run: a past run's latency-only causes may read "none"); this run's causes are the
+explanation's own. The outcomes come from one SQL query (``test_history.sql``); only the past runs
+with failures that matter are re-scored, the most recent ``MAX_SCORED_RUNS`` of them.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from otel_triage.collector.storage.reader import Reader, rows_as_dicts
+from otel_triage.collector.storage.reader import Reader, rows_as_dicts, sql
 from otel_triage.correlator.history_model import TestHistory
 from otel_triage.correlator.model import Explanation
 from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
 
 HISTORY_RUNS = 20  # the window: a test's last runs, this one included
 CONSISTENT_SHARE = 0.8  # one service behind at least this share of the failures is a cause, not chance
-MAX_SCORED_RUNS = 10  # earlier runs re-scored for their causes (each costs one explain_inputs)
+MAX_SCORED_RUNS = 5  # earlier runs re-scored for their causes: ~0.15 s per 10k spans (bench/history.py)
 UNKNOWN = "?"  # the cause of a failure in a run beyond MAX_SCORED_RUNS
 NO_CAUSE = "none"
 SHOWN_CAUSES = 10
@@ -51,17 +51,38 @@ def outcomes(reader: Reader, run_id: str | None) -> dict[str, list[dict[str, Any
 
 
 def past_causes(reader: Reader, wanted: dict[str, set[str]]) -> dict[tuple[str, str], str]:
-    """(run id, test span id) → the service the correlator names for that failure, or "none".
+    """(run id, test span id) → the service the correlator's per-test scoring names for that failure,
+    or "none"; the first ``MAX_SCORED_RUNS`` runs of ``wanted`` only.
 
-    Replaces the reader's per-run temp tables: call it after everything else that needs them."""
+    One pass over all those runs at once (the statements of ``Reader.explain_inputs``, each run's
+    tests and spans together, no baseline run): the passing tests that discount noise and set the
+    latency reference are those of all the re-scored runs. Replaces the reader's per-run temp
+    tables: call it after everything else that needs them."""
+    runs = list(wanted)[:MAX_SCORED_RUNS]
+    if not runs:
+        return {}
+    con = reader.con
+
+    def temp(name: str, query: str, params: dict[str, Any] | None = None) -> None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}", params or {})
+
+    temp("run_traces", f"SELECT * FROM ({sql('run_traces')}) WHERE list_contains($runs, RunId)",
+         {"run_id": None, "runs": runs})
+    temp("explain_spans", sql("explain_spans"))
+    temp("explain_baseline_spans", "SELECT TraceId, SpanId, ParentSpanId, service, operation, duration_ns, "
+                                   "start_ns FROM explain_spans LIMIT 0")
+    temp("explain_tests", "SELECT * FROM run_tests WHERE list_contains($runs, run_id)", {"runs": runs})
+    temp("explain_tree", sql("explain_tree"))
+    temp("explain_notable", sql("explain_nodes"))
+    nodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for n in rows_as_dicts(con.execute("SELECT * FROM explain_notable ORDER BY test_span, depth, SpanId")):
+        nodes[n["test_span"]].append(n)
+    names = dict(con.execute("SELECT DISTINCT SpanId, service || ': ' || operation FROM explain_spans "
+                             "WHERE SpanId IN (SELECT unnest(path) FROM explain_notable)").fetchall())
     out: dict[tuple[str, str], str] = {}
-    for run_id in list(wanted)[:MAX_SCORED_RUNS]:
-        data = reader.explain_inputs(run_id, None)
-        nodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for n in data["nodes"]:
-            nodes[n["test_span"]].append(n)
+    for run_id in runs:
         for span in wanted[run_id]:
-            cands = candidates_for_test(nodes.get(span, []), data["span_names"])
+            cands = candidates_for_test(nodes.get(span, []), names)
             out[(run_id, span)] = cands[0].service if cands and cands[0].score >= CAUSE_THRESHOLD else NO_CAUSE
     return out
 
