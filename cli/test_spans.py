@@ -37,7 +37,11 @@ class TestSpans:
     __test__ = False  # not a test class, whatever its name
 
     def __init__(self, config: pytest.Config, address: str, attributes: dict[str, str]) -> None:
-        suite = str(config.getini("junit_suite_name") or config.rootpath.name)
+        # As pytest-opentelemetry names the runner: junit_suite_name (whose default is "pytest"),
+        # --junitprefix, else the rootdir's name.
+        named = config.getini("junit_suite_name")
+        suite = str((named if named != "pytest" else None) or config.getoption("junitprefix", None)
+                    or config.rootpath.name)
         resource = Resource.create({"service.name": suite, **attributes})
         self.provider = TracerProvider(resource=resource)
         self.provider.add_span_processor(BatchSpanProcessor(

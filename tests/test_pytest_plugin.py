@@ -320,3 +320,25 @@ def test_without_a_ci_the_run_id_is_fresh_and_github_names_its_run_url():
     assert attrs == {"cicd.pipeline.run.id": "9", "cicd.pipeline.name": "ci",
                      "cicd.pipeline.run.url.full": "https://github.com/acme/shop/actions/runs/9",
                      "vcs.ref.head.revision": "abc"}
+
+
+def test_xdist_workers_make_one_run(tmp_path):
+    """`pytest --triage -n 2`: the controller starts the daemon; both workers' test spans land in one
+    run, under one session span; one explanation is printed."""
+    (tmp_path / "test_x.py").write_text("import pytest\n\n\n@pytest.mark.parametrize('n', range(6))\n"
+                                        "def test_many(n):\n    assert n != 3, 'three is bad'\n")
+    env = {**_clean_env(), "TRIAGE_RUN_ID": "xdist-1"}
+    proc = _pytest(tmp_path, env, "-p", "no:pytest_opentelemetry", "--triage", "-n", "2")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert proc.stdout.count("= triage =") == 1 and "run xdist-1: 1 of 6 tests failed" in proc.stdout
+    con = __import__("duckdb").connect(str(tmp_path / ".triage" / "triage.duckdb"), read_only=True)
+    try:
+        runs = con.execute("SELECT DISTINCT RunId FROM otel_traces").fetchall()
+        sessions = con.execute("SELECT SpanName, ParentSpanId = '' FROM otel_traces "
+                               "WHERE SpanAttributes ->> '$.\"pytest.span_type\"' = 'run' ORDER BY 1").fetchall()
+        traces = con.execute("SELECT count(DISTINCT TraceId) FROM otel_traces").fetchone()
+    finally:
+        con.close()
+    assert runs == [("xdist-1",)]
+    assert sessions == [("test run", True), ("test worker gw0", False), ("test worker gw1", False)]
+    assert traces == (1,)
