@@ -31,6 +31,7 @@ from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
 HISTORY_RUNS = 20  # the window: a test's last runs, this one included
 CONSISTENT_SHARE = 0.8  # one service behind at least this share of the failures is a cause, not chance
 MAX_SCORED_RUNS = 5  # earlier runs re-scored for their causes: ~0.15 s per 10k spans (bench/history.py)
+PASSING_SAMPLE = 50  # passing tests per re-scored run, for the noise discount (bench/history.py)
 UNKNOWN = "?"  # the cause of a failure in a run beyond MAX_SCORED_RUNS
 NO_CAUSE = "none"
 SHOWN_CAUSES = 10
@@ -54,9 +55,9 @@ def past_causes(reader: Reader, wanted: dict[str, set[str]]) -> dict[tuple[str, 
     """(run id, test span id) → the service the correlator's per-test scoring names for that failure,
     or "none"; the first ``MAX_SCORED_RUNS`` runs of ``wanted`` only.
 
-    One pass over all those runs at once (the statements of ``Reader.explain_inputs``, each run's
-    tests and spans together, no baseline run): the passing tests that discount noise and set the
-    latency reference are those of all the re-scored runs. Replaces the reader's per-run temp
+    One pass over all those runs at once (the statements of ``Reader.explain_inputs``, no baseline
+    run), over the traces of the failed tests asked about and of up to ``PASSING_SAMPLE`` passing
+    tests per run, which discount noise and set the latency reference. Replaces the reader's per-run temp
     tables: call it after everything else that needs them."""
     runs = list(wanted)[:MAX_SCORED_RUNS]
     if not runs:
@@ -66,12 +67,20 @@ def past_causes(reader: Reader, wanted: dict[str, set[str]]) -> dict[tuple[str, 
     def temp(name: str, query: str, params: dict[str, Any] | None = None) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}", params or {})
 
-    temp("run_traces", f"SELECT * FROM ({sql('run_traces')}) WHERE list_contains($runs, RunId)",
+    # Only the failed tests asked about and a sample of each run's passing tests (for the noise
+    # discount) are scored: the cost stays bounded however large the earlier runs were.
+    temp("explain_tests", "SELECT * FROM run_tests WHERE list_contains($runs, run_id) "
+                          "AND (list_contains($spans, span_id) OR status = 'passed') "
+                          "QUALIFY status = 'failed' OR row_number() OVER "
+                          "(PARTITION BY run_id, status ORDER BY hash(span_id)) <= $sample",
+         {"runs": runs, "spans": [x for r in runs for x in wanted[r]], "sample": PASSING_SAMPLE})
+    temp("run_traces", f"SELECT * FROM ({sql('run_traces')}) WHERE list_contains($runs, RunId) AND ("
+                       "TraceId IN (SELECT trace_id FROM explain_tests) OR TraceId IN (SELECT l.TraceId "
+                       "FROM otel_traces_links AS l JOIN explain_tests AS t ON l.LinkedTraceId = t.trace_id))",
          {"run_id": None, "runs": runs})
     temp("explain_spans", sql("explain_spans"))
     temp("explain_baseline_spans", "SELECT TraceId, SpanId, ParentSpanId, service, operation, duration_ns, "
                                    "start_ns FROM explain_spans LIMIT 0")
-    temp("explain_tests", "SELECT * FROM run_tests WHERE list_contains($runs, run_id)", {"runs": runs})
     temp("explain_tree", sql("explain_tree"))
     temp("explain_notable", sql("explain_nodes"))
     nodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
