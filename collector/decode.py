@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_triage.collector import tables
 from otel_triage.collector.anyvalue import attributes_dict, attributes_json, kind_name, to_python
+from otel_triage.collector.errors import InvalidArgument
 
 RUN_ID_KEY = "cicd.pipeline.run.id"
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -28,7 +29,7 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 MAX_REASONS = 5
 
 
-class MalformedRequest(ValueError):
+class MalformedRequest(InvalidArgument):
     """The request bytes are not a valid OTLP export request (→ INVALID_ARGUMENT)."""
 
 
