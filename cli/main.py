@@ -84,6 +84,9 @@ def cli() -> None:
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
 @click.option("--listen-http", metavar="HOST:PORT|off", envvar="TRIAGE_LISTEN_HTTP", default=defaults.LISTEN_HTTP,
               show_default=True, help="OTLP/HTTP listener (POST /v1/traces, /v1/logs, /v1/metrics); 'off' disables it.")
+@click.option("--http-request-timeout", type=click.FloatRange(min=0.1), default=defaults.HTTP_REQUEST_TIMEOUT,
+              show_default=True, metavar="SECONDS",
+              help="An OTLP/HTTP request (headers and body) slower than this to arrive gets 408 and is closed.")
 @click.option("--watch", "watch", metavar="DIR", multiple=True,
               help="Take in JUnit XML and OTLP/JSON files dropped into DIR, each once (repeatable).")
 @click.option("--max-file-bytes", type=int, default=defaults.MAX_FILE_BYTES, show_default=True,
@@ -99,7 +102,8 @@ def cli() -> None:
 @click.option("--notify-attempts", type=click.IntRange(min=1), default=defaults.NOTIFY_ATTEMPTS, show_default=True,
               help="Attempts per webhook (exponential backoff with jitter between them) before giving up.")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
-          max_pending_bytes: int, decode_workers: int, listen_http: str, watch: tuple[str, ...],
+          max_pending_bytes: int, decode_workers: int, listen_http: str, http_request_timeout: float,
+          watch: tuple[str, ...],
           max_file_bytes: int, settle_seconds: float, quiet_period: float, notify: tuple[str, ...],
           notify_timeout: float, notify_attempts: int) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
@@ -111,6 +115,7 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
                          max_pending_bytes=max_pending_bytes,
                          listen_http=None if listen_http.lower() in ("off", "none", "") else listen_http,
+                         http_request_timeout=http_request_timeout,
                          watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds,
                          quiet_period=quiet_period, notify=notify,
                          notify_timeout=notify_timeout, notify_attempts=notify_attempts)

@@ -38,8 +38,10 @@ class BadGzip(InvalidArgument):
     pass
 
 
-class SlowClient(TimeoutError):
-    """A read deadline passed (408 when a request was under way, else a silent close)."""
+class SlowClient(Exception):
+    """A read deadline passed while a request was arriving (→ 408 and close).
+
+    Not a TimeoutError: http.server would swallow that while reading the request line."""
 
 
 class DeadlineReader(io.RawIOBase):

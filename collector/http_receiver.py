@@ -71,11 +71,14 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         self._reader.next_request()
         self._body_done = True  # until a body is framed
+        # What a reply needs if the request line itself never arrives in time.
+        self.command, self.request_version, self.requestline = None, "HTTP/1.1", ""
         try:
             super().handle_one_request()
         except SlowClient as exc:  # while reading the request line or headers
             log.info("http: closing a slow connection: %s", exc)
             self.close_connection = True
+            self._error(HTTPStatus.REQUEST_TIMEOUT, str(exc))
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("http %s", format % args)

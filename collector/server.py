@@ -45,6 +45,7 @@ class ServeConfig:
     decode_workers: int = 0
     rpc_threads: int = 32
     listen_http: str | None = defaults.LISTEN_HTTP  # None: no OTLP/HTTP listener
+    http_request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT
     watch: tuple[str, ...] = ()
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     settle_seconds: float = defaults.SETTLE_SECONDS
@@ -195,7 +196,8 @@ class Daemon:
             raise ListenError(f"cannot listen on {cfg.listen} (is another daemon running there?)")
         if http_address:
             try:
-                self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes)
+                self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes,
+                                         cfg.http_request_timeout)
             except OSError as exc:
                 server.stop(0)
                 self._close_storage()
