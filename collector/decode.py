@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_triage.collector import tables
-from otel_triage.collector.anyvalue import attributes_dict, attributes_json, kind_name, to_python
+from otel_triage.collector.anyvalue import attributes_dict, attributes_json, double, kind_name, to_python
 from otel_triage.collector.errors import InvalidArgument
 
 RUN_ID_KEY = "cicd.pipeline.run.id"
@@ -264,7 +264,7 @@ def _exemplars(points_exemplars: Any) -> bytes:
         [
             {
                 "TimeUnix": e.time_unix_nano,
-                "Value": e.as_int if e.WhichOneof("value") == "as_int" else e.as_double,
+                "Value": e.as_int if e.WhichOneof("value") == "as_int" else double(e.as_double),
                 "ValueType": e.WhichOneof("value") or "",
                 "TraceId": e.trace_id.hex(),
                 "SpanId": e.span_id.hex(),

@@ -184,9 +184,10 @@ class Collected:
         self._reserve = reserve
         self._buffer = bytearray()
 
-    def take(self, pieces: Iterator[bytes]) -> bytes:
+    def take(self, pieces: Iterator[bytes]) -> bytearray:
+        """The whole body, not copied again (protobuf and orjson parse a bytearray as they do bytes)."""
         for piece in pieces:
             self._reserve(len(piece))
             self._buffer += piece
-        return bytes(self._buffer)
+        return self._buffer
 

@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
 from otel_triage.collector.decode import Decoded, Limits, MalformedRequest, decode
-from otel_triage.collector.errors import Closed, Overloaded
+from otel_triage.collector.errors import Closed, Overloaded, Unavailable
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.writer import WriteJob, Writer
 
@@ -138,14 +138,20 @@ class Pipeline:
         try:
             try:
                 decoded = self._decode(signal, data)
-            except Exception:
-                self._metrics.requests.add(1, {**attrs, "outcome": "malformed"})
+            except Exception as exc:
+                outcome = ("malformed" if isinstance(exc, MalformedRequest)
+                           else "refused" if isinstance(exc, Unavailable) else "failed")
+                self._metrics.requests.add(1, {**attrs, "outcome": outcome})
                 raise
             self._metrics.received.add(decoded.accepted + decoded.rejected, attrs)
             if decoded.rejected:
                 self._metrics.rejected.add(decoded.rejected, attrs)
             if decoded.tables:
-                self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+                try:
+                    self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+                except Exception:
+                    self._metrics.requests.add(1, {**attrs, "outcome": "failed"})
+                    raise
                 if self._on_committed is not None:
                     try:
                         self._on_committed(decoded.tables)

@@ -123,6 +123,10 @@ class QueryService(triage_pb2_grpc.TriageServicer):
             reason=done.reason if done else "", completed_unix_nano=done.completed_unix_nano if done else 0)
 
     def TestSpans(self, request: triage_pb2.TestSpansRequest, context: grpc.ServicerContext) -> Any:
+        if request.max_spans < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"max_spans is {request.max_spans}; it must be 0 (the default, "
+                          f"{defaults.REPORT_MAX_SPANS}) or more")
         n = request.max_spans or defaults.REPORT_MAX_SPANS
         found = self._daemon.read(lambda cur: Reader(cur).test_spans(request.trace_id, request.span_id, n))
         return triage_pb2.TestSpansResponse(json=json.dumps(found))
