@@ -71,6 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         self._reader.next_request()
         self._body_done = True  # until a body is framed
+        self._raw: Iterator[bytes] = iter(())
         # What a reply needs if the request line itself never arrives in time.
         self.command, self.request_version, self.requestline = None, "HTTP/1.1", ""
         try:
@@ -161,13 +162,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.OK, payload, content_type)
 
     def _refuse(self, signal: str, exc: Exception, content_type: str) -> None:
-        """Answer as errors.answer says; the unread rest of the body makes the connection unusable."""
+        """Answer as errors.answer says. A client refused for now (503) gets its body read to the end
+        and dropped, piece by piece, so it reads the answer and retries instead of meeting a reset;
+        otherwise the unread rest of the body makes the connection unusable."""
         outcome = errors.answer(exc)
         if not isinstance(exc, errors.ReceiverError):  # a storage failure: nothing was committed
             log.exception("%s export over HTTP failed", signal)
+        headers = {"Retry-After": str(errors.RETRY_SECONDS)} if outcome.retryable else None
+        if not self._body_done and outcome.retryable:
+            try:
+                for _ in self._raw:
+                    pass
+            except (errors.ReceiverError, SlowClient):
+                self.close_connection = True
         unread = not self._body_done
         self.close_connection = self.close_connection or unread
-        headers = {"Retry-After": str(errors.RETRY_SECONDS)} if outcome.retryable else None
         self._error(outcome.http_status, outcome.message, content_type, headers)
         if unread and not isinstance(exc, BadFraming):
             self._linger()
@@ -189,6 +198,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self._marking_done(with_length(self.rfile, int(length), limit))
 
     def _marking_done(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        self._raw = self._done_after(pieces)  # kept: a refusal may read the rest of the body
+        return self._raw
+
+    def _done_after(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
         yield from pieces
         self._body_done = True
 

@@ -108,8 +108,12 @@ class Pipeline:
                 reservation.size += size
                 return
         if reservation.client_facing:
-            self._metrics.requests.add(1, {"signal": reservation.signal, "outcome": "refused"})
+            self.count_refused(reservation.signal)
         raise refused
+
+    def count_refused(self, signal: str) -> None:
+        """Requests turned away for now (UNAVAILABLE / 503), for ``triage stats``."""
+        self._metrics.requests.add(1, {"signal": signal, "outcome": "refused"})
 
     def _release(self, reservation: Reservation) -> None:
         with self._lock:

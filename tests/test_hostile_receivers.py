@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import grpc
 import pytest
@@ -161,3 +162,48 @@ def test_a_full_disk_says_no_space_left_on_device(tmp_path):
         if d.proc and d.proc.poll() is None:
             d.kill()
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_memory_is_counted_before_a_request_is_read_whole(db_path):
+    """24 concurrent 60 MB OTLP/HTTP requests against a 2 MB --max-pending-bytes: one is taken, the
+    others are refused after their first megabyte instead of being buffered (1.6 GB before)."""
+    d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000", "--max-request-bytes", str(64 << 20)]).start()
+    try:
+        otlp.raw_export(d.address, "traces", _spans(1, "warm-up"))
+        before = _peak_rss_mb(d.pid)
+        body = _spans(1, "x" * (60 << 20), "huge")  # one span: rejected by --max-item-bytes once decoded
+        host, port = d.http_address.rsplit(":", 1)
+        statuses: list[int | str] = []
+
+        def send() -> None:
+            conn = http.client.HTTPConnection(host, int(port), timeout=120)
+            try:
+                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                statuses.append(conn.getresponse().status)
+            except OSError as exc:  # refused mid-body: the daemon answered 503 and closed
+                statuses.append(type(exc).__name__)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=send) for _ in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        grown = _peak_rss_mb(d.pid) - before
+        print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {sorted(map(str, statuses))}")
+        assert 200 in statuses and set(statuses) == {200, 503}  # refused ones read their 503 and retry
+        # one 60 MB request held (body, and its copy handed to the decoder process) plus a megabyte or
+        # so per refused connection: far below 24 x 60 MB
+        assert grown < 400, f"peak RSS grew {grown:.0f} MB; statuses {statuses}"
+        assert d.terminate() == 0
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.kill()
