@@ -46,7 +46,7 @@ def format_options(fn: Any) -> Any:
     """``--format`` and its public alias ``--json`` (= ``--format json``), shared by explain and wait."""
     fn = click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON explanation (= --format json).")(fn)
     fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-                      help="text for a terminal, json (versioned, see README), markdown for a PR or "
+                      help="text for a terminal, json (versioned, see docs/json.md), markdown for a PR or "
                            "$GITHUB_STEP_SUMMARY, slack for a Block Kit message payload.")(fn)
     return fn
 
@@ -94,7 +94,7 @@ def cli() -> None:
 @click.option("--settle-seconds", type=float, default=defaults.SETTLE_SECONDS, show_default=True,
               help="A dropped file is complete once its size and mtime held still this long.")
 @click.option("--quiet-period", type=click.FloatRange(min=0.1), default=defaults.QUIET_PERIOD, show_default=True,
-              metavar="SECONDS", help="A run with no new data for this long is complete (README, Run completion).")
+              metavar="SECONDS", help="A run with no new data for this long is complete (docs/sharing.md, Run completion).")
 @click.option("--notify", "notify", metavar="URL", multiple=True,
               help="POST the explain JSON of every run that completes to this webhook (repeatable).")
 @click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=defaults.NOTIFY_TIMEOUT,
