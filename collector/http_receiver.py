@@ -12,6 +12,7 @@ specification and HTTP/1.1 give:
 - unparseable → 400 with a ``google.rpc.Status`` body (not retryable);
 - larger than ``--max-request-bytes`` (before or after gunzip) → 413;
 - overloaded or shutting down → 503 with ``Retry-After`` (retryable);
+- no or the wrong ``authorization: Bearer`` token when the daemon has one → 401;
 - too slow to arrive → 408; an unknown path → 404; another method on an OTLP path → 405 with
   ``Allow: POST``. Which status an error gets is decided in ``errors.answer``, as for gRPC.
 """
@@ -31,7 +32,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
-from otel_triage.collector import defaults, errors
+from otel_triage.collector import auth, defaults, errors
 from otel_triage.collector.http_body import (
     BadFraming,
     Collected,
@@ -120,6 +121,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         signal, response_cls, partial_field = route
         content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        token = self.server.token
+        if token is not None and not auth.authorized(header := self.headers.get("Authorization"), token):
+            self._discard_body()
+            refused = auth.refusal(header)
+            self._error(refused.http_status, str(refused), JSON if content_type == JSON else PROTOBUF,
+                        {"WWW-Authenticate": 'Bearer realm="triage"'})
+            return
         if content_type not in (PROTOBUF, JSON):
             self._discard_body()
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -242,8 +250,9 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
 
     def __init__(self, address: tuple[str, int], pipeline: Pipeline, max_request_bytes: int,
-                 request_timeout: float) -> None:
+                 request_timeout: float, token: str | None) -> None:
         self.pipeline = pipeline
+        self.token = token
         self.max_request_bytes = max_request_bytes
         self.idle_timeout = defaults.HTTP_IDLE_SECONDS
         self.read_timeout = defaults.HTTP_READ_SECONDS
@@ -262,8 +271,8 @@ class HttpReceiver:
     """Started and stopped by the daemon next to the gRPC server."""
 
     def __init__(self, host: str, port: int, pipeline: Pipeline, max_request_bytes: int,
-                 request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT) -> None:
-        self._server = _Server((host, port), pipeline, max_request_bytes, request_timeout)
+                 request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT, token: str | None = None) -> None:
+        self._server = _Server((host, port), pipeline, max_request_bytes, request_timeout, token)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="triage-http", daemon=True)
 
