@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import otlp
 from tests.conftest import query
+from tests.daemon import DaemonProcess
 from tests.test_drop_folder import drop, files, wait_for_files, watching
+from tests.test_receiver_errors import _request
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -189,3 +192,22 @@ def test_deep_and_wide_trees_are_walked_without_recursion_or_floods(deep_tree, d
     assert len(daemon.stderr) < 20_000, daemon.stderr[-3000:]
     assert "RecursionError" not in daemon.stderr
     assert query(db_path, "SELECT count(*) FROM otel_traces") == [(3,)]
+
+
+def test_the_database_and_its_wal_are_private_to_the_daemons_user(tmp_path):
+    """Created 0600 whatever the umask the daemon was started with (here 022, the usual one)."""
+    db = tmp_path / "private.duckdb"
+    old = os.umask(0o022)
+    try:
+        daemon = DaemonProcess(db).start()
+    finally:
+        os.umask(old)
+    try:
+        otlp.export_request(daemon.address, _request(3))  # committed: the WAL exists now
+        wal = Path(f"{db}.wal")
+        assert wal.exists()
+        modes = {p.name: p.stat().st_mode & 0o777 for p in (db, wal)}
+    finally:
+        assert daemon.terminate() == 0
+    assert modes == {"private.duckdb": 0o600, "private.duckdb.wal": 0o600}, {k: oct(v) for k, v in modes.items()}
+    assert db.stat().st_mode & 0o777 == 0o600
