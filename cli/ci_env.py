@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Mapping
 from urllib.parse import quote, unquote
 
+TOKEN_ENV = "TRIAGE_AUTH_TOKEN"  # as collector/auth.py: the daemon's token, which the exporters must send
+
 # (variable holding the run id, variable holding the attempt or "", pipeline name, run URL, commit)
 PROVIDERS: tuple[tuple[str, str, str, str, str], ...] = (
     ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_WORKFLOW", "", "GITHUB_SHA"),
@@ -96,7 +98,7 @@ def otel_settings(address: str, run: str, env: Mapping[str, str]) -> dict[str, s
     existing = env.get("OTEL_RESOURCE_ATTRIBUTES", "")
     if _attribute(existing, "cicd.pipeline.run.id"):
         ours = ""
-    return {
+    out = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{address}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
@@ -106,3 +108,22 @@ def otel_settings(address: str, run: str, env: Mapping[str, str]) -> dict[str, s
         "OTEL_BSP_MAX_QUEUE_SIZE": env.get("OTEL_BSP_MAX_QUEUE_SIZE", "65536"),
         "OTEL_BSP_SCHEDULE_DELAY": env.get("OTEL_BSP_SCHEDULE_DELAY", "500"),
     }
+    token = env.get(TOKEN_ENV, "").strip()
+    if token:  # a daemon with a token (docs/receiver.md) wants it on every export, as the SDKs send headers
+        ours = f"authorization=Bearer%20{quote(token, safe='')}"
+        headers = env.get("OTEL_EXPORTER_OTLP_HEADERS", "")
+        out["OTEL_EXPORTER_OTLP_HEADERS"] = headers if ours in headers else ",".join(filter(None, [ours, headers]))
+    return out
+
+
+def shown(settings: dict[str, str], keys: tuple[str, ...]) -> str:
+    """The settings as ``K=V`` words for a log line, the bearer token masked."""
+    words = []
+    for k in keys:
+        if k in settings:
+            v = settings[k]
+            if k == "OTEL_EXPORTER_OTLP_HEADERS":
+                v = ",".join(h.split("=", 1)[0] + ("=Bearer%20$" + TOKEN_ENV if h.lower().startswith("authorization=")
+                                                    else "=" + h.split("=", 1)[-1]) for h in v.split(","))
+            words.append(f"{k}={v}")
+    return " ".join(words)

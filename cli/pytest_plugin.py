@@ -88,7 +88,9 @@ class TriageSession:
             return []
         where = (f"started for this session (db {self.started.db})" if self.started
                  else "attached")
-        env = " ".join(f"{k}={v}" for k, v in self.settings.items() if k in SHOWN_SETTINGS)
+        from otel_triage.cli.ci_env import shown
+
+        env = shown(self.settings, SHOWN_SETTINGS)
         return [f"triage: daemon {self.address} {where}; run id {self.run_id}",
                 f"triage: services under test report here with: {env}"]
 
@@ -120,7 +122,8 @@ class TriageSession:
             self.started.stop()
 
 
-SHOWN_SETTINGS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_RESOURCE_ATTRIBUTES")
+SHOWN_SETTINGS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_RESOURCE_ATTRIBUTES",
+                  "OTEL_EXPORTER_OTLP_HEADERS")
 
 
 def _reachable(address: str, timeout: float = 3.0) -> bool:

@@ -1,12 +1,37 @@
-"""Plain-text renderers for people at a terminal. They read models; they never query."""
+"""Plain-text renderers for people at a terminal. They read models; they never query.
+
+Every string in the store came from a client, so terminal control sequences are stripped from all
+output (``printable``): an exception message must not recolour, clear or retitle the terminal, hide
+text, or plant a hyperlink (OSC 8) behind innocent words.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from otel_triage.cli.render_history import change_words, diff_words, history_words
 from otel_triage.correlator.model import Explanation
+
+# ESC sequences whole (CSI, OSC up to BEL/ST, two-byte escapes), then any other C0/C1 control
+# except tab and newline, and the bidirectional overrides that reorder what the reader sees.
+_SEQUENCES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal escape sequences and control characters removed."""
+    return _CONTROLS.sub("", _SEQUENCES.sub("", text))
+
+
+def _safe(fn: Callable[..., str]) -> Callable[..., str]:
+    @wraps(fn)
+    def render(*args: object, **kwargs: object) -> str:
+        return printable(fn(*args, **kwargs))
+    return render
 
 
 def _when(ns: int) -> str:
@@ -22,6 +47,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+@_safe
 def runs_table(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no runs yet (send OTLP to `triage serve`; see docs/correlation.md, Runs)"
@@ -39,6 +65,7 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
     return table(["RUN", "LAST SEEN (UTC)", "SPANS", "LOGS", "POINTS", "SERVICES"], rows)
 
 
+@_safe
 def files_table(files: list[dict[str, Any]]) -> str:
     if not files:
         return "no files taken in yet (start the daemon with --watch DIR)"
@@ -47,6 +74,7 @@ def files_table(files: list[dict[str, Any]]) -> str:
     return table(["taken", "status", "format", "items", "run", "path", "error"], rows)
 
 
+@_safe
 def tests_table(tests: list[dict[str, Any]]) -> str:
     """One line per test: its outcomes oldest → newest as P/F, and the verdict on its latest failure."""
     if not tests:
@@ -62,6 +90,7 @@ def history_words_or_dash(t: dict[str, Any]) -> str:
     return "-" if h is None else (("FLAKY: " if h["flaky"] else "") + h["summary"])[:160]
 
 
+@_safe
 def stats_table(stats: dict[str, Any]) -> str:
     rows = []
     for p in stats["metrics"]:
@@ -79,6 +108,7 @@ def stats_table(stats: dict[str, Any]) -> str:
 DIFF_LINES = 4  # a few lines per test; `triage report` shows every change side by side
 
 
+@_safe
 def explanation_text(e: Explanation) -> str:
     """For a person at a terminal: verdict first, then per failed test the cause, path and evidence."""
     lines: list[str] = []

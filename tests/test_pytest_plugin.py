@@ -342,3 +342,15 @@ def test_xdist_workers_make_one_run(tmp_path):
     assert runs == [("xdist-1",)]
     assert sessions == [("test run", True), ("test worker gw0", False), ("test worker gw1", False)]
     assert traces == (1,)
+
+
+def test_a_daemon_with_a_token_gets_it_from_every_exporter_and_the_log_never_shows_it(tmp_path):
+    """With TRIAGE_AUTH_TOKEN set, the session's daemon requires it (collector/auth.py); the plugin
+    hands it to the exporters as OTEL_EXPORTER_OTLP_HEADERS and prints it masked."""
+    (tmp_path / "test_x.py").write_text("def test_ok():\n    pass\n\ndef test_bad():\n    assert False\n")
+    env = {**_clean_env(), "TRIAGE_AUTH_TOKEN": "s3cr3t-token", "TRIAGE_RUN_ID": "auth-1"}
+    proc = _pytest(tmp_path, env, "-p", "no:pytest_opentelemetry", "--triage")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "run auth-1: 1 of 2 tests failed" in proc.stdout, proc.stdout[-3000:]
+    assert "OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20$TRIAGE_AUTH_TOKEN" in proc.stdout
+    assert "s3cr3t" not in proc.stdout + proc.stderr
