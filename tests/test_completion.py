@@ -112,7 +112,7 @@ def test_failing_receivers_are_retried_and_never_block_ingestion(db_path):
     assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'during-1'") == [(3000,)]
     log = daemon.stderr
     assert f"giving up on run hooked-1 for {slow.url} after 3 attempts" in log, log
-    assert f"giving up on run hooked-1 for {down} after 3 attempts: URLError" in log, log
+    assert f"giving up on run hooked-1 for {down} after 3 attempts: ConnectionRefusedError" in log, log
     assert "failed (HTTP 500); retry 1/2" in log, log
 
 
