@@ -49,7 +49,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 @_safe
 def runs_table(runs: list[dict[str, Any]]) -> str:
     if not runs:
-        return "no runs yet (send OTLP to `triage serve`; see README, Runs)"
+        return "no runs yet (send OTLP to `triage serve`; see docs/correlation.md, Runs)"
     rows = [
         [
             r["run_id"],

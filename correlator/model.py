@@ -79,7 +79,7 @@ class Explanation:
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        """The versioned JSON form (see README, `triage explain --json`)."""
+        """The versioned JSON form (docs/json.md)."""
         body = asdict(self)
         body["failed_tests"] = [_test_dict(t) for t in self.failed_tests]
         for suspect in body["suspects"]:

@@ -1,6 +1,6 @@
 """Run completion, `--notify` webhooks and `triage wait`, with the real daemon and a real HTTP receiver.
 
-Completion rules (README, "Run completion"): the session span ended (then the data settles), a
+Completion rules (docs/sharing.md, "Run completion"): the session span ended (then the data settles), a
 caller marked it, or the run was quiet for --quiet-period. Webhook receivers that are down, slow or
 answer 500 are retried; none of it blocks or loses ingestion.
 """
