@@ -23,6 +23,7 @@ from otel_triage.collector.files import FileIngester
 from otel_triage.collector.http_receiver import HttpReceiver
 from otel_triage.collector.notify import Notifier
 from otel_triage.collector.pipeline import Pipeline
+from otel_triage.collector.retention import Policy, Retainer
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
 from otel_triage.collector.storage.reader import Reader
@@ -56,6 +57,8 @@ class ServeConfig:
     notify_timeout: float = defaults.NOTIFY_TIMEOUT
     notify_attempts: int = defaults.NOTIFY_ATTEMPTS
     notify_backoff: float = 1.0
+    retain_runs: int | None = None  # retention (collector/retention.py): None keeps everything
+    retain_days: float | None = None
 
 
 class ListenError(Exception):
@@ -163,9 +166,11 @@ class Daemon:
         for folder in folders:
             if not folder.is_dir():
                 raise ListenError(f"--watch {folder}: not a directory")
+        policy = Policy(cfg.retain_runs, cfg.retain_days)  # checked before the file is opened
         con = open_writer(cfg.db)
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
+        self.retainer = Retainer(policy, self._writer.exclusive) if policy.active else None
         store = CompletionStore(self._writer.read)
         self.notifier: Notifier | None = None
         if cfg.notify:
@@ -221,6 +226,8 @@ class Daemon:
         server.start()
         self._server = server
         self.host = host
+        if self.retainer is not None:
+            self.retainer.start()
         if folders:
             ingester = FileIngester(self.pipeline, self.read, cfg.run_id, cfg.max_file_bytes,
                                     on_report=self.completion.mark_complete)
@@ -252,6 +259,8 @@ class Daemon:
         self._close_storage()
 
     def _close_storage(self) -> None:
+        if getattr(self, "retainer", None) is not None:
+            self.retainer.stop()
         if getattr(self, "completion", None) is not None:
             self.completion.stop()
         if getattr(self, "notifier", None) is not None:

@@ -66,6 +66,24 @@ class Writer:
         finally:
             cursor.close()
 
+    def exclusive(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
+        """Run ``fn`` in a transaction of its own between two commits (retention's deletes), then
+        checkpoint so the blocks it freed are reused (or given back at the end of the file)."""
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN")
+            try:
+                result = fn(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            try:
+                con.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # a reader holds an old snapshot: the next checkpoint does it
+                log.info("checkpoint after a write deferred: %s", exc)
+            return result
+
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
