@@ -49,7 +49,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from otel_triage.collector.decode import decode_logs, decode_traces
 from otel_triage.collector.storage import reader as reader_module
-from otel_triage.collector.storage.db import SCHEMA_VERSION, open_reader, open_writer
+from otel_triage.collector.storage.db import open_reader, open_writer
 from otel_triage.collector.storage.writer import WriteJob, Writer
 from otel_triage.correlator import api
 
@@ -463,7 +463,7 @@ class Dataset:
 
 def build(sizes: list[int], baseline: int, trace_mode: str, fail_rate: float, seed: int) -> Dataset:
     params = {"sizes": sizes, "baseline": baseline, "trace_mode": trace_mode, "fail_rate": fail_rate,
-              "seed": seed, "generator": GENERATOR_VERSION, "schema": SCHEMA_VERSION}
+              "seed": seed, "generator": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     path = OUT / f"explain-{trace_mode}-{'-'.join(label(s) for s in sizes)}-{key}.duckdb"
     meta_path = path.with_suffix(".json")
@@ -719,6 +719,12 @@ def root_causes(explanation: dict[str, Any]) -> list[tuple[Any, ...]]:
                   for t in explanation["failed_tests"])
 
 
+def prepare(db: Path) -> None:
+    """Open the file for writing once, as `triage serve` would: an older schema is upgraded here, not
+    inside the first timed command."""
+    open_writer(db).close()
+
+
 def run_facts(db: Path) -> dict[str, dict[str, Any]]:
     con = open_reader(db)
     try:
@@ -727,49 +733,110 @@ def run_facts(db: Path) -> dict[str, dict[str, Any]]:
         con.close()
 
 
+SCAN = """
+import sys, time, duckdb
+started = time.perf_counter()
+con = duckdb.connect(sys.argv[1], read_only=True)
+n = con.execute("SELECT * FROM otel_traces WHERE TraceId IN (SELECT TraceId FROM otel_traces WHERE RunId = $r)",
+                {"r": sys.argv[2]}).fetch_arrow_table().num_rows
+print(time.perf_counter() - started, n)
+"""
+
+
+def scan_floor(db: Path, run_id: str, repeats: int) -> float:
+    """Seconds to read every span of the run (all columns, as Arrow) in a fresh process, median:
+    the least any explanation of it could cost beyond the CLI import."""
+    seconds = []
+    for _ in range(repeats):
+        proc = subprocess.run([sys.executable, "-c", SCAN, str(db), run_id], capture_output=True, text=True,
+                              check=True)
+        seconds.append(float(proc.stdout.split()[0]))
+    return statistics.median(seconds)
+
+
+@dataclass
+class Row:
+    mode: str
+    run_id: str
+    spans: int
+    by_db: Timing
+    by_daemon: Timing | None
+    floor: float
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000",
                         help="spans in each explained run, comma-separated")
-    parser.add_argument("--baseline", type=int, default=100_000, help="spans in the earlier, passing run")
+    parser.add_argument("--baseline", type=int, default=0,
+                        help="spans in the earlier, all-passing run (default: as many as the largest run)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each CLI command (median reported)")
     parser.add_argument("--breakdown-repeats", type=int, default=1,
-                        help="in-process passes per run for the step breakdown (median)")
-    parser.add_argument("--trace-mode", choices=("test", "session"), default="test")
+                        help="in-process passes per run for the step breakdown (median; 0 skips it)")
+    parser.add_argument("--trace-mode", choices=("session", "test", "both"), default="session",
+                        help="session: pytest-opentelemetry's default, the whole session in one trace; "
+                             "test: --trace-per-test; both: one file of each, measured in turn")
     parser.add_argument("--fail-rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-daemon", action="store_true", help="skip the --daemon measurements")
     args = parser.parse_args()
     sizes = list(dict.fromkeys(int(s) for s in args.sizes.split(",")))
+    modes = ("session", "test") if args.trace_mode == "both" else (args.trace_mode,)
+    rows: list[Row] = []
+    for mode in modes:
+        rows += measure(args, sizes, mode)
+    import_floor = time_command(["-c", "import otel_triage.cli.main"], max(args.repeats, 5))
+    print(f"\nsummary (whole command, median of {args.repeats}; floor = CLI import {import_floor.median:.2f}s "
+          "+ reading every span of the run in a fresh process; ratio = best command / floor):")
+    head = f"{'shape':<8} {'run':<13} {'spans':>9} {'--db s':>8} {'--daemon s':>10} {'floor s':>8} {'ratio':>6}  aim"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        d = r.by_daemon.median if r.by_daemon and not r.by_daemon.error else float("nan")
+        floor = import_floor.median + r.floor
+        best = min(x for x in (r.by_db.median, d) if x == x) if (r.by_db.median == r.by_db.median or d == d) else float("nan")
+        aim = next((a for n, a in sorted(AIMS.items()) if r.spans <= n * 1.1), None)
+        verdict = "" if aim is None else f"<{aim}s {'met' if max(r.by_db.median, d if d == d else 0) < aim else 'MISSED'}"
+        print(f"{r.mode:<8} {r.run_id:<13} {r.spans:>9,} {r.by_db.median:>8.2f} {d:>10.2f} {floor:>8.2f} "
+              f"{best / floor:>6.1f}  {verdict}")
+    print(f"({os.cpu_count()} cores; timings are wall-clock on whatever else the machine is running)")
 
-    data = build(sizes, args.baseline, args.trace_mode, args.fail_rate, args.seed)
+
+def measure(args: argparse.Namespace, sizes: list[int], mode: str) -> list[Row]:
+    """Build (or reuse) the file for one trace shape, and time explain on each of its runs."""
+    data = build(sizes, args.baseline or max(sizes), mode, args.fail_rate, args.seed)
+    prepare_started = time.perf_counter()
+    prepare(data.path)
+    prepare_s = time.perf_counter() - prepare_started
     facts = run_facts(data.path)
     total_spans = sum(r["spans"] for r in facts.values())
-    print(f"file: {data.path} ({data.path.stat().st_size / 2**20:.0f} MB; {total_spans:,} spans in "
-          f"{len(facts)} runs, {args.trace_mode} traces; built in {data.build_seconds:.0f}s); "
-          f"{os.cpu_count()} cores, duckdb {duckdb.__version__}")
+    print(f"\n=== {mode} traces\nfile: {data.path} ({data.path.stat().st_size / 2**20:.0f} MB; {total_spans:,} spans in "
+          f"{len(facts)} runs; built in {data.build_seconds:.0f}s; opened for writing (upgrade, "
+          f"run completion) in {prepare_s:.1f}s); {os.cpu_count()} cores, duckdb {duckdb.__version__}")
 
     floor = time_command(["-c", "import otel_triage.cli.main"], max(args.repeats, 5))
     print(f"floor: python -c 'import otel_triage.cli.main': {floor.median:.2f}s median "
           f"({min(floor.seconds):.2f}-{max(floor.seconds):.2f}) of {len(floor.seconds)}")
-
     explained = data.explained
+    scans = {run: scan_floor(data.path, run, args.repeats) for run in explained}
+    print("floor: reading every span of the run in a fresh process: " + ", ".join(
+        f"{run} {s:.3f}s" for run, s in scans.items()))
+
     by_db = {run: time_command(["-m", "otel_triage.cli", "explain", run, "--db", str(data.path), "--json"],
                                args.repeats) for run in explained}
     by_daemon: dict[str, Timing] = {}
     if not args.no_daemon:
-        daemon = DaemonProcess(data.path).start(timeout=120)
+        daemon = DaemonProcess(data.path).start(timeout=300)
         try:
             by_daemon = {run: time_command(["-m", "otel_triage.cli", "explain", run, "--daemon", daemon.address,
                                             "--json"], args.repeats) for run in explained}
         finally:
             if daemon.terminate() != 0:
                 print("daemon exited with an error:\n" + daemon.stderr[-2000:])
-
+    rows = [Row(mode, run, facts[run]["spans"], by_db[run], by_daemon.get(run), scans[run]) for run in explained]
     breakdowns = {run: median_breakdown([in_process(data.path, run) for _ in range(args.breakdown_repeats)])
-                  for run in explained}
+                  for run in explained} if args.breakdown_repeats > 0 else {}
     largest = explained[-1]
-    profiled = in_process(data.path, largest, profile=True)
 
     print()
     head = (f"{'run':<13} {'spans':>9} {'tests':>6} {'fail':>5} {'baseline':<15} {'--db s med (min-max)':<21} "
@@ -785,7 +852,7 @@ def main() -> None:
         daemon_cell = by_daemon[run].cell() if run in by_daemon else "-"
         print(f"{run:<13} {f['spans']:>9,} {f['tests']:>6,} {f['failed_tests']:>5,} "
               f"{(out.get('baseline_run_id') or '-'):<15} {t.cell():<21} {daemon_cell:<24} "
-              f"{breakdowns[run].explain_s:>6.2f}s  {verdict}")
+              f"{breakdowns[run].explain_s if breakdowns else float('nan'):>6.2f}s  {verdict}")
     print(f"(floor {floor.median:.2f}s is in every command; in-proc = api.explain on an open connection, "
           f"median of {args.breakdown_repeats}; aims from the issue: <0.5s at 100k, <1s at 1M spans, a "
           "smaller run held to the next aim)")
@@ -802,6 +869,8 @@ def main() -> None:
                      f"{'identical' if by_db[run].output == by_daemon[run].output else 'differs'}")
         print(f"  {run}: injected {dict(sorted(expected.items()))}, named {dict(sorted(got.items(), key=str))}{agree}")
 
+    if not breakdowns:
+        return rows
     print(f"\nwhere the time goes, in-process (seconds, median of {args.breakdown_repeats}; "
           "statements indented under the Reader method that runs them):")
     cols = explained
@@ -828,12 +897,14 @@ def main() -> None:
     print(f"  {'JSON render (to_dict + dumps)':<62}" + "".join(f"{breakdowns[r].render_s:>12.3f}" for r in cols))
     print(f"  {'api.explain total':<62}" + "".join(f"{breakdowns[r].explain_s:>12.3f}" for r in cols))
 
+    profiled = in_process(data.path, largest, profile=True)
     print(f"\nDuckDB profile of the slowest statements for {largest} (operator time summed over threads):")
     slowest = sorted(profiled.statements, key=lambda s: -s[2])[:4]
     for phase, step, seconds in slowest:
         print(f"  {phase}: {step}  {seconds:.3f}s")
         for name, secs, rows, detail in top_operators(profiled.profiles[(phase, step)]):
             print(f"      {name:<22} {secs:7.3f}s {rows:>10,} rows  {detail}")
+    return rows
 
 
 if __name__ == "__main__":
