@@ -24,9 +24,11 @@ from otel_triage.collector.http_receiver import HttpReceiver
 from otel_triage.collector.notify import Notifier
 from otel_triage.collector.pipeline import Pipeline
 from otel_triage.collector.selfmetrics import SelfMetrics
+from otel_triage.collector.storage import facts
 from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
 from otel_triage.collector.storage.reader import Reader
-from otel_triage.collector.storage.writer import Writer
+from otel_triage.collector.storage.store import DuckStore
+from otel_triage.collector.storage.writer import WriteJob, Writer
 from otel_triage.collector.watch import FolderWatcher
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
@@ -99,7 +101,7 @@ class QueryService(triage_pb2_grpc.TriageServicer):
 
         try:
             text = self._daemon.read(
-                lambda cur: explain_json(cur, request.run_id, request.baseline_run_id or None)
+                lambda cur: explain_json(self._daemon.store(cur), request.run_id, request.baseline_run_id or None)
             )
         except ExplainError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
@@ -149,9 +151,11 @@ class Daemon:
             if not folder.is_dir():
                 raise ListenError(f"--watch {folder}: not a directory")
         con = open_writer(cfg.db)
+        self._facts_lock = threading.Lock()
+        self._facts_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-facts")
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
-        store = CompletionStore(self._writer.read)
+        store = self._completion_store = CompletionStore(self._writer.read)
         self.notifier: Notifier | None = None
         if cfg.notify:
             self.notifier = Notifier(list(cfg.notify), self._explain_payload, store.mark_notified,
@@ -159,7 +163,7 @@ class Daemon:
                                      backoff=cfg.notify_backoff)
         self.completion = CompletionTracker(
             store, quiet_period=cfg.quiet_period,
-            on_complete=lambda c: self.notifier.submit(c.run_id) if self.notifier else store.mark_notified(c.run_id))
+            on_complete=self._completed)
         self.pipeline = Pipeline(
             self._writer,
             self.metrics,
@@ -169,6 +173,7 @@ class Daemon:
             max_pending_bytes=cfg.max_pending_bytes,
             on_committed=self.completion.observe,
         )
+        self._facts_pool.submit(self.refresh_facts)  # an upgraded file, runs completed while we were down
         for c in self.completion.start():  # completed before a restart, never delivered
             if self.notifier:
                 self.notifier.submit(c.run_id)
@@ -215,7 +220,32 @@ class Daemon:
         """The webhook body: byte for byte what `triage explain RUN_ID --json` prints."""
         from otel_triage.correlator.api import explain_json
 
-        return self.read(lambda cur: explain_json(cur, run_id)).encode()
+        return self.read(lambda cur: explain_json(self.store(cur), run_id)).encode()
+
+    def store(self, cursor: Any) -> DuckStore:
+        """The correlator's store on a cursor of the daemon's connection; facts go through the writer."""
+        return DuckStore(cursor, write_facts=self._write_facts, lock=self._facts_lock)
+
+    def _completed(self, c: Any) -> None:
+        """A run is complete: compute its facts (in the background), then notify."""
+        self._facts_pool.submit(self.refresh_facts)
+        if self.notifier:
+            self.notifier.submit(c.run_id)
+        else:
+            self._completion_store.mark_notified(c.run_id)
+
+    def _write_facts(self, run_id: str, tables: dict[str, Any]) -> None:
+        self._writer.submit(WriteJob(tables, 0, replace_run=run_id)).result()
+
+    def refresh_facts(self) -> None:
+        """Compute the facts of every run that lacks them or got data since (run completion, start).
+
+        Serialised, so an explanation asking at the same time waits and then finds them fresh."""
+        with self._facts_lock:
+            try:
+                self.read(lambda cur: facts.ensure(cur, self._write_facts))
+            except Exception:
+                log.exception("computing run facts failed; explanations compute them on demand")
 
     def read(self, fn: Any) -> Any:
         return self._writer.read(fn)
@@ -235,6 +265,8 @@ class Daemon:
         self._close_storage()
 
     def _close_storage(self) -> None:
+        if getattr(self, "_facts_pool", None) is not None:
+            self._facts_pool.shutdown(wait=True, cancel_futures=True)
         if getattr(self, "completion", None) is not None:
             self.completion.stop()
         if getattr(self, "notifier", None) is not None:
