@@ -5,9 +5,11 @@
 Measures, as the user sees it (process start, imports, open, queries, scoring, JSON out):
 ``python -m otel_triage.cli explain RUN --db FILE --json`` and the same with ``--daemon ADDR``
 against a real `triage serve` holding that file, median (min-max) of ``--repeats`` runs each; the
-floor of any CLI call (``python -c "import otel_triage.cli.main"``); then, in-process, the time of
-every statement `correlator.api.explain` runs (the real code path, timed through a connection proxy),
-and the DuckDB profile of the slowest statements for the largest run.
+floor (``python -c "import otel_triage.cli.main"``, and reading every span of the run in a fresh
+process) and each command's ratio to it; then, in-process, the time of every store-contract call
+and correlator query `correlator.api.explain` makes (the real code path, timed by patching).
+Before timing, the file is opened for writing once as the daemon would: an older file is upgraded
+and every run's facts computed (printed: the one-time cost per run).
 
 The data: OTLP ExportTraceServiceRequests shaped like pytest-opentelemetry plus instrumented HTTP
 services (gateway, auth, orders, inventory, payments, notifier via a broker with span links; a
@@ -36,8 +38,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from otel_triage.collector.decode import decode_logs, decode_traces
+from otel_triage.collector.storage import facts
 from otel_triage.collector.storage import reader as reader_module
 from otel_triage.collector.storage.db import open_reader, open_writer
+from otel_triage.collector.storage.store import DuckStore, open_store
 from otel_triage.collector.storage.writer import WriteJob, Writer
 from otel_triage.correlator import api
+from otel_triage.correlator.sql import Scratch
 
 from tests.daemon import DaemonProcess
 
@@ -556,96 +559,35 @@ def time_command(args: list[str], repeats: int, timeout: float = 300.0) -> Timin
     return out
 
 
-OUTSIDE = "outside Reader methods"
-
-
-class TimedConnection:
-    """Passes every call to a DuckDB connection and times each ``execute`` under the Reader method
-    that runs it, so the breakdown follows the real `correlator.api.explain` code path."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, profile: bool = False) -> None:
-        self._con = con
-        self.run_id = run_id
-        self.phase = OUTSIDE
-        self.statements: list[tuple[str, str, float]] = []  # (phase, statement, seconds)
-        self.profiles: dict[tuple[str, str], str] = {}
-        self._profile = profile
-        if profile:
-            con.execute("PRAGMA enable_profiling = 'no_output'")
-
-    def execute(self, query: str, params: Any = None) -> TimedConnection:
-        started = time.perf_counter()
-        if params is None:
-            self._con.execute(query)
-        else:
-            self._con.execute(query, params)
-        step = statement_name(query, params, self.run_id)
-        self.statements.append((self.phase, step, time.perf_counter() - started))
-        if self._profile:
-            self.profiles[(self.phase, step)] = self._con.get_profiling_information(format="json")
-        return self
-
-    def executemany(self, query: str, params: Any) -> TimedConnection:
-        started = time.perf_counter()
-        self._con.executemany(query, params)
-        self.statements.append((self.phase, f"executemany: {' '.join(query.split())[:48]}",
-                                time.perf_counter() - started))
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._con, name)
-
-
-@cache
-def query_files() -> tuple[str, ...]:
-    """The names of storage/queries/*.sql, to label each statement by the file it runs."""
-    return tuple(sorted(f.name[:-4] for f in resources.files(reader_module.QUERIES).iterdir()
-                        if f.name.endswith(".sql")))
-
-
-def statement_name(query: str, params: Any, run_id: str) -> str:
-    q = " ".join(query.split())
-    source = next((name for name in query_files() if reader_module.sql(name).strip() in query), None)
-    if q.startswith("CREATE OR REPLACE TEMP TABLE"):
-        table = q.split()[5]
-        if table == "run_traces":
-            which = (params or {}).get("run_id")
-            return "temp run_traces <- run_traces.sql (" + (
-                "all runs" if which is None else "this run" if which == run_id else "baseline run") + ")"
-        return f"temp {table} <- {source}.sql" if source else f"temp {table} (create)"
-    if source:
-        return f"{source}.sql"
-    return q if len(q) < 60 else q[:57] + "..."
-
-
 @contextmanager
-def phases(con: TimedConnection) -> Iterator[dict[str, float]]:
-    """Time the public Reader methods `api.explain` calls (the outermost call only, so a method that
-    calls another is not counted twice), and tag the statements each one runs."""
+def phases() -> Iterator[dict[str, float]]:
+    """Time every store-contract call and every correlator query `api.explain` makes (the real code
+    path, patched for the measurement): ``store.<method>`` and ``sql <query>``."""
     totals: dict[str, float] = defaultdict(float)
-    originals = {name: fn for name, fn in vars(reader_module.Reader).items()
-                 if callable(fn) and not name.startswith("_")}
+    originals = {name: fn for name, fn in vars(DuckStore).items() if callable(fn) and not name.startswith("_")}
+    rows = Scratch.rows
 
     def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(self: reader_module.Reader, *args: Any, **kwargs: Any) -> Any:
-            if con.phase != OUTSIDE:
-                return fn(self, *args, **kwargs)
-            outer, con.phase = con.phase, name
+        def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return fn(self, *args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
                 totals[name] += time.perf_counter() - started
-                con.phase = outer
         return timed
 
+    def timed_rows(self: Scratch, query: str, params: Any = None) -> Any:
+        return wrap(f"sql {query if ' ' not in query else query[:40]}", rows)(self, query, params)
+
     for name, fn in originals.items():
-        setattr(reader_module.Reader, name, wrap(name, fn))
+        setattr(DuckStore, name, wrap(f"store.{name}", fn))
+    Scratch.rows = timed_rows  # type: ignore[method-assign]
     try:
         yield totals
     finally:
         for name, fn in originals.items():
-            setattr(reader_module.Reader, name, fn)
+            setattr(DuckStore, name, fn)
+        Scratch.rows = rows  # type: ignore[method-assign]
 
 
 @dataclass
@@ -655,61 +597,31 @@ class Breakdown:
     explain_s: float
     render_s: float
     phases: dict[str, float]
-    statements: list[tuple[str, str, float]]
-    profiles: dict[tuple[str, str], str]
 
 
-def in_process(db: Path, run_id: str, profile: bool = False) -> Breakdown:
+def in_process(db: Path, run_id: str) -> Breakdown:
     started = time.perf_counter()
-    raw = open_reader(db)
+    store = open_store(db)
     opened = time.perf_counter() - started
-    con = TimedConnection(raw, run_id, profile=profile)
     try:
-        with phases(con) as totals:
+        with phases() as totals:
             started = time.perf_counter()
-            explanation = api.explain(con, run_id)  # type: ignore[arg-type]  # a proxy of the connection
+            explanation = api.explain(store, run_id)
             explain_s = time.perf_counter() - started
         started = time.perf_counter()
         json.dumps(explanation.to_dict(), indent=2)
         render_s = time.perf_counter() - started
     finally:
-        raw.close()
-    return Breakdown(run_id, opened, explain_s, render_s, dict(totals), con.statements, con.profiles)
-
-
-def top_operators(profile_json: str, n: int = 3) -> list[tuple[str, float, int, str]]:
-    """(operator, seconds, rows out, detail) of the costliest operators in a DuckDB profile."""
-    found: list[tuple[str, float, int, str]] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        info = node.get("extra_info") or {}
-        detail = next((info[k] for k in ("Conditions", "Table", "Function", "Aggregates", "Expression",
-                                         "Filters", "Projections") if info.get(k)), "")
-        if isinstance(detail, list):
-            detail = ", ".join(map(str, detail))
-        found.append((node.get("name", "?"), float(node.get("timing") or node.get("operator_timing") or 0),
-                      int(node.get("operator_cardinality") or node.get("intermediate_rows") or 0),
-                      " ".join(str(detail).split())[:70]))
-        for child in node.get("children", []):
-            walk(child)
-
-    doc = json.loads(profile_json)
-    for root in doc.get("operator", doc.get("children", [])):
-        walk(root)
-    return sorted(found, key=lambda x: -x[1])[:n]
+        store.con.close()
+    return Breakdown(run_id, opened, explain_s, render_s, dict(totals))
 
 
 def median_breakdown(samples: list[Breakdown]) -> Breakdown:
-    """Per statement median over repeats (the same code path each time, so statements line up)."""
     first = samples[0]
-    stmts = [(phase, step, statistics.median(s.statements[i][2] for s in samples))
-             for i, (phase, step, _) in enumerate(first.statements)]
-    assert all([x[:2] for x in s.statements] == [x[:2] for x in first.statements] for s in samples)
     return Breakdown(first.run_id, statistics.median(s.open_s for s in samples),
                      statistics.median(s.explain_s for s in samples),
                      statistics.median(s.render_s for s in samples),
-                     {k: statistics.median(s.phases[k] for s in samples) for k in first.phases},
-                     stmts, {})
+                     {k: statistics.median(s.phases.get(k, 0.0) for s in samples) for k in first.phases})
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -719,10 +631,20 @@ def root_causes(explanation: dict[str, Any]) -> list[tuple[Any, ...]]:
                   for t in explanation["failed_tests"])
 
 
-def prepare(db: Path) -> None:
-    """Open the file for writing once, as `triage serve` would: an older schema is upgraded here, not
-    inside the first timed command."""
-    open_writer(db).close()
+def prepare(db: Path) -> float:
+    """Open the file for writing once, as `triage serve` would: an older schema is upgraded, and the
+    facts of every run computed (the daemon does it when a run completes), not inside the first
+    timed command. Returns the seconds the facts took."""
+    con = open_writer(db)
+    try:
+        started = time.perf_counter()
+        done = facts.ensure(con)
+        seconds = time.perf_counter() - started
+    finally:
+        con.close()
+    if done:
+        print(f"facts computed for {', '.join(done)} in {seconds:.1f}s (once per run, at run completion)")
+    return seconds
 
 
 def run_facts(db: Path) -> dict[str, dict[str, Any]]:
@@ -737,14 +659,18 @@ SCAN = """
 import sys, time, duckdb
 started = time.perf_counter()
 con = duckdb.connect(sys.argv[1], read_only=True)
-n = con.execute("SELECT * FROM otel_traces WHERE TraceId IN (SELECT TraceId FROM otel_traces WHERE RunId = $r)",
-                {"r": sys.argv[2]}).fetch_arrow_table().num_rows
+con.execute("SET enable_progress_bar = false")
+n = con.sql("SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Timestamp, Duration, "
+                "StatusCode, StatusMessage FROM otel_traces "
+                "WHERE TraceId IN (SELECT TraceId FROM otel_traces WHERE RunId = $r)",
+                params={"r": sys.argv[2]}).to_arrow_table().num_rows
 print(time.perf_counter() - started, n)
 """
 
 
 def scan_floor(db: Path, run_id: str, repeats: int) -> float:
-    """Seconds to read every span of the run (all columns, as Arrow) in a fresh process, median:
+    """Seconds to read every span of the run (ids, names, kind, times, status; as Arrow) in a fresh
+    process, median:
     the least any explanation of it could cost beyond the CLI import."""
     seconds = []
     for _ in range(repeats):
@@ -806,13 +732,13 @@ def measure(args: argparse.Namespace, sizes: list[int], mode: str) -> list[Row]:
     """Build (or reuse) the file for one trace shape, and time explain on each of its runs."""
     data = build(sizes, args.baseline or max(sizes), mode, args.fail_rate, args.seed)
     prepare_started = time.perf_counter()
-    prepare(data.path)
+    facts_s = prepare(data.path)
     prepare_s = time.perf_counter() - prepare_started
     facts = run_facts(data.path)
     total_spans = sum(r["spans"] for r in facts.values())
     print(f"\n=== {mode} traces\nfile: {data.path} ({data.path.stat().st_size / 2**20:.0f} MB; {total_spans:,} spans in "
           f"{len(facts)} runs; built in {data.build_seconds:.0f}s; opened for writing (upgrade, "
-          f"run completion) in {prepare_s:.1f}s); {os.cpu_count()} cores, duckdb {duckdb.__version__}")
+          f"run facts) in {prepare_s:.1f}s, of which facts {facts_s:.1f}s); {os.cpu_count()} cores, duckdb {duckdb.__version__}")
 
     floor = time_command(["-c", "import otel_triage.cli.main"], max(args.repeats, 5))
     print(f"floor: python -c 'import otel_triage.cli.main': {floor.median:.2f}s median "
@@ -836,7 +762,6 @@ def measure(args: argparse.Namespace, sizes: list[int], mode: str) -> list[Row]:
     rows = [Row(mode, run, facts[run]["spans"], by_db[run], by_daemon.get(run), scans[run]) for run in explained]
     breakdowns = {run: median_breakdown([in_process(data.path, run) for _ in range(args.breakdown_repeats)])
                   for run in explained} if args.breakdown_repeats > 0 else {}
-    largest = explained[-1]
 
     print()
     head = (f"{'run':<13} {'spans':>9} {'tests':>6} {'fail':>5} {'baseline':<15} {'--db s med (min-max)':<21} "
@@ -871,39 +796,17 @@ def measure(args: argparse.Namespace, sizes: list[int], mode: str) -> list[Row]:
 
     if not breakdowns:
         return rows
-    print(f"\nwhere the time goes, in-process (seconds, median of {args.breakdown_repeats}; "
-          "statements indented under the Reader method that runs them):")
+    print(f"\nwhere the time goes, in-process (seconds, median of {args.breakdown_repeats}):")
     cols = explained
-    steps: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)  # (phase, step) -> run -> seconds
-    for r in reversed(cols):  # the largest run first: it runs every statement (a baseline included)
-        for phase, step, seconds in breakdowns[r].statements:
-            steps[(phase, step)][r] = steps[(phase, step)].get(r, 0.0) + seconds
-    print(f"  {'step':<62}" + "".join(f"{r:>12}" for r in cols))
-    print(f"  {'open_reader (connect, schema check)':<62}" + "".join(f"{breakdowns[r].open_s:>12.3f}" for r in cols))
-    def phase_s(r: str, phase: str) -> float:
-        b = breakdowns[r]
-        return sum(x for ph, _, x in b.statements if ph == OUTSIDE) if phase == OUTSIDE else b.phases.get(phase, 0.0)
-
-    for phase in dict.fromkeys([*(ph for ph, _ in steps), *breakdowns[largest].phases]):
-        title = f"({phase})" if phase == OUTSIDE else f"Reader.{phase}()"
-        print(f"  {title:<62}" + "".join(f"{phase_s(r, phase):>12.3f}" for r in cols))
-        for (ph, step), by_run in steps.items():
-            if ph == phase:
-                cells = "".join(f"{by_run[r]:>12.3f}" if r in by_run else f"{'-':>12}" for r in cols)
-                print(f"    {step:<60}" + cells)
-    print(f"  {'scoring + model in Python (api.explain minus the above)':<62}" + "".join(
-        f"{breakdowns[r].explain_s - sum(breakdowns[r].phases.values()) - phase_s(r, OUTSIDE):>12.3f}"
-        for r in cols))
-    print(f"  {'JSON render (to_dict + dumps)':<62}" + "".join(f"{breakdowns[r].render_s:>12.3f}" for r in cols))
-    print(f"  {'api.explain total':<62}" + "".join(f"{breakdowns[r].explain_s:>12.3f}" for r in cols))
-
-    profiled = in_process(data.path, largest, profile=True)
-    print(f"\nDuckDB profile of the slowest statements for {largest} (operator time summed over threads):")
-    slowest = sorted(profiled.statements, key=lambda s: -s[2])[:4]
-    for phase, step, seconds in slowest:
-        print(f"  {phase}: {step}  {seconds:.3f}s")
-        for name, secs, rows, detail in top_operators(profiled.profiles[(phase, step)]):
-            print(f"      {name:<22} {secs:7.3f}s {rows:>10,} rows  {detail}")
+    print(f"  {'step':<48}" + "".join(f"{r:>12}" for r in cols))
+    print(f"  {'open_store (connect, facts up to date?)':<48}" + "".join(f"{breakdowns[r].open_s:>12.3f}" for r in cols))
+    names = list(dict.fromkeys(k for r in cols for k in breakdowns[r].phases))
+    for name in names:
+        print(f"  {name:<48}" + "".join(f"{breakdowns[r].phases.get(name, 0.0):>12.3f}" for r in cols))
+    print(f"  {'scoring + model in Python (the rest)':<48}" + "".join(
+        f"{breakdowns[r].explain_s - sum(breakdowns[r].phases.values()):>12.3f}" for r in cols))
+    print(f"  {'JSON render (to_dict + dumps)':<48}" + "".join(f"{breakdowns[r].render_s:>12.3f}" for r in cols))
+    print(f"  {'api.explain total':<48}" + "".join(f"{breakdowns[r].explain_s:>12.3f}" for r in cols))
     return rows
 
 

@@ -19,7 +19,7 @@ import click
 from otel_triage.collector import defaults
 from otel_triage.collector.storage.db import StoreError, open_reader
 from otel_triage.collector.storage.reader import Reader
-from otel_triage.collector.storage.store import open_store
+from otel_triage.collector.storage.store import DuckStore, open_store
 from otel_triage.correlator import api
 from otel_triage.correlator.model import Explanation, from_dict
 
@@ -113,17 +113,39 @@ def files(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
 
 def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> Explanation:
     if daemon:
-        request = pb().ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")
-        response = call(daemon, "Explain", request, timeout=600)  # big runs take seconds, not minutes
-        return from_dict(json.loads(response.json))
+        return from_dict(json.loads(_explain_daemon(daemon, run_id, baseline)))
+    with _store(db) as store:
+        try:
+            return api.explain(store, run_id, baseline)
+        except api.ExplainError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def explain_json(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> str:
+    """The JSON explanation as text: the daemon's answer passed through as it came (the same bytes
+    `--db` prints), so `--daemon` does no second round of decoding and encoding."""
+    if daemon:
+        return _explain_daemon(daemon, run_id, baseline)
+    with _store(db) as store:
+        try:
+            return api.explain_json(store, run_id, baseline)
+        except api.ExplainError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _explain_daemon(daemon: str, run_id: str, baseline: str | None) -> str:
+    request = pb().ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")
+    return str(call(daemon, "Explain", request, timeout=600).json)  # big runs take seconds, not minutes
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[DuckStore]:
     try:
         store = open_store(db or os.environ.get("TRIAGE_DB", DEFAULT_DB))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        return api.explain(store, run_id, baseline)
-    except api.ExplainError as exc:
-        raise click.ClickException(str(exc)) from exc
+        yield store
     finally:
         store.con.close()
 

@@ -183,8 +183,11 @@ def stats(daemon: str, as_json: bool) -> None:
 @format_options
 def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str) -> None:
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
+    if as_json or fmt == "json":
+        click.echo(client.explain_json(db, daemon, run_id, baseline))
+        return
     found = client.explain(db, daemon, run_id, baseline)
-    click.echo(render_explanation(found, "json" if as_json else fmt))
+    click.echo(render_explanation(found, fmt))
 
 
 WAIT_EXIT_FAILURES = 3

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
-from otel_triage.correlator.compare import ServiceShift, compare
+from otel_triage.correlator.compare import PSEUDO_COUNT, SIGNIFICANT, ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import candidates_for_test
 from otel_triage.correlator.sql import Scratch
@@ -233,10 +233,14 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
 def _comparisons(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str) -> dict[str, list[dict[str, Any]]]:
     """The run against its baseline run, operation by operation (``queries/compare_*.sql`` over
     both runs' facts): latency, the calls each operation makes, log templates, and metrics."""
+    # The span counts alone: joining the tables that carry every duration would drag those along.
+    scratch.add(run_counts=scratch.con.sql("SELECT service, operation, spans FROM run_ops").to_arrow_table(),
+                baseline_counts=scratch.con.sql("SELECT service, operation, spans FROM baseline_ops").to_arrow_table())
     scratch.add(run_latency=store.latency(run_id), baseline_latency=store.latency(baseline_run_id),
                 run_calls=store.calls(run_id), baseline_calls=store.calls(baseline_run_id),
                 run_logs=store.log_templates(run_id), baseline_logs=store.log_templates(baseline_run_id))
-    params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}
+    params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL,
+              "significant": SIGNIFICANT, "pseudo_count": PSEUDO_COUNT}
     return {name: scratch.rows(f"compare_{name}", params) for name in ("latency", "calls", "logs", "metrics")}
 
 

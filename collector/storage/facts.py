@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 
 import duckdb
 import pyarrow as pa
+from otel_triage.collector.storage.db import quiet
 from otel_triage.collector.storage.reader import sql
 
 # Source table -> the triage_facts_runs column holding its row count when the facts were computed.
@@ -50,7 +51,7 @@ def row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def compute(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, pa.Table]:
     """The rows of every triage_facts_* table for one run, from the otel_* tables alone."""
-    cur = con.cursor()  # its own temp tables, gone with it
+    cur = quiet(con.cursor())  # its own temp tables, gone with it
     try:
         cur.execute("BEGIN TRANSACTION")  # one snapshot: the row counts match what was read
         counts = row_counts(cur)
