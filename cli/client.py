@@ -61,17 +61,47 @@ def daemon_stub(address: str) -> Iterator[triage_pb2_grpc.TriageStub]:
         channel.close()
 
 
+_token: list[str | None] = [None]  # set by --auth-token-file, else read from TRIAGE_AUTH_TOKEN
+
+
+def use_token_file(path: str | None) -> None:
+    """``--auth-token-file`` of a read command: the token sent to ``--daemon``."""
+    if not path:
+        _token[0] = None
+        return
+    from otel_triage.collector import auth  # imports gRPC: only when a token is given
+
+    try:
+        _token[0] = auth.load_token(path) if path else None
+    except auth.TokenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--auth-token-file") from exc
+
+
+def _metadata() -> list[tuple[str, str]]:
+    from otel_triage.collector import auth
+
+    token = _token[0] or auth.load_token(None)
+    return [("authorization", f"Bearer {token}")] if token else []
+
+
 def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
     import grpc
 
     with daemon_stub(address) as stub:
         try:
-            return getattr(stub, method)(request, timeout=timeout)
+            return getattr(stub, method)(request, timeout=timeout, metadata=_metadata())
         except grpc.RpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.UNAVAILABLE:
                 raise click.ClickException(
                     f"no triage daemon answers at {address} (start one with `triage serve`)"
+                ) from exc
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                from otel_triage.collector import auth
+
+                raise click.ClickException(
+                    f"the triage daemon at {address} refused the request: {exc.details()} "
+                    f"(give its token with --auth-token-file PATH or env {auth.ENV})"
                 ) from exc
             raise click.ClickException(f"{method} failed: {exc.details()}") from exc
 

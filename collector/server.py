@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from otel_triage.collector import defaults, receiver
+from otel_triage.collector import auth, defaults, receiver
 from otel_triage.collector.completion import CompletionStore, CompletionTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
@@ -47,6 +47,9 @@ class ServeConfig:
     decode_workers: int = 0
     rpc_threads: int = 32
     listen_http: str | None = defaults.LISTEN_HTTP  # None: no OTLP/HTTP listener
+    http_request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT
+    auth_token: str | None = None  # required of every client when set (collector/auth.py)
+    insecure: bool = False  # allow a non-loopback address without a token
     watch: tuple[str, ...] = ()
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     settle_seconds: float = defaults.SETTLE_SECONDS
@@ -124,6 +127,10 @@ class QueryService(triage_pb2_grpc.TriageServicer):
             reason=done.reason if done else "", completed_unix_nano=done.completed_unix_nano if done else 0)
 
     def TestSpans(self, request: triage_pb2.TestSpansRequest, context: grpc.ServicerContext) -> Any:
+        if request.max_spans < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"max_spans is {request.max_spans}; it must be 0 (the default, "
+                          f"{defaults.REPORT_MAX_SPANS}) or more")
         n = request.max_spans or defaults.REPORT_MAX_SPANS
         found = self._daemon.read(lambda cur: Reader(cur).test_spans(request.trace_id, request.span_id, n))
         return triage_pb2.TestSpansResponse(json=json.dumps(found))
@@ -146,6 +153,14 @@ class Daemon:
         cfg = self.config
         host, port = split_host_port(cfg.listen)
         http_address = split_host_port(cfg.listen_http, "--listen-http", "127.0.0.1:4318") if cfg.listen_http else None
+        if cfg.auth_token is None and not cfg.insecure:
+            hosts = [(cfg.listen, host)] + ([(cfg.listen_http, http_address[0])] if http_address else [])
+            for address, h in hosts:
+                if not auth.is_loopback(h):
+                    raise ListenError(
+                        f"refusing to listen on {address} without a token: anyone who reaches it could write "
+                        f"and read every run. Pass --auth-token-file (or set {auth.ENV}), or --insecure "
+                        "if the network is trusted")
         folders = [Path(d) for d in cfg.watch]
         for folder in folders:
             if not folder.is_dir():
@@ -183,6 +198,7 @@ class Daemon:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
             handlers=receiver.handlers(self.pipeline),
+            interceptors=[auth.TokenInterceptor(cfg.auth_token)] if cfg.auth_token else None,
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes),
                 ("grpc.max_send_message_length", 256 << 20),
@@ -200,7 +216,8 @@ class Daemon:
             raise ListenError(f"cannot listen on {cfg.listen} (is another daemon running there?)")
         if http_address:
             try:
-                self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes)
+                self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes,
+                                         cfg.http_request_timeout, cfg.auth_token)
             except OSError as exc:
                 server.stop(0)
                 self._close_storage()

@@ -222,7 +222,9 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
             notes.append(f"{peer} never reported a server span for calls made to it ({kind}): "
                          "it is named from its callers' client spans; evidence from inside it is missing")
     age = time.time() - data["last_seen_unix_nano"] / 1e9
-    if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS:
+    # A run the daemon has recorded as complete (its session ended and the data settled) is not
+    # still arriving, however recent its last span.
+    if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS and not store.is_complete(run_id):
         notes.append(f"the run's last span ended {age:.0f} s ago: data may still be arriving")
     passed = sum(1 for t in data["tests"] if t["status"] == "passed")
     return Explanation(run_id=run_id, baseline_run_id=baseline_run_id, baseline=baseline_words,

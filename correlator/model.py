@@ -80,7 +80,7 @@ class Explanation:
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        """The versioned JSON form (see README, `triage explain --json`)."""
+        """The versioned JSON form (docs/json.md)."""
         body = {name: _plain(getattr(self, name)) for name in _names(Explanation) if name != "failed_tests"}
         body["failed_tests"] = [_test_dict(t) for t in self.failed_tests]
         for suspect in body["suspects"]:

@@ -39,6 +39,9 @@ class Store(Protocol):
     def run_facts(self, run_id: str) -> dict[str, Any]:
         """services, last_seen_unix_nano, silent_peers of the run."""
 
+    def is_complete(self, run_id: str) -> bool:
+        """Whether the run has been recorded as complete (its data settled)."""
+
     def nodes(self, run_id: str) -> pa.Table:
         """The spans under the run's failed tests."""
 

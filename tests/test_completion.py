@@ -1,6 +1,6 @@
 """Run completion, `--notify` webhooks and `triage wait`, with the real daemon and a real HTTP receiver.
 
-Completion rules (README, "Run completion"): the session span ended (then the data settles), a
+Completion rules (docs/sharing.md, "Run completion"): the session span ended (then the data settles), a
 caller marked it, or the run was quiet for --quiet-period. Webhook receivers that are down, slow or
 answer 500 are retried; none of it blocks or loses ingestion.
 """
@@ -112,7 +112,7 @@ def test_failing_receivers_are_retried_and_never_block_ingestion(db_path):
     assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'during-1'") == [(3000,)]
     log = daemon.stderr
     assert f"giving up on run hooked-1 for {slow.url} after 3 attempts" in log, log
-    assert f"giving up on run hooked-1 for {down} after 3 attempts: URLError" in log, log
+    assert f"giving up on run hooked-1 for {down} after 3 attempts: ConnectionRefusedError" in log, log
     assert "failed (HTTP 500); retry 1/2" in log, log
 
 

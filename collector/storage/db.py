@@ -7,6 +7,7 @@ hanging or touching the file.
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -94,9 +95,20 @@ def _friendly(exc: duckdb.Error, path: str) -> StoreError:
     return StoreError(f"cannot open {path}: {text}")
 
 
+def private_files() -> None:
+    """From here on this process creates files readable by its user only (umask 077).
+
+    The store holds every run's telemetry (exception messages, URLs, log bodies): other users of the
+    host must not read it. DuckDB creates the database file, then its WAL anew after every
+    checkpoint, and temporary spill files, each with the process umask: tightening the umask is the
+    one way to cover all of them. Called by the one process that writes the store."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
 def open_writer(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """The daemon's connection: creates or upgrades the schema."""
+    """The daemon's connection: creates or upgrades the schema; new files are private (0600)."""
     path = str(path)
+    private_files()
     try:
         con = quiet(duckdb.connect(path))
     except duckdb.Error as exc:

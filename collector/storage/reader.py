@@ -65,6 +65,11 @@ class Reader:
     def seen_file(self, sha256: str) -> bool:
         return bool(self.con.execute(sql("file_seen"), {"sha256": sha256}).fetchone()[0])
 
+    def file_prefixes(self, path: str, size: int) -> list[tuple[str, int]]:
+        """(sha256, size) of earlier, shorter contents of the file at ``path``, longest first
+        (file_prefixes.sql): an appended file is taken from where the last one ended."""
+        return [(r[0], r[1]) for r in self.con.execute(sql("file_prefixes"), {"path": path, "size": size}).fetchall()]
+
     def test_spans(self, trace_id: str, span_id: str, max_spans: int = 20_000) -> dict[str, Any]:
         """The subtree under one test span with its exception events and logs (report_*.sql).
 

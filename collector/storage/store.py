@@ -60,6 +60,9 @@ class DuckStore:
         services, last_seen, silent = row if row else ([], 0, [])
         return {"services": services, "last_seen_unix_nano": last_seen, "silent_peers": silent}
 
+    def is_complete(self, run_id: str) -> bool:
+        return bool(self.con.execute(sql("run_completion"), {"run_id": run_id}).fetchall())
+
     def _of_run(self, table: str, run_id: str) -> pa.Table:
         return self._arrow(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = $run_id", {"run_id": run_id})
 

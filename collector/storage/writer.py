@@ -9,6 +9,7 @@ keeps durability cheap (DuckDB inserts ~50k rows/s in 512-row batches, ~170k in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -136,7 +137,10 @@ class Writer:
                             con.unregister("_batch")
                     con.execute("COMMIT")
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    # After an I/O error (a full disk) DuckDB may have ended the transaction itself;
+                    # a failing ROLLBACK must not replace the error that says what went wrong.
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute("ROLLBACK")
                     raise
         except Exception as exc:  # the jobs fail together; their callers answer with an error
             log.exception("commit of %d rows failed", rows)
