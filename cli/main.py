@@ -126,8 +126,8 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
           notify_timeout: float, notify_attempts: int) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
+    from otel_triage.cli.serve import Daemon, ListenError, ServeConfig
     from otel_triage.collector.auth import TokenError, load_token
-    from otel_triage.collector.server import Daemon, ListenError, ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,

@@ -3,6 +3,10 @@
 Lifecycle: ``start()`` opens (and upgrades) the database, starts the writer, the decoders and the
 gRPC server; ``stop()`` refuses new requests, lets in-flight ones finish and commit, then closes the
 database with a checkpoint. Nothing acknowledged is ever only in memory.
+
+It composes the collector and the correlator (the query API's ``Explain``, run completion and its
+webhooks, per-run facts through the single writer), so it sits above both, in ``cli/``: the
+collector never imports the correlator.
 """
 
 from __future__ import annotations
