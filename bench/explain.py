@@ -680,6 +680,45 @@ def scan_floor(db: Path, run_id: str, repeats: int) -> float:
     return statistics.median(seconds)
 
 
+def ingest_during_explain(address: str, run_id: str) -> tuple[str, str]:
+    """Acknowledgement latency of small exports, idle and while the daemon explains ``run_id``:
+    ingest must keep being acknowledged (one commit's wait, not the explanation's)."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    channel = grpc.insecure_channel(address)
+    stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+    spec = RunSpec("bench-ingest-probe", 64, 0.0, T0 + 30 * DAY)
+
+    def probe(seconds: float) -> list[float]:
+        out, stop = [], time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < stop:
+            b = Batch(spec, random.Random(n))
+            for i in range(64):
+                b.span("probe", PYTEST, b.new_id() * 2, b"", f"probe {i}", INTERNAL, T0, MS, {"i": i})
+            started = time.perf_counter()
+            stub.Export(b.traces, timeout=60)
+            out.append(time.perf_counter() - started)
+            n += 1
+            time.sleep(0.05)
+        return out
+
+    def cell(xs: list[float]) -> str:
+        return f"{statistics.median(xs) * 1000:.0f} / {max(xs) * 1000:.0f} ms"
+
+    try:
+        idle = probe(3.0)
+        proc = subprocess.Popen([sys.executable, "-m", "otel_triage.cli", "explain", run_id, "--daemon", address,
+                                 "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        busy: list[float] = []
+        while proc.poll() is None:
+            busy += probe(0.5)
+        return cell(idle), cell(busy)
+    finally:
+        channel.close()
+
+
 @dataclass
 class Row:
     mode: str
@@ -756,6 +795,12 @@ def measure(args: argparse.Namespace, sizes: list[int], mode: str) -> list[Row]:
         try:
             by_daemon = {run: time_command(["-m", "otel_triage.cli", "explain", run, "--daemon", daemon.address,
                                             "--json"], args.repeats) for run in explained}
+            try:
+                idle, busy = ingest_during_explain(daemon.address, explained[-1])
+                print(f"ingest while --daemon explains {explained[-1]}: export acknowledged in {busy} "
+                      f"(idle: {idle}); 64-span requests every 50 ms, latency median / max")
+            except Exception as exc:  # a figure missing must not lose the others
+                print(f"ingest while explaining: not measured ({exc!r})")
         finally:
             if daemon.terminate() != 0:
                 print("daemon exited with an error:\n" + daemon.stderr[-2000:])
