@@ -130,8 +130,8 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
           notify_timeout: float, notify_attempts: int, retain_runs: int | None, retain_days: float | None) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
+    from otel_triage.cli.serve import Daemon, ListenError, ServeConfig
     from otel_triage.collector.auth import TokenError, load_token
-    from otel_triage.collector.server import Daemon, ListenError, ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
@@ -217,8 +217,11 @@ def stats(daemon: str, as_json: bool) -> None:
 @format_options
 def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str) -> None:
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
+    if as_json or fmt == "json":
+        click.echo(client.explain_json(db, daemon, run_id, baseline))
+        return
     found = client.explain(db, daemon, run_id, baseline)
-    click.echo(render_explanation(found, "json" if as_json else fmt))
+    click.echo(render_explanation(found, fmt))
 
 
 WAIT_EXIT_FAILURES = 3
