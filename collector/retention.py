@@ -98,6 +98,14 @@ def prune(con: Any, policy: Policy, now_ns: int | None = None) -> Pruned:
         out.rows[table] = _deleted(con, f"DELETE FROM {table} WHERE {in_run}{point_orphan}", args)
     out.rows["triage_run_completion"] = _deleted(con, f"DELETE FROM triage_run_completion WHERE {in_run}")
     out.rows["triage_files"] = _deleted(con, f"UPDATE triage_files SET Status = 'pruned' WHERE {in_run}")
+    if any(out.rows.values()):
+        # The per-run facts (004_run_facts.sql) are derived and find new data by row position; a
+        # delete, and the vacuum at the next checkpoint, moves rows, so every run's facts go and are
+        # computed again on its next explanation. Dropping them loses nothing.
+        facts = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() "
+                                           "WHERE table_name LIKE 'triage_facts_%' AND NOT temporary").fetchall()]
+        for table in facts:
+            con.execute(f"DELETE FROM {table}")
     return out
 
 
