@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from otel_triage.collector.storage.db import open_reader
+from otel_triage.collector.storage.store import open_store
 from otel_triage.correlator import api, diff, flaky
 
 from bench.explain import build
@@ -39,10 +39,10 @@ def stopwatch() -> Any:
     originals = {"diff": diff.annotate, "flaky": flaky.annotate}
 
     def wrap(name: str) -> Any:
-        def timed_annotate(reader: Any, explanation: Any) -> Any:
+        def timed_annotate(store: Any, scratch: Any, explanation: Any) -> Any:
             started = time.perf_counter()
             try:
-                return originals[name](reader, explanation)
+                return originals[name](store, scratch, explanation)
             finally:
                 SPENT[name].append(time.perf_counter() - started)
         return timed_annotate
@@ -57,7 +57,7 @@ def stopwatch() -> Any:
 @contextmanager
 def without(module: Any) -> Any:
     original = module.annotate
-    module.annotate = lambda reader, explanation: explanation
+    module.annotate = lambda store, scratch, explanation: explanation
     try:
         yield
     finally:
@@ -67,13 +67,13 @@ def without(module: Any) -> Any:
 def timed(db: Path, run_id: str, repeats: int) -> tuple[list[float], Any]:
     out, found = [], None
     for _ in range(repeats):
-        con = open_reader(str(db))
+        store = open_store(db)  # facts brought up to date here, outside the timing
         try:
             started = time.perf_counter()
-            found = api.explain(con, run_id)
+            found = api.explain(store, run_id)
             out.append(time.perf_counter() - started)
         finally:
-            con.close()
+            store.con.close()
     return out, found
 
 

@@ -119,15 +119,19 @@ def cli() -> None:
               show_default=True, metavar="SECONDS", help="Time limit of one webhook attempt.")
 @click.option("--notify-attempts", type=click.IntRange(min=1), default=defaults.NOTIFY_ATTEMPTS, show_default=True,
               help="Attempts per webhook (exponential backoff with jitter between them) before giving up.")
+@click.option("--retain-runs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Keep the N most recent runs; older ones are deleted whole (at start, then every 10 min).")
+@click.option("--retain-days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+              help="Delete runs whose newest data is older than DAYS (at start, then every 10 min).")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
           max_pending_bytes: int, decode_workers: int, listen_http: str, http_request_timeout: float,
           auth_token_file: str | None, insecure: bool, watch: tuple[str, ...],
           max_file_bytes: int, settle_seconds: float, quiet_period: float, notify: tuple[str, ...],
-          notify_timeout: float, notify_attempts: int) -> None:
+          notify_timeout: float, notify_attempts: int, retain_runs: int | None, retain_days: float | None) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
+    from otel_triage.cli.serve import Daemon, ListenError, ServeConfig
     from otel_triage.collector.auth import TokenError, load_token
-    from otel_triage.collector.server import Daemon, ListenError, ServeConfig
 
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
@@ -137,7 +141,8 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
                          http_request_timeout=http_request_timeout, insecure=insecure,
                          watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds,
                          quiet_period=quiet_period, notify=notify,
-                         notify_timeout=notify_timeout, notify_attempts=notify_attempts)
+                         notify_timeout=notify_timeout, notify_attempts=notify_attempts,
+                         retain_runs=retain_runs, retain_days=retain_days)
     try:
         config.auth_token = load_token(auth_token_file)
     except TokenError as exc:
@@ -225,8 +230,11 @@ def stats(daemon: str, as_json: bool) -> None:
 @format_options
 def explain(run_id: str, db: str, daemon: str | None, baseline: str | None, as_json: bool, fmt: str) -> None:
     """Explain a run: for every failed test, the service where the failure began, and the evidence."""
+    if as_json or fmt == "json":
+        click.echo(client.explain_json(db, daemon, run_id, baseline))
+        return
     found = client.explain(db, daemon, run_id, baseline)
-    click.echo(render_explanation(found, "json" if as_json else fmt))
+    click.echo(render_explanation(found, fmt))
 
 
 WAIT_EXIT_FAILURES = 3
@@ -273,6 +281,34 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
     with open(output, "w", encoding="utf-8") as fh:
         fh.write(page)
     click.echo(f"triage: wrote {output} ({len(found.failed_tests)} failed tests)", err=True)
+
+
+@cli.command()
+@click.option("--db", metavar="PATH", envvar="TRIAGE_DB", default=client.DEFAULT_DB, show_default=True,
+              help="DuckDB file to prune (env TRIAGE_DB); no daemon may hold it.")
+@click.option("--keep-runs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Keep the N most recent runs, delete the rest.")
+@click.option("--older-than", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+              help="Delete runs whose newest data is older than DAYS.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
+def prune(db: str, keep_runs: int | None, older_than: float | None, as_json: bool) -> None:
+    """Delete whole runs (spans, events, links, logs, metrics, completion) and give the space back."""
+    from otel_triage.collector import retention
+    from otel_triage.collector.storage.db import StoreLocked
+
+    if keep_runs is None and older_than is None:
+        raise click.UsageError("say what to keep: --keep-runs N and/or --older-than DAYS")
+    try:
+        found = retention.prune_file(db, retention.Policy(keep_runs, older_than))
+    except StoreLocked as exc:
+        raise click.ClickException(f"{db} is held by a running triage daemon: stop it first, or start it with "
+                                   "--retain-runs / --retain-days to prune as it runs") from exc
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        click.echo(f"triage: {found['summary']}; {db}: {found['bytes_before']:,} → {found['bytes_after']:,} bytes")
 
 
 def main() -> None:

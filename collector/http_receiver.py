@@ -19,6 +19,7 @@ specification and HTTP/1.1 give:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import threading
@@ -80,12 +81,14 @@ class _Handler(BaseHTTPRequestHandler):
         except SlowClient as exc:  # while reading the request line or headers
             log.info("http: closing a slow connection: %s", exc)
             self.close_connection = True
-            self._error(HTTPStatus.REQUEST_TIMEOUT, str(exc))
+            with contextlib.suppress(OSError):  # the client may be gone already
+                self._error(HTTPStatus.REQUEST_TIMEOUT, str(exc))
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("http %s", format % args)
 
     def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(self.server.read_timeout)  # reads leave a short poll timeout behind
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -1,9 +1,11 @@
 """What is different from when it passed: a failed test's trace beside the same test's passing trace.
 
 The baseline is the same test (by tests.sql's name key) passing in the explanation's baseline run,
-else in the most recent earlier run where it passed (``diff_baseline_tests.sql``). Both subtrees
-are matched call by call in one SQL statement for all failed tests (``trace_diff.sql``); here the changes are only
-counted, ordered (``_interleave``) and put in words. One sample against one sample is noisy, so a call counts as
+else in the most recent earlier run where it passed (``queries/diff_baseline_tests.sql``). The store
+walks both subtrees of every pair in one statement (``store.subtrees``: passing tests have no facts
+of their own); they are matched call by call in one statement on the scratch DuckDB
+(``queries/trace_diff.sql``); here the changes are only counted, ordered (``_interleave``) and put
+in words. One sample against one sample is noisy, so a call counts as
 slower only when it took at least ``SLOWER_RATIO`` times as long *and* ``SLOWER_MIN_MS`` more.
 """
 
@@ -11,23 +13,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
-from functools import cache
-from importlib import resources
 from typing import Any
 
-from otel_triage.collector.storage.reader import Reader, rows_as_dicts
+import pyarrow as pa
 from otel_triage.correlator.history_model import SpanChange, TraceDiff
 from otel_triage.correlator.model import Explanation
+from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.store import Store
 
 SLOWER_RATIO = 1.5
 SLOWER_MIN_MS = 20.0
 MAX_CHANGES = 20  # per failed test, in the JSON; the text shows a few, the report all of them
 ORDER = ("status", "slower", "vanished", "appeared")
-
-
-@cache
-def _sql(name: str) -> str:
-    return resources.files("otel_triage.correlator").joinpath(f"{name}.sql").read_text()
 
 
 def _ms(ns: int | None) -> float | None:
@@ -86,24 +83,29 @@ def _trace_diff(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> TraceDi
         status_changed=count["status"], changes=changes, summary=summary)
 
 
-def annotate(reader: Reader, explanation: Explanation) -> Explanation:
-    """Each failed test that passed in an earlier run gets its ``diff``. Expects ``reader.all_tests()``."""
+def annotate(store: Store, scratch: Scratch, explanation: Explanation) -> Explanation:
+    """Each failed test that passed in an earlier run gets its ``diff``. ``scratch`` holds
+    ``run_tests`` (``store.tests()``)."""
     if not explanation.failed_tests:
         return explanation
-    baselines = {r["failed_span_id"]: r for r in rows_as_dicts(reader.con.execute(
-        _sql("diff_baseline_tests"), {"run_id": explanation.run_id, "baseline_run_id": explanation.baseline_run_id}))}
+    baselines = {r["failed_span_id"]: r for r in scratch.rows(
+        "diff_baseline_tests", {"run_id": explanation.run_id, "baseline_run_id": explanation.baseline_run_id})}
     failed = [f for f in explanation.failed_tests if f.span_id in baselines]
     if not failed:
         return explanation
-    reader.con.execute(
-        "CREATE OR REPLACE TEMP TABLE diff_pairs AS SELECT unnest($t) AS test_span, unnest($a) AS trace_id, "
-        "unnest($b) AS span_id, unnest($c) AS b_trace_id, unnest($d) AS b_span_id",
-        {"t": [f.span_id for f in failed], "a": [f.trace_id for f in failed], "b": [f.span_id for f in failed],
-         "c": [baselines[f.span_id]["baseline_trace_id"] for f in failed],
-         "d": [baselines[f.span_id]["baseline_span_id"] for f in failed]})
+    pairs = pa.table({
+        "test_span": pa.array([f.span_id for f in failed], pa.string()),
+        "trace_id": pa.array([f.trace_id for f in failed], pa.string()),
+        "span_id": pa.array([f.span_id for f in failed], pa.string()),
+        "b_trace_id": pa.array([baselines[f.span_id]["baseline_trace_id"] for f in failed], pa.string()),
+        "b_span_id": pa.array([baselines[f.span_id]["baseline_span_id"] for f in failed], pa.string()),
+    })
+    roots = sorted({(f.trace_id, f.span_id) for f in failed}
+                   | {(baselines[f.span_id]["baseline_trace_id"], baselines[f.span_id]["baseline_span_id"])
+                      for f in failed})
+    scratch.add(diff_pairs=pairs, subtrees=store.subtrees(roots))
     by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows_as_dicts(reader.con.execute(_sql("trace_diff"), {
-            "slower_ratio": SLOWER_RATIO, "slower_min_ns": int(SLOWER_MIN_MS * 1e6)})):
+    for row in scratch.rows("trace_diff", {"slower_ratio": SLOWER_RATIO, "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}):
         by_test[row["test_span"]].append(row)
     tests = tuple(replace(f, diff=_trace_diff(by_test[f.span_id], baselines[f.span_id]))
                   if f.span_id in baselines else f for f in explanation.failed_tests)

@@ -9,89 +9,71 @@ that service, however intermittent, not flakiness: that is the line Datadog, Tru
 cannot draw, because they never see the services.
 
 The cause of each earlier failure is what the correlator's per-test scoring names in that run
-(``score.py`` over the statements of ``explain_inputs``, for all re-scored runs in one pass, without
-a baseline run: a past run's latency-only causes may read "none"); this run's causes are the
-explanation's own. The outcomes come from one SQL query (``test_history.sql``); only the past runs
-with failures that matter are re-scored, the most recent ``MAX_SCORED_RUNS`` of them.
+(``score.py`` over ``queries/explain_nodes.sql`` on that run's precomputed facts, ``store.nodes``
+and ``store.operations``, without a baseline run: a past run's latency-only causes may read
+"none"); this run's causes are the explanation's own. The outcomes come from one SQL query
+(``queries/test_history.sql`` over ``store.tests()`` and ``store.code_versions()``); only the past
+runs with failures that matter are re-scored, the most recent ``MAX_SCORED_RUNS`` of them.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import replace
-from functools import cache
-from importlib import resources
+from dataclasses import asdict, replace
 from typing import Any
 
-from otel_triage.collector.storage.reader import Reader, rows_as_dicts, sql
+import pyarrow as pa
+import pyarrow.compute as pc
 from otel_triage.correlator.history_model import TestHistory
 from otel_triage.correlator.model import Explanation
-from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
+from otel_triage.correlator.score import candidates_for_test
+from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.store import Store
+from otel_triage.correlator.weights import CAUSE_THRESHOLD, SQL
 
 HISTORY_RUNS = 20  # the window: a test's last runs, this one included
 CONSISTENT_SHARE = 0.8  # one service behind at least this share of the failures is a cause, not chance
-MAX_SCORED_RUNS = 5  # earlier runs re-scored for their causes: ~0.15 s per 10k spans (bench/history.py)
-PASSING_SAMPLE = 50  # passing tests per re-scored run, for the noise discount (bench/history.py)
+MAX_SCORED_RUNS = 5  # earlier runs re-scored for their causes, from their facts (bench/history.py)
 UNKNOWN = "?"  # the cause of a failure in a run beyond MAX_SCORED_RUNS
 NO_CAUSE = "none"
 SHOWN_CAUSES = 10
 
 
-@cache
-def _sql(name: str) -> str:
-    return resources.files("otel_triage.correlator").joinpath(f"{name}.sql").read_text()
-
-
-def outcomes(reader: Reader, run_id: str | None) -> dict[str, list[dict[str, Any]]]:
-    """Per test (name key): its runs in the window, oldest first (test_history.sql).
-    Expects ``reader.all_tests()``."""
+def outcomes(scratch: Scratch, run_id: str | None) -> dict[str, list[dict[str, Any]]]:
+    """Per test (name key): its runs in the window, oldest first (queries/test_history.sql).
+    ``scratch`` holds ``run_tests`` and ``code_versions``."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows_as_dicts(reader.con.execute(_sql("test_history"), {"run_id": run_id, "window": HISTORY_RUNS})):
+    for row in scratch.rows("test_history", {"run_id": run_id, "window": HISTORY_RUNS}):
         out[row["name_key"]].append(row)
     return out
 
 
-def past_causes(reader: Reader, wanted: dict[str, set[str]]) -> dict[tuple[str, str], str]:
+def past_causes(store: Store, scratch: Scratch, wanted: dict[str, set[str]]) -> dict[tuple[str, str], str]:
     """(run id, test span id) → the service the correlator's per-test scoring names for that failure,
     or "none"; the first ``MAX_SCORED_RUNS`` runs of ``wanted`` only.
 
-    One pass over all those runs at once (the statements of ``Reader.explain_inputs``, no baseline
-    run), over the traces of the failed tests asked about and of up to ``PASSING_SAMPLE`` passing
-    tests per run, which discount noise and set the latency reference. Replaces the reader's per-run temp
-    tables: call it after everything else that needs them."""
-    runs = list(wanted)[:MAX_SCORED_RUNS]
-    if not runs:
-        return {}
-    con = reader.con
-
-    def temp(name: str, query: str, params: dict[str, Any] | None = None) -> None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}", params or {})
-
-    # Only the failed tests asked about and a sample of each run's passing tests (for the noise
-    # discount) are scored: the cost stays bounded however large the earlier runs were.
-    temp("explain_tests", "SELECT * FROM run_tests WHERE list_contains($runs, run_id) "
-                          "AND (list_contains($spans, span_id) OR status = 'passed') "
-                          "QUALIFY status = 'failed' OR row_number() OVER "
-                          "(PARTITION BY run_id, status ORDER BY hash(span_id)) <= $sample",
-         {"runs": runs, "spans": [x for r in runs for x in wanted[r]], "sample": PASSING_SAMPLE})
-    temp("run_traces", f"SELECT * FROM ({sql('run_traces')}) WHERE list_contains($runs, RunId) AND ("
-                       "TraceId IN (SELECT trace_id FROM explain_tests) OR TraceId IN (SELECT l.TraceId "
-                       "FROM otel_traces_links AS l JOIN explain_tests AS t ON l.LinkedTraceId = t.trace_id))",
-         {"run_id": None, "runs": runs})
-    temp("explain_spans", sql("explain_spans"))
-    temp("explain_baseline_spans", "SELECT TraceId, SpanId, ParentSpanId, service, operation, duration_ns, "
-                                   "start_ns FROM explain_spans LIMIT 0")
-    temp("explain_tree", sql("explain_tree"))
-    temp("explain_notable", sql("explain_nodes"))
-    nodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for n in rows_as_dicts(con.execute("SELECT * FROM explain_notable ORDER BY test_span, depth, SpanId")):
-        nodes[n["test_span"]].append(n)
-    names = dict(con.execute("SELECT DISTINCT SpanId, service || ': ' || operation FROM explain_spans "
-                             "WHERE SpanId IN (SELECT unnest(path) FROM explain_notable)").fetchall())
+    Each run is scored from its facts, as ``api.explain`` scores the run it explains but with no
+    baseline run (its passing tests set the latency reference and discount noise), on a scratch
+    DuckDB of its own, over the subtrees of the failed tests asked about only."""
     out: dict[tuple[str, str], str] = {}
-    for run_id in runs:
-        for span in wanted[run_id]:
-            cands = candidates_for_test(nodes.get(span, []), names)
+    for run_id in list(wanted)[:MAX_SCORED_RUNS]:
+        spans = wanted[run_id]
+        nodes = store.nodes(run_id)
+        ops = store.operations(run_id)
+        tests = scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table()
+        past = Scratch(tests=tests, nodes=nodes.filter(pc.is_in(nodes["test_span"], pa.array(sorted(spans), pa.string()))),
+                       run_ops=ops, baseline_ops=ops.slice(0, 0))
+        try:
+            by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for n in past.rows("explain_nodes", SQL):
+                by_test[n["test_span"]].append(n)
+            names = dict(past.con.execute(
+                "SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes WHERE SpanId IN (SELECT unnest($ids))",
+                {"ids": sorted({x for ns in by_test.values() for n in ns for x in n["path"]})}).fetchall())
+        finally:
+            past.close()
+        for span in spans:
+            cands = candidates_for_test(by_test.get(span, []), names)
             out[(run_id, span)] = cands[0].service if cands and cands[0].score >= CAUSE_THRESHOLD else NO_CAUSE
     return out
 
@@ -159,21 +141,22 @@ def _causes_of(rows: list[dict[str, Any]], known: dict[tuple[str, str], str]) ->
     return out
 
 
-def annotate(reader: Reader, explanation: Explanation) -> Explanation:
-    """Each failed test of the explanation gets its ``history``. Expects ``reader.all_tests()``;
-    call last (it re-scores earlier runs, replacing the reader's temp tables)."""
+def annotate(store: Store, scratch: Scratch, explanation: Explanation) -> Explanation:
+    """Each failed test of the explanation gets its ``history``. ``scratch`` holds ``run_tests``
+    (``store.tests()``)."""
     if not explanation.failed_tests:
         return explanation
-    keys = dict(reader.con.execute("SELECT span_id, name_key FROM run_tests WHERE run_id = $r",
-                                   {"r": explanation.run_id}).fetchall())
-    history = outcomes(reader, explanation.run_id)
+    scratch.add(code_versions=store.code_versions())
+    keys = dict(scratch.con.execute("SELECT span_id, name_key FROM run_tests WHERE run_id = $r",
+                                    {"r": explanation.run_id}).fetchall())
+    history = outcomes(scratch, explanation.run_id)
     here = {f.span_id: (f.root_cause.service if f.root_cause else NO_CAUSE) for f in explanation.failed_tests}
     wanted: dict[str, set[str]] = {}
     for f in explanation.failed_tests:
         rows = history.get(keys.get(f.span_id, ""), [])
         for run, spans in _causes_needed(rows[:-1]).items():
             wanted.setdefault(run, set()).update(spans)
-    known = past_causes(reader, _newest_first(wanted, history))
+    known = past_causes(store, scratch, _newest_first(wanted, history))
     known.update({(explanation.run_id, span): cause for span, cause in here.items()})
     tests = []
     for f in explanation.failed_tests:
@@ -182,16 +165,20 @@ def annotate(reader: Reader, explanation: Explanation) -> Explanation:
     return replace(explanation, failed_tests=tuple(tests))
 
 
-def list_tests(reader: Reader, flaky_only: bool = False) -> list[dict[str, Any]]:
+def list_tests(store: Store, flaky_only: bool = False) -> list[dict[str, Any]]:
     """Every test in the store with its pass/fail history (``triage tests``); a test that failed gets
     the verdict as of its latest failure. Flaky tests first, then by name."""
-    reader.all_tests()
-    history = outcomes(reader, None)
-    wanted: dict[str, set[str]] = {}
-    for rows in history.values():
-        for run, spans in _causes_needed(rows).items():
-            wanted.setdefault(run, set()).update(spans)
-    known = past_causes(reader, _newest_first(wanted, history))
+    store.ensure_facts()
+    scratch = Scratch(run_tests=store.tests(), code_versions=store.code_versions())
+    try:
+        history = outcomes(scratch, None)
+        wanted: dict[str, set[str]] = {}
+        for rows in history.values():
+            for run, spans in _causes_needed(rows).items():
+                wanted.setdefault(run, set()).update(spans)
+        known = past_causes(store, scratch, _newest_first(wanted, history))
+    finally:
+        scratch.close()
     out = []
     for rows in history.values():
         last_failure = max((i for i, r in enumerate(rows) if r["failed"]), default=None)
@@ -219,8 +206,6 @@ def _newest_first(wanted: dict[str, set[str]], history: dict[str, list[dict[str,
 
 
 def _plain(h: TestHistory) -> dict[str, Any]:
-    from dataclasses import asdict
-
     d = asdict(h)
     d["causes"] = list(d["causes"])
     return d

@@ -119,7 +119,7 @@ def test_failing_receivers_are_retried_and_never_block_ingestion(db_path):
 def test_semconv_suite_end_and_mark_complete_in_process(db_path):
     """An OpenTelemetry test-suite root span with a final test.suite.run.status ends the run; and the
     entry point other importers (JUnit) call, mark_complete, records and answers at once."""
-    from otel_triage.collector.server import Daemon, ServeConfig
+    from otel_triage.cli.serve import Daemon, ServeConfig
 
     daemon = Daemon(ServeConfig(db=str(db_path), listen="127.0.0.1:0", quiet_period=300))
     port = daemon.start()

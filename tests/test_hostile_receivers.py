@@ -199,7 +199,10 @@ def test_memory_is_counted_before_a_request_is_read_whole(db_path):
             t.join()
         grown = _peak_rss_mb(d.pid) - before
         print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {sorted(map(str, statuses))}")
-        assert 200 in statuses and set(statuses) == {200, 503}  # refused ones read their 503 and retry
+        # Refused ones read their 503 (the daemon reads their body to the end and drops it); on a
+        # starved machine a drain can meet the time limits, and then the connection is reset instead.
+        assert 200 in statuses and 503 in statuses
+        assert set(statuses) <= {200, 503, "ConnectionResetError", "BrokenPipeError"}
         # one 60 MB request held (body, and its copy handed to the decoder process) plus a megabyte or
         # so per refused connection: far below 24 x 60 MB
         assert grown < 400, f"peak RSS grew {grown:.0f} MB; statuses {statuses}"

@@ -18,6 +18,13 @@ SCHEMA_PACKAGE = "otel_triage.collector.storage.schema"
 SCHEMA_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """DuckDB draws a progress bar on stdout for queries over 2 s, which would corrupt `--json`
+    output; the setting is per connection (cursors too)."""
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 class StoreError(Exception):
     """A database file that cannot be used; the message is written for the person at the terminal."""
 
@@ -47,6 +54,11 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
         return 0
     row = con.execute("SELECT value FROM triage_meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
+
+
+def upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Create or upgrade the schema on any connection (an in-memory copy of a run included)."""
+    _upgrade(con, path)
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -98,7 +110,7 @@ def open_writer(path: str | Path) -> duckdb.DuckDBPyConnection:
     path = str(path)
     private_files()
     try:
-        con = duckdb.connect(path)
+        con = quiet(duckdb.connect(path))
     except duckdb.Error as exc:
         raise _friendly(exc, path) from exc
     # Fewer, larger checkpoints: most of an insert's cost is writing WAL and checkpoints.
@@ -113,12 +125,12 @@ def open_reader(path: str | Path) -> duckdb.DuckDBPyConnection:
     if not Path(path).exists():
         raise StoreError(f"{path} does not exist (start `triage serve --db {path}` to create it)")
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = quiet(duckdb.connect(path, read_only=True))
     except duckdb.Error as exc:
         raise _friendly(exc, path) from exc
     version = _schema_version(con)
     if version != SCHEMA_VERSION:
         con.close()
         open_writer(path).close()  # upgrades (or explains why it cannot)
-        con = duckdb.connect(path, read_only=True)
+        con = quiet(duckdb.connect(path, read_only=True))
     return con

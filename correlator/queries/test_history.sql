@@ -1,10 +1,9 @@
 -- Each test's outcome per run, for the flaky verdict (correlator/flaky.py): the last $window runs
 -- that ran the test, up to its anchor run ($run_id; with $run_id NULL, the test's latest run).
--- Inputs: the temp table run_tests (Reader.all_tests(): tests.sql over every run), otel_traces for
--- the runner's resource. Tests are matched across runs by tests.sql's normalised name_key, so a
--- JUnit report and a span of the same test count as one.
--- code_version: the runner's vcs.ref.head.revision (OpenTelemetry VCS conventions; `pytest
--- --triage` sets it from the CI), else service.version (pytest-opentelemetry sets the git commit).
+-- Inputs (Arrow tables from the store contract, correlator/store.py): run_tests (store.tests(),
+-- every run's tests) and code_versions (store.code_versions(): the runner's vcs.ref.head.revision,
+-- else service.version, per test). Tests are matched across runs by tests.sql's normalised
+-- name_key, so a JUnit report and a span of the same test count as one.
 -- A test both failed and passed within one run: a retry passed (passed_on_rerun).
 WITH per_run AS (
     SELECT rt.name_key, rt.run_id,
@@ -12,13 +11,10 @@ WITH per_run AS (
            min(rt.start_unix_nano) AS started,
            bool_or(rt.status = 'failed') AS failed,
            bool_or(rt.status = 'passed') AS passed,
-           -- pytest-opentelemetry writes "[unknown: not a git repository]": no version at all
-           any_value(nullif(regexp_replace(coalesce(t.ResourceAttributes ->> '$."vcs.ref.head.revision"',
-                                                    t.ResourceAttributes ->> '$."service.version"'),
-                                           '^\[unknown.*', ''), '')) AS code_version,
+           any_value(v.code_version) AS code_version,
            list(rt.span_id ORDER BY rt.start_unix_nano) FILTER (rt.status = 'failed') AS failed_spans
     FROM run_tests AS rt
-    LEFT JOIN otel_traces AS t ON t.TraceId = rt.trace_id AND t.SpanId = rt.span_id
+    LEFT JOIN code_versions AS v ON v.run_id = rt.run_id AND v.span_id = rt.span_id
     GROUP BY rt.name_key, rt.run_id
 ),
 anchor AS (

@@ -1,6 +1,6 @@
 -- For each failed test of $run_id, the same test (tests.sql's name_key) in a run to compare its trace
 -- with: the passing occurrence in $baseline_run_id when there is one, else in the most recent earlier
--- run where it passed. Input: the temp table run_tests (Reader.all_tests()).
+-- run where it passed. Input: run_tests (store.tests(), every run's tests).
 SELECT f.span_id AS failed_span_id, b.run_id AS baseline_run_id, b.trace_id AS baseline_trace_id,
        b.span_id AS baseline_span_id
 FROM run_tests AS f
