@@ -48,6 +48,20 @@ def _without_clock_notes(text: str) -> dict[str, Any]:
     return raw
 
 
+def _slack_without_clock_notes(payload: dict[str, Any]) -> dict[str, Any]:
+    """A Slack payload less the "data may still be arriving" note (see ``_without_clock_notes``):
+    on a loaded machine the next explanation may come more than its few seconds later."""
+    blocks = []
+    for block in payload["blocks"]:
+        if block.get("type") == "context":
+            kept = [e for e in block["elements"] if "may still be arriving" not in e.get("text", "")]
+            if not kept:
+                continue
+            block = {**block, "elements": kept}
+        blocks.append(block)
+    return {**payload, "blocks": blocks}
+
+
 @pytest.fixture(scope="module")
 def shared_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     from tests.daemon import DaemonProcess
@@ -86,7 +100,7 @@ def test_slack_golden_and_limits(shared_run):
     check_slack_limits(payload)
     _golden("explain.slack.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     cli = json.loads(triage("explain", RUN, "--db", str(db), "--format", "slack").stdout)
-    assert _timeless(json.dumps(cli)) == _timeless(json.dumps(explanation_slack(from_dict(raw))))
+    assert _slack_without_clock_notes(cli) == _slack_without_clock_notes(explanation_slack(from_dict(raw)))
     assert "<script>" not in json.dumps(cli)
 
 
