@@ -47,13 +47,15 @@ SCHEMA_VERSION = migrations()[-1][0]
 
 
 def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    # fetchall, not fetchone: a result not read to its end stays pending on the connection, and the
+    # next relation query on it (DuckStore's con.sql) fails with "unfinished result".
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'triage_meta' AND schema_name = 'main'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    ).fetchall()
+    if not exists or not exists[0][0]:
         return 0
-    row = con.execute("SELECT value FROM triage_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute("SELECT value FROM triage_meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
