@@ -134,6 +134,12 @@ def test_data_arriving_after_the_facts_makes_only_that_run_stale(runs: list[dict
     assert facts.stale_runs(con) == ["fixed-run"]
     facts.ensure(con)
     assert facts.stale_runs(con) == []
+    # Spans of no run: nothing is stale, and once checked they are not looked at again.
+    con.execute("INSERT INTO otel_traces BY NAME SELECT * REPLACE ('ab' || TraceId[3:] AS TraceId, NULL AS RunId) "
+                "FROM otel_traces LIMIT 5")
+    assert facts.check(con)[:2] == ([], ["fixed-baseline", "fixed-run"])
+    assert facts.ensure(con) == []
+    assert facts.check(con)[:2] == ([], [])
 
 
 def test_explain_db_imports_neither_grpc_nor_the_receiver(tmp_path: Path, runs: list[dict[str, pa.Table]]) -> None:

@@ -136,9 +136,18 @@ def test_retain_runs_deletes_whole_runs_over_a_restart(tmp_path, db_path):
     assert _left(db_path, "mid-2", traces["mid-2"]) == dict.fromkeys(before["mid-2"], 0)
     assert _left(db_path, "new-3", traces["new-3"]) == before["new-3"]
     # The per-run facts find new data by row position, which a delete moves: they go with any prune
-    # and the kept run's next explanation computes them again, to the same answer.
+    # and the kept run's next explanation computes them again, to the same answer; only each failed
+    # test's history and diff, which read the store's other runs, now see this run alone.
     assert query(db_path, "SELECT count(*) FROM triage_facts_runs")[0][0] == 0
-    assert json.loads(triage("explain", "new-3", "--db", str(db_path), "--json").stdout) == explained
+    after = json.loads(triage("explain", "new-3", "--db", str(db_path), "--json").stdout)
+    assert [t["history"]["runs"] for t in after["failed_tests"]] == [1, 1]
+    assert [t["diff"] for t in after["failed_tests"]] == [None, None]
+
+    def own(e: dict) -> dict:
+        return {**e, "failed_tests": [{k: v for k, v in t.items() if k not in ("history", "diff")}
+                                      for t in e["failed_tests"]]}
+
+    assert own(after) == own(explained)
     again = triage("prune", "--db", str(db_path), "--keep-runs", "1")
     assert "nothing to prune" in again.stdout
 

@@ -99,18 +99,34 @@ def replace(con: duckdb.DuckDBPyConnection, run_id: str, tables: dict[str, pa.Ta
 
 def stale_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Runs whose facts are missing, or older than data that has arrived for them since."""
+    return check(con)[0]
+
+
+def check(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str], dict[str, int]]:
+    """(stale runs, runs checked fresh against newer rows, the source row counts checked)."""
     missing = {r[0] for r in con.execute(
         f"SELECT RunId FROM ({sql('run_ids')}) WHERE RunId NOT IN (SELECT run_id FROM triage_facts_runs)"
     ).fetchall()}
     counts = row_counts(con)
+    moved = " OR ".join(f"{c} <> {int(n)}" for c, n in counts.items())
+    checked = {r[0] for r in con.execute(f"SELECT run_id FROM triage_facts_runs WHERE {moved}").fetchall()}
+    if not checked:
+        return sorted(missing), [], counts
     changed = con.execute(
         "SELECT min(traces_rows), min(events_rows), min(links_rows), min(logs_rows) FROM triage_facts_runs "
-        "WHERE " + " OR ".join(f"{c} <> {int(n)}" for c, n in counts.items())).fetchall()[0]
-    if changed is None or changed[0] is None:
-        return sorted(missing)
+        f"WHERE {moved}").fetchall()[0]
     lows = dict(zip(SOURCES.values(), changed))
     newer = {r[0] for r in con.execute(sql("facts_stale"), lows).fetchall()}
-    return sorted(missing | newer)
+    return sorted(missing | newer), sorted(checked - newer), counts
+
+
+def _advance(con: duckdb.DuckDBPyConnection, run_id: str, counts: dict[str, int]) -> dict[str, pa.Table]:
+    """The run's summary row with the row counts it has been checked against: data for other runs
+    (or for none) is then not looked at again by the next check."""
+    sets = ", ".join(f"{int(n)}::BIGINT AS {c}" for c, n in counts.items())
+    row = con.sql(f"SELECT * REPLACE ({sets}) FROM triage_facts_runs WHERE run_id = $r",
+                  params={"r": run_id}).to_arrow_table()
+    return {"triage_facts_runs": row}
 
 
 def ensure(con: duckdb.DuckDBPyConnection, write_facts: Write | None = None,
@@ -119,11 +135,15 @@ def ensure(con: duckdb.DuckDBPyConnection, write_facts: Write | None = None,
 
     ``write_facts(run_id, tables)`` defaults to writing on ``con`` itself; the daemon passes its
     single writer instead."""
-    todo = sorted(runs) if runs is not None else stale_runs(con)
+    save = write_facts or (lambda run_id, tables: write(con, run_id, tables))
+    fresh: list[str] = []
+    counts: dict[str, int] = {}
+    if runs is None:
+        todo, fresh, counts = check(con)
+    else:
+        todo = sorted(runs)
     for run_id in todo:
-        tables = compute(con, run_id)
-        if write_facts is None:
-            write(con, run_id, tables)
-        else:
-            write_facts(run_id, tables)
+        save(run_id, compute(con, run_id))
+    for run_id in fresh:
+        save(run_id, _advance(con, run_id, counts))
     return todo

@@ -96,7 +96,8 @@ def open_store(path: str | Path) -> DuckStore:
     """A read-only store on a file nobody holds, its facts brought up to date first (once after an
     upgrade or new data: the file is opened for writing just for that)."""
     con = open_reader(path)
-    if facts.stale_runs(con):
+    stale, fresh, _ = facts.check(con)
+    if stale or fresh:  # facts to compute, or checks of newer data to remember
         con.close()
         writer = open_writer(path)
         try:

@@ -43,3 +43,4 @@ LEFT JOIN callers AS c ON c.service = s.service AND c.child_service = s.child_se
 WHERE (CASE WHEN s.run_count <= 0 THEN s.e ELSE s.run_count * ln(s.run_count / s.e) - (s.run_count - s.e) END)
       >= $significant * (1 - 1e-9)
    OR c.first IS NOT NULL
+ORDER BY ALL  -- a fixed order: ties in the scores keep it, so every answer is the same

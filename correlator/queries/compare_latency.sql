@@ -12,3 +12,4 @@ SELECT r.service, r.operation, r.measure,
 FROM run_latency AS r
 JOIN baseline_latency AS b USING (service, operation, measure)
 WHERE len(list_filter(r.v, lambda x: x > b.max_v * $above_factor + $above_margin_ns)) > 0
+ORDER BY ALL  -- a fixed order: ties in the scores keep it, so every answer is the same

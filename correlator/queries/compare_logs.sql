@@ -30,3 +30,4 @@ scored AS (
 SELECT * EXCLUDE (e) FROM scored
 WHERE (CASE WHEN run_count <= 0 THEN e ELSE run_count * ln(run_count / e) - (run_count - e) END)
       >= $significant * (1 - 1e-9)
+ORDER BY ALL  -- a fixed order: ties in the scores keep it, so every answer is the same

@@ -13,3 +13,4 @@ SELECT r.service, r.metric, r.unit, r.n, b.n AS baseline_n, r.max_v, r.mean_v,
 FROM levels AS r
 JOIN levels AS b ON b.RunId = $baseline_run_id AND b.service = r.service AND b.metric = r.metric
 WHERE r.RunId = $run_id
+ORDER BY ALL  -- a fixed order: ties in the scores keep it, so every answer is the same

@@ -16,4 +16,4 @@ SELECT
     coalesce((SELECT list(DISTINCT service ORDER BY service) FROM explain_spans), []) AS services,
     coalesce((SELECT max(start_ns + duration_ns) FROM explain_spans), 0) AS last_seen_unix_nano,
     coalesce((SELECT list(peer ORDER BY peer) FROM client_without_server), []) AS silent_peers,
-    coalesce((SELECT list(DISTINCT TraceId) FROM run_traces), []) AS traces
+    coalesce((SELECT list(DISTINCT TraceId ORDER BY TraceId) FROM run_traces), []) AS traces
