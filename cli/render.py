@@ -1,11 +1,37 @@
-"""Plain-text renderers for people at a terminal. They read models; they never query."""
+"""Plain-text renderers for people at a terminal. They read models; they never query.
+
+Every string in the store came from a client, so terminal control sequences are stripped from all
+output (``printable``): an exception message must not recolour, clear or retitle the terminal, hide
+text, or plant a hyperlink (OSC 8) behind innocent words.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from otel_triage.cli.render_history import change_words, diff_words, history_words
 from otel_triage.correlator.model import Explanation
+
+# ESC sequences whole (CSI, OSC up to BEL/ST, two-byte escapes), then any other C0/C1 control
+# except tab and newline, and the bidirectional overrides that reorder what the reader sees.
+_SEQUENCES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal escape sequences and control characters removed."""
+    return _CONTROLS.sub("", _SEQUENCES.sub("", text))
+
+
+def _safe(fn: Callable[..., str]) -> Callable[..., str]:
+    @wraps(fn)
+    def render(*args: object, **kwargs: object) -> str:
+        return printable(fn(*args, **kwargs))
+    return render
 
 
 def _when(ns: int) -> str:
@@ -21,6 +47,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+@_safe
 def runs_table(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no runs yet (send OTLP to `triage serve`; see docs/correlation.md, Runs)"
@@ -38,6 +65,7 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
     return table(["RUN", "LAST SEEN (UTC)", "SPANS", "LOGS", "POINTS", "SERVICES"], rows)
 
 
+@_safe
 def files_table(files: list[dict[str, Any]]) -> str:
     if not files:
         return "no files taken in yet (start the daemon with --watch DIR)"
@@ -46,6 +74,23 @@ def files_table(files: list[dict[str, Any]]) -> str:
     return table(["taken", "status", "format", "items", "run", "path", "error"], rows)
 
 
+@_safe
+def tests_table(tests: list[dict[str, Any]]) -> str:
+    """One line per test: its outcomes oldest → newest as P/F, and the verdict on its latest failure."""
+    if not tests:
+        return "no tests yet (or none flaky)"
+    mark = {"passed": "P", "failed": "F"}
+    rows = [[t["test"], "".join(mark.get(o["status"], ".") for o in t["outcomes"]), f"{t['failed']}/{t['runs']}",
+             history_words_or_dash(t)] for t in tests]
+    return table(["TEST", "HISTORY (OLDEST→NEWEST)", "FAILED", "VERDICT"], rows)
+
+
+def history_words_or_dash(t: dict[str, Any]) -> str:
+    h = t["history"]
+    return "-" if h is None else (("FLAKY: " if h["flaky"] else "") + h["summary"])[:160]
+
+
+@_safe
 def stats_table(stats: dict[str, Any]) -> str:
     rows = []
     for p in stats["metrics"]:
@@ -60,6 +105,10 @@ def stats_table(stats: dict[str, Any]) -> str:
     return head + table(["METRIC", "ATTRIBUTES", "VALUE", "UNIT"], rows)
 
 
+DIFF_LINES = 4  # a few lines per test; `triage report` shows every change side by side
+
+
+@_safe
 def explanation_text(e: Explanation) -> str:
     """For a person at a terminal: verdict first, then per failed test the cause, path and evidence."""
     lines: list[str] = []
@@ -86,19 +135,24 @@ def explanation_text(e: Explanation) -> str:
             lines.append(f"  test said: {first[:160]}")
         if f.link:
             lines.append(f"  linked: {f.link}")
+        if f.history and f.history.runs > 1:  # a first run has no history to tell
+            lines.append(f"  history: {history_words(f.history)}")
         if f.root_cause is None:
             lines.append(f"  cause: none in the services — {f.no_cause_reason}")
-            continue
-        c = f.root_cause
-        lines.append(f"  cause: {c.service} · {c.operation}  (score {c.score:.2f}, {c.signal})")
-        lines.append(f"  why:   {c.reason[:300]}")
-        if c.path:
-            lines.append("  path:  " + "\n         → ".join(c.path))
-        for ev in c.evidence[:4]:
-            lines.append(f"  - [{ev.kind}] {ev.service}: {ev.detail[:200]}")
-        others = [f"{o.service} {o.score:.2f}" for o in f.candidates[1:4]]
-        if others:
-            lines.append(f"  other candidates: {', '.join(others)}")
+        else:
+            c = f.root_cause
+            lines.append(f"  cause: {c.service} · {c.operation}  (score {c.score:.2f}, {c.signal})")
+            lines.append(f"  why:   {c.reason[:300]}")
+            if c.path:
+                lines.append("  path:  " + "\n         → ".join(c.path))
+            for ev in c.evidence[:4]:
+                lines.append(f"  - [{ev.kind}] {ev.service}: {ev.detail[:200]}")
+            others = [f"{o.service} {o.score:.2f}" for o in f.candidates[1:4]]
+            if others:
+                lines.append(f"  other candidates: {', '.join(others)}")
+        if f.diff:
+            lines.append(f"  diff:  {diff_words(f.diff)}")
+            lines += [f"    {change_words(ch)[:200]}" for ch in f.diff.changes[:DIFF_LINES]]
     if len(e.groups) > 1 or (e.groups and len(e.groups[0].tests) > 1):
         lines.append("")
         lines.append("groups:")

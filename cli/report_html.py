@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from otel_triage.cli import report_diff
 from otel_triage.cli.render_markdown import shorten
 from otel_triage.correlator.model import Evidence, Explanation, FailedTest
 
@@ -202,7 +203,7 @@ def _waterfall(f: FailedTest, data: dict[str, Any] | None) -> str:
     return f'<div class="waterfall">{head}{cols}{"".join(out)}</div>'
 
 
-def _test_section(i: int, f: FailedTest, data: dict[str, Any] | None) -> str:
+def _test_section(i: int, f: FailedTest, data: dict[str, Any] | None, baseline: dict[str, Any] | None = None) -> str:
     parts = [f'<section class="test" id="test-{i}"><h2><span class="fail">FAILED</span> {_e(f.test)}</h2>']
     if f.message:
         parts.append(f'<pre class="message">{_e(f.message[:2000])}</pre>')
@@ -220,12 +221,16 @@ def _test_section(i: int, f: FailedTest, data: dict[str, Any] | None) -> str:
     if others:
         parts.append(f'<p class="muted">other candidates: {", ".join(others)}</p>')
     parts.append(_waterfall(f, data))
+    parts.append(report_diff.side_by_side(f, data, baseline))
     parts.append("</section>")
     return "".join(parts)
 
 
-def report(e: Explanation, traces: dict[str, dict[str, Any]]) -> str:
-    """The whole page; ``traces`` maps a failed test's span id to ``Reader.test_spans`` of it."""
+def report(e: Explanation, traces: dict[str, dict[str, Any]],
+           baselines: dict[str, dict[str, Any]] | None = None) -> str:
+    """The whole page; ``traces`` maps a failed test's span id to ``Reader.test_spans`` of it, and
+    ``baselines`` a baseline test's span id (``FailedTest.diff``) to its spans, for the side-by-side."""
+    baselines = baselines or {}
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     summary = [f"<h1>triage · run {_e(e.run_id)}</h1>",
                f'<p class="big">{len(e.failed_tests)} of {e.tests} tests failed</p>' if e.failed_tests
@@ -246,13 +251,15 @@ def report(e: Explanation, traces: dict[str, dict[str, Any]]) -> str:
                        f"{rows}</table>")
     if e.notes:
         summary.append('<ul class="notes-list">' + "".join(f"<li>{_e(n)}</li>" for n in e.notes) + "</ul>")
-    sections = "".join(_test_section(i, f, traces.get(f.span_id)) for i, f in enumerate(e.failed_tests))
+    sections = "".join(_test_section(i, f, traces.get(f.span_id),
+                                     baselines.get(f.diff.baseline_span_id) if f.diff else None)
+                       for i, f in enumerate(e.failed_tests))
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>triage report · run {_e(e.run_id)}</title><style>{CSS}</style></head><body>"
+            f"<title>triage report · run {_e(e.run_id)}</title><style>{CSS}{report_diff.CSS}</style></head><body>"
             f'<header>{"".join(summary)}<div class="controls"><button id="expand">expand all</button>'
             f'<button id="collapse">collapse healthy</button></div></header>'
-            f"<main>{sections}</main><script>{JS}</script></body></html>\n")
+            f"<main>{sections}</main><script>{JS}{report_diff.JS}</script></body></html>\n")
 
 
 CSS = """

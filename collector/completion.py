@@ -151,8 +151,12 @@ class CompletionTracker:
         runs = run_ids_of(tables)
         ended = session_runs(tables["otel_traces"]) if "otel_traces" in tables else set()
         now = self._clock()
+        # Only spans and logs hold a settling session back: services export metrics periodically for as
+        # long as they run, so counting them would turn every session-ended wait into the quiet period.
+        events = any(tables[t].num_rows for t in ("otel_traces", "otel_logs") if t in tables)
         with self._cond:
-            self._last_any = now
+            if events:
+                self._last_any = now
             for run in runs:
                 if run in self._done:
                     log.debug("late data for completed run %s: stored, not notified again", run)

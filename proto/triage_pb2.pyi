@@ -162,3 +162,15 @@ class TestSpansResponse(_message.Message):
     JSON_FIELD_NUMBER: _ClassVar[int]
     json: str
     def __init__(self, json: _Optional[str] = ...) -> None: ...
+
+class ListTestsRequest(_message.Message):
+    __slots__ = ("flaky_only",)
+    FLAKY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    flaky_only: bool
+    def __init__(self, flaky_only: _Optional[bool] = ...) -> None: ...
+
+class ListTestsResponse(_message.Message):
+    __slots__ = ("json",)
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    def __init__(self, json: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,11 @@ class TriageStub:
                 request_serializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansRequest.SerializeToString,
                 response_deserializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansResponse.FromString,
                 _registered_method=True)
+        self.ListTests = channel.unary_unary(
+                '/triage.v1.Triage/ListTests',
+                request_serializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsRequest.SerializeToString,
+                response_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsResponse.FromString,
+                _registered_method=True)
 
 
 class TriageServicer:
@@ -113,6 +118,14 @@ class TriageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTests(self, request, context):
+        """Every test in the store with its pass/fail history over its last runs and, for one that failed,
+        the flaky verdict: what `triage tests` lists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TriageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +158,11 @@ def add_TriageServicer_to_server(servicer, server):
                     servicer.TestSpans,
                     request_deserializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansRequest.FromString,
                     response_serializer=otel__triage_dot_proto_dot_triage__pb2.TestSpansResponse.SerializeToString,
+            ),
+            'ListTests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTests,
+                    request_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsRequest.FromString,
+                    response_serializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +327,33 @@ class Triage:
             '/triage.v1.Triage/TestSpans',
             otel__triage_dot_proto_dot_triage__pb2.TestSpansRequest.SerializeToString,
             otel__triage_dot_proto_dot_triage__pb2.TestSpansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/triage.v1.Triage/ListTests',
+            otel__triage_dot_proto_dot_triage__pb2.ListTestsRequest.SerializeToString,
+            otel__triage_dot_proto_dot_triage__pb2.ListTestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -112,14 +112,14 @@ def test_failing_receivers_are_retried_and_never_block_ingestion(db_path):
     assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'during-1'") == [(3000,)]
     log = daemon.stderr
     assert f"giving up on run hooked-1 for {slow.url} after 3 attempts" in log, log
-    assert f"giving up on run hooked-1 for {down} after 3 attempts: URLError" in log, log
+    assert f"giving up on run hooked-1 for {down} after 3 attempts: ConnectionRefusedError" in log, log
     assert "failed (HTTP 500); retry 1/2" in log, log
 
 
 def test_semconv_suite_end_and_mark_complete_in_process(db_path):
     """An OpenTelemetry test-suite root span with a final test.suite.run.status ends the run; and the
     entry point other importers (JUnit) call, mark_complete, records and answers at once."""
-    from otel_triage.collector.server import Daemon, ServeConfig
+    from otel_triage.cli.serve import Daemon, ServeConfig
 
     daemon = Daemon(ServeConfig(db=str(db_path), listen="127.0.0.1:0", quiet_period=300))
     port = daemon.start()
@@ -183,3 +183,36 @@ def test_a_run_not_delivered_before_shutdown_is_delivered_by_the_next_start(db_p
     finally:
         assert daemon.terminate() == 0
     assert query(db_path, "SELECT NotifiedUnixNano IS NOT NULL FROM triage_run_completion") == [(True,)]
+
+
+def test_services_still_exporting_metrics_do_not_hold_a_finished_session_open(db_path):
+    """Services keep exporting metrics after the tests (a periodic reader never stops): the session
+    still settles 5 s after its last spans, not after --quiet-period (`pytest --triage` waits on it)."""
+    import time
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    daemon = DaemonProcess(db_path, ["--quiet-period", "120"]).start()
+    reader = PeriodicExportingMetricReader(otlp.metric_exporter(daemon.address), export_interval_millis=300)
+    meters = MeterProvider(metric_readers=[reader], resource=Resource.create(
+        {"service.name": "inventory", "cicd.pipeline.run.id": "busy-1"}))
+    try:
+        meters.get_meter("m").create_observable_gauge("pool.used", callbacks=[lambda _: []])
+        counter = meters.get_meter("m").create_counter("requests")
+        tp = otlp.tracer_provider(daemon.address, {"service.name": "runner", "cicd.pipeline.run.id": "busy-1"})
+        with tp.get_tracer("t").start_as_current_span("test run", attributes={"pytest.span_type": "run"}):
+            counter.add(1)
+        assert tp.force_flush(10_000)
+        tp.shutdown()
+        started = time.monotonic()
+        waited = triage("wait", "busy-1", "--daemon", daemon.address, "--timeout", "20", check=False)
+        took = time.monotonic() - started
+        assert "complete (session-ended)" in waited.stderr, waited.stderr
+        assert took < 20, took  # without the fix: the 120 s quiet period (cut off by --timeout 20)
+        counter.add(1)  # the reader really was exporting all along
+    finally:
+        meters.shutdown()
+        daemon.terminate()
+    assert query(db_path, "SELECT count(*) > 3 FROM otel_metrics_sum WHERE RunId = 'busy-1'") == [(True,)]

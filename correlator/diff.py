@@ -1,0 +1,112 @@
+"""What is different from when it passed: a failed test's trace beside the same test's passing trace.
+
+The baseline is the same test (by tests.sql's name key) passing in the explanation's baseline run,
+else in the most recent earlier run where it passed (``queries/diff_baseline_tests.sql``). The store
+walks both subtrees of every pair in one statement (``store.subtrees``: passing tests have no facts
+of their own); they are matched call by call in one statement on the scratch DuckDB
+(``queries/trace_diff.sql``); here the changes are only counted, ordered (``_interleave``) and put
+in words. One sample against one sample is noisy, so a call counts as
+slower only when it took at least ``SLOWER_RATIO`` times as long *and* ``SLOWER_MIN_MS`` more.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from typing import Any
+
+import pyarrow as pa
+from otel_triage.correlator.history_model import SpanChange, TraceDiff
+from otel_triage.correlator.model import Explanation
+from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.store import Store
+
+SLOWER_RATIO = 1.5
+SLOWER_MIN_MS = 20.0
+MAX_CHANGES = 20  # per failed test, in the JSON; the text shows a few, the report all of them
+ORDER = ("status", "slower", "vanished", "appeared")
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 1)
+
+
+def _detail(r: dict[str, Any]) -> str:
+    if r["change"] == "slower":
+        a, b = r["duration_ns"] / 1e6, r["baseline_duration_ns"] / 1e6
+        ratio = f", {a / b:.1f}x" if b > 0 else ""
+        return f"+{a - b:.0f} ms ({b:.0f} ms → {a:.0f} ms{ratio})"
+    if r["change"] == "status":
+        return f"{r['baseline_status']} → {r['status']}"
+    if r["change"] == "appeared":
+        return "new call" + (" (Error)" if r["status"] == "Error" else "")
+    return "no longer called"
+
+
+def _interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The most telling change of each kind first, then the next of each, so a short list (the text
+    shows four) has the deepest status change (where the error began), the largest slowdown and the
+    shallowest vanished and appeared calls, not four messengers relaying one error."""
+    ranked = {
+        "status": sorted((r for r in rows if r["change"] == "status"), key=lambda r: -r["depth"]),
+        "slower": sorted((r for r in rows if r["change"] == "slower"),
+                         key=lambda r: r["baseline_duration_ns"] - r["duration_ns"]),
+        "vanished": sorted((r for r in rows if r["change"] == "vanished"), key=lambda r: r["depth"]),
+        "appeared": sorted((r for r in rows if r["change"] == "appeared"), key=lambda r: r["depth"]),
+    }
+    out: list[dict[str, Any]] = []
+    for i in range(max((len(v) for v in ranked.values()), default=0)):
+        out += [v[i] for v in ranked.values() if i < len(v)]
+    return out
+
+
+def _trace_diff(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> TraceDiff:
+    """One failed test's rows of trace_diff.sql, counted and put in words."""
+    changed = [r for r in rows if r["change"]]
+    count = {k: sum(1 for r in changed if r["change"] == k) for k in ORDER}
+    shown = _interleave([r for r in changed if not r["under_changed"]])[:MAX_CHANGES]
+    changes = tuple(SpanChange(
+        change=r["change"], service=r["service"], operation=r["operation"], path=tuple(r["path"]),
+        span_id=r["span_id"], baseline_span_id=r["baseline_span_id"], duration_ms=_ms(r["duration_ns"]),
+        baseline_duration_ms=_ms(r["baseline_duration_ns"]), status=r["status"],
+        baseline_status=r["baseline_status"], detail=_detail(r)) for r in shown)
+    parts = [f"{n} {word}" for n, word in ((count["appeared"], "call(s) appeared"),
+                                           (count["vanished"], "vanished"), (count["slower"], "slower"),
+                                           (count["status"], "changed status")) if n]
+    summary = (f"against run {baseline['baseline_run_id']}: " + (", ".join(parts) if parts else "same calls, "
+               "no call slower, no status changed"))
+    return TraceDiff(
+        baseline_run_id=baseline["baseline_run_id"], baseline_trace_id=baseline["baseline_trace_id"],
+        baseline_span_id=baseline["baseline_span_id"],
+        spans=sum(1 for r in rows if r["span_id"]), baseline_spans=sum(1 for r in rows if r["baseline_span_id"]),
+        appeared=count["appeared"], vanished=count["vanished"], slower=count["slower"],
+        status_changed=count["status"], changes=changes, summary=summary)
+
+
+def annotate(store: Store, scratch: Scratch, explanation: Explanation) -> Explanation:
+    """Each failed test that passed in an earlier run gets its ``diff``. ``scratch`` holds
+    ``run_tests`` (``store.tests()``)."""
+    if not explanation.failed_tests:
+        return explanation
+    baselines = {r["failed_span_id"]: r for r in scratch.rows(
+        "diff_baseline_tests", {"run_id": explanation.run_id, "baseline_run_id": explanation.baseline_run_id})}
+    failed = [f for f in explanation.failed_tests if f.span_id in baselines]
+    if not failed:
+        return explanation
+    pairs = pa.table({
+        "test_span": pa.array([f.span_id for f in failed], pa.string()),
+        "trace_id": pa.array([f.trace_id for f in failed], pa.string()),
+        "span_id": pa.array([f.span_id for f in failed], pa.string()),
+        "b_trace_id": pa.array([baselines[f.span_id]["baseline_trace_id"] for f in failed], pa.string()),
+        "b_span_id": pa.array([baselines[f.span_id]["baseline_span_id"] for f in failed], pa.string()),
+    })
+    roots = sorted({(f.trace_id, f.span_id) for f in failed}
+                   | {(baselines[f.span_id]["baseline_trace_id"], baselines[f.span_id]["baseline_span_id"])
+                      for f in failed})
+    scratch.add(diff_pairs=pairs, subtrees=store.subtrees(roots))
+    by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in scratch.rows("trace_diff", {"slower_ratio": SLOWER_RATIO, "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}):
+        by_test[row["test_span"]].append(row)
+    tests = tuple(replace(f, diff=_trace_diff(by_test[f.span_id], baselines[f.span_id]))
+                  if f.span_id in baselines else f for f in explanation.failed_tests)
+    return replace(explanation, failed_tests=tests)
