@@ -131,7 +131,8 @@ def clickhouse_run(ch: ClickHouseOptions, run_id: str, baseline: str | None) -> 
     from otel_triage.collector.clickhouse_runs import extract_run
 
     with clickhouse(ch) as conn:
-        con = extract_run(conn, run_id, baseline)
+        con = extract_run(conn, run_id, baseline,
+                          choose_baseline=lambda tests: api.default_baseline(tests, run_id))
     try:
         yield DuckStore(con)
     finally:

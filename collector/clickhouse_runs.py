@@ -5,12 +5,15 @@ hands the store to the correlator).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 from otel_triage.collector.clickhouse import ClickHouseError, Connection, redact
 from otel_triage.collector.clickhouse_extract import RUN, SINCE, Extractor, memory_store
 from otel_triage.collector.completion import SESSION_SETTLE_SECONDS
+from otel_triage.collector.storage import facts
 from otel_triage.collector.storage.reader import Reader
 
 
@@ -20,9 +23,12 @@ def _no_run(conn: Connection, run_id: str) -> ClickHouseError:
         f"at {redact(conn.opts.url)} in the last {conn.opts.since} (--since); see `triage runs --clickhouse`")
 
 
-def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = None) -> duckdb.DuckDBPyConnection:
+def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = None,
+                choose_baseline: Callable[[pa.Table], str | None] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory triage store holding the run and its baseline run in full, and the test spans of
-    every other run of the window (what the default baseline choice reads)."""
+    every other run of the window. Without ``baseline_run_id``, ``choose_baseline`` (the
+    correlator's rule, handed in by the CLI: the collector never imports the correlator) picks it
+    from every run's tests."""
     ex = Extractor(conn)
     con = memory_store()
     try:
@@ -35,7 +41,9 @@ def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = Non
             if not rows or not rows[0][0]:
                 raise _no_run(conn, run_id)
         reader.all_tests()
-        baseline = baseline_run_id or reader.default_baseline(run_id)
+        baseline = baseline_run_id
+        if not baseline and choose_baseline is not None:
+            baseline = choose_baseline(con.sql("SELECT * FROM run_tests").to_arrow_table())
         runs = [run_id, *([baseline] if baseline and baseline != run_id else [])]
         # The runs' test spans are loaded again with everything else: drop the partial copies first.
         con.execute("CREATE TEMP TABLE ch_replaced AS SELECT DISTINCT TraceId FROM otel_traces "
@@ -45,6 +53,7 @@ def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = Non
             con.execute(f"DELETE FROM {table} WHERE TraceId IN (SELECT TraceId FROM ch_replaced)")
         con.execute("DROP TABLE ch_replaced")
         ex.run_data(con, runs)
+        facts.forget(con)  # anything computed over the partial copy: computed again over the whole
         return con
     except duckdb.OutOfMemoryException as exc:
         con.close()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_triage.collector.storage import facts
 from otel_triage.collector.storage.reader import sql
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,7 @@ def prune(con: Any, policy: Policy, now_ns: int | None = None) -> Pruned:
         # The per-run facts (004_run_facts.sql) are derived and find new data by row position; a
         # delete, and the vacuum at the next checkpoint, moves rows, so every run's facts go and are
         # computed again on its next explanation. Dropping them loses nothing.
-        facts = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() "
-                                           "WHERE table_name LIKE 'triage_facts_%' AND NOT temporary").fetchall()]
-        for table in facts:
-            con.execute(f"DELETE FROM {table}")
+        facts.forget(con)
     return out
 
 

@@ -148,6 +148,17 @@ def explain(store: Store, run_id: str, baseline_run_id: str | None = None) -> Ex
         scratch.close()
 
 
+def default_baseline(tests: pa.Table, run_id: str) -> str | None:
+    """The most recent earlier run in which this run's failed tests passed (queries/baseline_run.sql),
+    from every run's tests (``store.tests()``, or test spans a second source copied out)."""
+    scratch = Scratch(run_tests=tests)
+    try:
+        found = scratch.rows("baseline_run", {"run_id": run_id})
+    finally:
+        scratch.close()
+    return found[0]["run_id"] if found else None
+
+
 def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None,
              runs: set[str]) -> Explanation:
     if baseline_run_id:

@@ -147,3 +147,11 @@ def ensure(con: duckdb.DuckDBPyConnection, write_facts: Write | None = None,
     for run_id in fresh:
         save(run_id, _advance(con, run_id, counts))
     return todo
+
+
+def forget(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every run's facts; the next ``ensure`` computes them again. They are derived and find new
+    data by row position, which a delete (and the vacuum at the next checkpoint) moves."""
+    for (table,) in con.execute("SELECT table_name FROM duckdb_tables() "
+                                "WHERE table_name LIKE 'triage_facts_%' AND NOT temporary").fetchall():
+        con.execute(f"DELETE FROM {table}")
