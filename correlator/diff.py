@@ -47,12 +47,15 @@ def _interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The most telling change of each kind first, then the next of each, so a short list (the text
     shows four) has the deepest status change (where the error began), the largest slowdown and the
     shallowest vanished and appeared calls, not four messengers relaying one error."""
+    def tie(r: dict[str, Any]) -> tuple[str, str, str]:  # equal ranks keep one order in every store
+        return (" > ".join(r["path"]), r["span_id"], r["baseline_span_id"])
+
     ranked = {
-        "status": sorted((r for r in rows if r["change"] == "status"), key=lambda r: -r["depth"]),
+        "status": sorted((r for r in rows if r["change"] == "status"), key=lambda r: (-r["depth"], tie(r))),
         "slower": sorted((r for r in rows if r["change"] == "slower"),
-                         key=lambda r: r["baseline_duration_ns"] - r["duration_ns"]),
-        "vanished": sorted((r for r in rows if r["change"] == "vanished"), key=lambda r: r["depth"]),
-        "appeared": sorted((r for r in rows if r["change"] == "appeared"), key=lambda r: r["depth"]),
+                         key=lambda r: (r["baseline_duration_ns"] - r["duration_ns"], tie(r))),
+        "vanished": sorted((r for r in rows if r["change"] == "vanished"), key=lambda r: (r["depth"], tie(r))),
+        "appeared": sorted((r for r in rows if r["change"] == "appeared"), key=lambda r: (r["depth"], tie(r))),
     }
     out: list[dict[str, Any]] = []
     for i in range(max((len(v) for v in ranked.values()), default=0)):
