@@ -100,7 +100,7 @@ class Reader:
         calls each operation makes, log templates, and metrics. Expects ``explain_inputs`` first."""
         self._temp("compare_spans", sql("compare_spans"))
         out = {name: rows_as_dicts(self.con.execute(sql(f"compare_{name}")))
-               for name in ("latency", "calls", "logs")}
+               for name in ("latency", "calls", "logs", "patterns")}
         out["metrics"] = rows_as_dicts(self.con.execute(
             sql("compare_metrics"), {"run_id": run_id, "baseline_run_id": baseline_run_id}))
         return out
