@@ -45,9 +45,11 @@ RESOURCE_METRIC = re.compile(r"cpu|memory|heap|thread|pool|disk|file_descriptor"
 UTILISATION = re.compile(r"utili[sz]ation|usage_?rate|usagerate", re.IGNORECASE)
 SYMPTOM_METRIC = 0.25
 import os
+
 PATTERNS = "nopat" not in os.environ.get("V", "")
 CALLS = "nocalls" not in os.environ.get("V", "")
 LOGS = "nologs" not in os.environ.get("V", "")
+NETWORK = "nonet" not in os.environ.get("V", "")
 SYMPTOMS = "symptoms" in os.environ.get("V", "")
 QUEUEING = float(os.environ.get("Q", "0.5"))
 METRIC_PEERS = 5  # services reporting a metric, for its cross-service spread to mean anything
@@ -200,7 +202,8 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
 
     # network, pooled per service over every connection it makes or answers
     # above the baseline's max, calls, expected; above its p90, expected
-    wire: dict[str, list[float]] = defaultdict(lambda: [0.0] * 5)
+    wire: dict[str, list[float]] = defaultdict(lambda: [0.0] * 7)
+    network = (0, 0)
     wire_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows["latency"]:
         q = 1.0 / (r["baseline_n"] + 1)  # a new sample exceeds all n baseline ones with probability 1/(n+1)
@@ -216,13 +219,18 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
             continue
         q90 = (r["baseline_n"] + 1 - r["baseline_k"]) / (r["baseline_n"] + 1)
         pool = wire[r["service"]]
-        for i, v in enumerate((r["above"], r["n"], r["n"] * q, r["above_p90"], r["n"] * q90)):
+        for i, v in enumerate((r["above"], r["n"], r["n"] * q, r["above_p90"], r["n"] * q90,
+                               r["above_network"], r["above_network_p99"])):
             pool[i] += v
         if r["above"] or r["above_p90"]:
             wire_rows[r["service"]].append(r)
-    for service, (above, n, expected, above_p90, expected_p90) in wire.items():
-        shift(service).tested += 2
-        nats = max(anomaly.binomial(above, n, expected / n), anomaly.binomial(above_p90, n, expected_p90 / n))
+        network = (r["network_n"], r["network_k99"])
+    for service, (above, n, expected, above_p90, expected_p90, above_net, above_net99) in wire.items():
+        shift(service).tested += 4
+        net_n, net_k = network
+        nats = max(anomaly.binomial(above, n, expected / n), anomaly.binomial(above_p90, n, expected_p90 / n),
+                   anomaly.binomial(above_net, n, 1 / (net_n + 1)) if NETWORK else 0,
+                   anomaly.binomial(above_net99, n, (net_n + 1 - net_k) / (net_n + 1)) if NETWORK else 0)
         if nats >= SIGNIFICANT:
             worst = max(wire_rows[service], key=lambda r: r["above"] / r["n"])
             shift(service).add("latency", nats, Evidence(

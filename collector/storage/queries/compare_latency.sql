@@ -11,6 +11,10 @@
 -- the baseline blinds that test, so the count above the baseline's 90th percentile (its k-th
 -- smallest, exceeded with probability (n+1-k)/(n+1)) is given too. Rows where none is above
 -- count too: they are indicators that were tested, and calls in a service's network pool.
+-- Time on the wire is the network's, comparable across connections, so a wire sample is also held
+-- against every baseline wire sample of the system (above_network: beyond their slowest, or their
+-- 99th percentile, the network's k99-th smallest of network_n): a connection used twice in the
+-- baseline gives its own test no power, the whole network's baseline does.
 -- Expects temp table compare_spans.
 WITH spans AS (
     SELECT *, start_ns + duration_ns AS end_ns,
@@ -61,14 +65,25 @@ baseline AS (  -- k: the baseline samples at or below p90 (p90 is the k-th small
     FROM levels AS l JOIN measures AS m USING (service, operation, measure)
     WHERE m.side = 'baseline'
     GROUP BY l.service, l.operation, l.measure
+),
+network AS (
+    SELECT count(*) AS n, max(wire_ns) AS max_v, quantile_disc(wire_ns, 0.99) AS p99
+    FROM calls WHERE side = 'baseline'
+),
+network_k AS (
+    SELECT count(*) FILTER (c.wire_ns <= n.p99) AS k99 FROM calls AS c, network AS n WHERE c.side = 'baseline'
 )
 SELECT m.service, m.operation, m.measure,
        count(*) AS n, b.n AS baseline_n, b.max_v AS baseline_max_ns, b.p50 AS baseline_p50_ns,
        b.k AS baseline_k, b.p90 AS baseline_p90_ns,
        count(*) FILTER (m.v > b.max_v * 1.2 + 1000000) AS above,
        count(*) FILTER (m.v > b.p90 * 1.2 + 1000000) AS above_p90,
+       count(*) FILTER (m.measure <> 'self' AND m.v > n.max_v * 1.2 + 1000000) AS above_network,
+       count(*) FILTER (m.measure <> 'self' AND m.v > n.p99 * 1.2 + 1000000) AS above_network_p99,
+       n.n AS network_n, k.k99 AS network_k99,
        quantile_cont(m.v, 0.5) AS p50_ns, max(m.v) AS max_ns
 FROM measures AS m
 JOIN baseline AS b USING (service, operation, measure)
+CROSS JOIN network AS n CROSS JOIN network_k AS k
 WHERE m.side = 'run'
 GROUP BY ALL
