@@ -43,15 +43,9 @@ MESSENGER_SHARE = 0.5
 RESOURCE_METRIC = re.compile(r"cpu|memory|heap|thread|pool|disk|file_descriptor", re.IGNORECASE)
 # A utilisation: a share of a limit, in percent or as a ratio (semantic conventions: `*.utilization`).
 UTILISATION = re.compile(r"utili[sz]ation|usage_?rate|usagerate", re.IGNORECASE)
-SYMPTOM_METRIC = 0.25
-import os
-
-PATTERNS = "nopat" not in os.environ.get("V", "")
-CALLS = "nocalls" not in os.environ.get("V", "")
-LOGS = "nologs" not in os.environ.get("V", "")
-NETWORK = "nonet" not in os.environ.get("V", "")
-SYMPTOMS = "symptoms" in os.environ.get("V", "")
-QUEUEING = float(os.environ.get("Q", "0.5"))
+# Beyond half busy a request waits longer than it is served (M/M/1: wait = u/(1-u) service times):
+# the knee of every queue, not a figure fitted to one system.
+QUEUEING = 0.5
 METRIC_PEERS = 5  # services reporting a metric, for its cross-service spread to mean anything
 METRIC_MAD_FLOOR = 0.1  # log-ratio spread assumed at least, so identical peers don't make noise significant
 
@@ -158,7 +152,7 @@ def _metric_shifts(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[st
         for r, lr in series:
             z = (lr - median) / (1.4826 * mad + METRIC_MAD_FLOOR)
             resource = RESOURCE_METRIC.search(r["metric"]) is not None
-            if lr >= math.log(2) and (resource or SYMPTOMS):
+            if lr >= math.log(2) and resource:
                 out.append((r["service"], anomaly.gaussian(z), r, z))
     return out
 
@@ -229,8 +223,8 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
         shift(service).tested += 4
         net_n, net_k = network
         nats = max(anomaly.binomial(above, n, expected / n), anomaly.binomial(above_p90, n, expected_p90 / n),
-                   anomaly.binomial(above_net, n, 1 / (net_n + 1)) if NETWORK else 0,
-                   anomaly.binomial(above_net99, n, (net_n + 1 - net_k) / (net_n + 1)) if NETWORK else 0)
+                   anomaly.binomial(above_net, n, 1 / (net_n + 1)),
+                   anomaly.binomial(above_net99, n, (net_n + 1 - net_k) / (net_n + 1)))
         if nats >= SIGNIFICANT:
             worst = max(wire_rows[service], key=lambda r: r["above"] / r["n"])
             shift(service).add("latency", nats, Evidence(
@@ -244,12 +238,10 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
         shift(r["service"]).tested += 1
         unseen = (r["baseline_singletons"] + 1) / (r["baseline_n"] + 1)  # Good-Turing missing mass
         nats = anomaly.binomial(r["unseen"], r["n"], unseen)
-        if nats >= SIGNIFICANT and PATTERNS:
+        if nats >= SIGNIFICANT:
             shift(r["service"]).add("patterns", nats, Evidence("pattern", r["service"], r["operation"], _pattern_detail(r)))
 
     for r in rows["calls"]:
-        if not CALLS:
-            continue
         shift(r["service"]).tested += 1
         nats, expected = _rate(r)
         nats *= MORE_OF_THE_USUAL if r["run_count"] > expected else 1.0
@@ -260,8 +252,6 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
                                                             _rate_detail(r, expected, f"{change} {what}")))
 
     for r in rows["logs"]:
-        if not LOGS:
-            continue
         shift(r["service"]).tested += 1
         nats, expected = _rate(r)
         more, severe = r["run_count"] > expected, (r["severity"] or 0) >= WARN
