@@ -7,6 +7,7 @@ result is the ``model.Explanation`` every renderer reads.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -83,6 +84,33 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
     return out
 
 
+def _from_comparison(reached: set[tuple[str, str]], shifts: dict[str, ServiceShift]) -> Candidate | None:
+    """For a failed test with no trusted cause under it: the service it reached that differs most
+    from the baseline run, on the comparison's scale, with that evidence in words.
+
+    Only evidence the test touched counts: an operation it reached, or a resource metric of a
+    service it called (a saturated service slows every request it serves). The score is the
+    chance that the difference is not noise, 1 - e^-net (net: nats beyond what the number of
+    indicators yields by chance), so a weak difference stays below ``CAUSE_THRESHOLD``.
+    """
+    services = {s for s, _ in reached}
+    best: tuple[float, ServiceShift, Evidence] | None = None
+    for name, shift in shifts.items():
+        if name not in services or shift.score <= 0:
+            continue
+        touched = [(n, e) for n, e in shift.items if e.kind == "metric" or (name, e.operation) in reached]
+        if touched and (best is None or shift.score > best[0]):
+            best = (shift.score, shift, max(touched, key=lambda x: x[0])[1])
+    if best is None:
+        return None
+    score, shift, top = best
+    relay = f" (its callees {', '.join(shift.relays_from)} differ as much: it may relay)" if shift.relays_from else ""
+    return Candidate(shift.service, top.operation, round(1 - math.exp(-score), 3),
+                     f"no error under this test; of the services it reached, {shift.service} differs most from "
+                     f"the baseline run{relay}: {top.detail}", "comparison", (),
+                     (top, *[e for e in shift.evidence() if e != top][:3]))
+
+
 def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tuple[Suspect, ...]:
     """Services ranked across the run, from the failed tests (mean candidate score) and from how far
     each service moved away from the baseline run (relative to the one that moved most).
@@ -97,6 +125,8 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
     mentions: dict[str, int] = defaultdict(int)
     for f in failed:
         for c in f.candidates:
+            if c.signal == "comparison":  # counted below, as the shift it came from
+                continue
             totals[c.service] += c.score
             mentions[c.service] += 1
         if f.root_cause:
@@ -154,11 +184,18 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
     if baseline_run_id:
         ranked = _weigh_metrics(reader, run_id, baseline_run_id, ranked, tests_by_span)
 
+    shifts = compare(reader.compare_with_baseline(run_id, baseline_run_id)) if baseline_run_id else {}
+    reach = reader.failed_test_reach() if shifts else {}
+
     failed: list[FailedTest] = []
     for t in data["tests"]:
         if t["status"] != "failed":
             continue
         cands = ranked[t["span_id"]]
+        if shifts and not (cands and cands[0].score >= CAUSE_THRESHOLD):
+            found = _from_comparison(reach.get(t["span_id"], set()), shifts)
+            if found:
+                cands = sorted([found, *(c for c in cands if c.service != found.service)], key=lambda c: -c.score)
         cause = cands[0] if cands and cands[0].score >= CAUSE_THRESHOLD else None
         failed.append(FailedTest(
             test=t["test"], trace_id=t["trace_id"], span_id=t["span_id"], message=t["message"],
@@ -178,7 +215,6 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
         for (s, o), tests in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0][0] or "~"))
     )
 
-    shifts = compare(reader.compare_with_baseline(run_id, baseline_run_id)) if baseline_run_id else {}
     suspects = _suspects(failed, shifts)
 
     notes = []

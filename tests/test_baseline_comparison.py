@@ -11,6 +11,8 @@ import time
 
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import SpanKind
 
@@ -91,3 +93,35 @@ def test_a_slow_wire_points_at_the_service_being_called(daemon, db_path):
     assert services[:2] == ["store", "api"], result["suspects"]
     wire = [e for e in result["suspects"][0]["evidence"] if e["kind"] == "latency"]
     assert wire and "time on the wire (wire from api)" in wire[0]["detail"]
+
+
+def _cpu(address: str, run_id: str, service: str, share: float) -> None:
+    """One export of the pod's CPU use against its limit (semantic conventions, unit 1), as a
+    Kubernetes receiver would send it, with the run id on the resource."""
+    reader = PeriodicExportingMetricReader(otlp.metric_exporter(address), export_interval_millis=60_000)
+    mp = MeterProvider(resource=Resource.create({"service.name": service, "cicd.pipeline.run.id": run_id}),
+                       metric_readers=[reader])
+    mp.get_meter("k8s").create_gauge("k8s.pod.cpu.limit_utilization", unit="1").set(share)
+    mp.shutdown()  # exports the point
+
+
+def test_a_saturated_service_is_named_though_its_spans_barely_move(daemon, db_path):
+    shop = Shop(daemon.address)
+    shop.run("cool", 30, set(), checks_stock=True, wire_delay=0)
+    shop.run("hot", 30, {4, 17}, checks_stock=True, wire_delay=0)
+    shop.flush()
+    for run_id, store_cpu in (("cool", 0.31), ("hot", 0.96)):
+        _cpu(daemon.address, run_id, "store", store_cpu)
+        _cpu(daemon.address, run_id, "api", 0.2)
+    assert daemon.terminate() == 0
+    result = _explain(db_path, "hot", "cool")
+    top = result["suspects"][0]
+    assert top["service"] == "store", result["suspects"]
+    (cpu,) = [e for e in top["evidence"] if e["kind"] == "metric"]
+    assert cpu["detail"] == ("k8s.pod.cpu.limit_utilization 0.96 1 in the failure window against at most "
+                             "0.31 1 in the baseline"), cpu
+    # No span errs or is slow under the failed tests: the comparison names their cause, in words.
+    for test in result["failed_tests"]:
+        cause = test["root_cause"]
+        assert cause and cause["service"] == "store" and cause["signal"] == "comparison", test
+        assert "differs most from the baseline run" in cause["reason"] and "0.96" in cause["reason"]

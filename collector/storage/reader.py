@@ -105,6 +105,14 @@ class Reader:
             sql("compare_metrics"), {"run_id": run_id, "baseline_run_id": baseline_run_id}))
         return out
 
+    def failed_test_reach(self) -> dict[str, set[tuple[str, str]]]:
+        """Failed test span id → the (service, operation) its subtree reached (explain_services.sql).
+        Expects ``explain_inputs`` first."""
+        out: dict[str, set[tuple[str, str]]] = {}
+        for test_span, service, operation, _ in self.con.execute(sql("explain_services")).fetchall():
+            out.setdefault(test_span, set()).add((service, operation))
+        return out
+
     def junit_run(self, names: list[str], start_ns: int, end_ns: int) -> tuple[str, str] | None:
         """(run id, how it matched) for a JUnit report that names no run (junit_run.sql)."""
         self.all_tests()
