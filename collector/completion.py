@@ -1,6 +1,6 @@
 """When is a run over? The daemon decides, so `triage wait` and `--notify` webhooks act on it.
 
-A run is complete when the first of these happens (README, "Run completion"):
+A run is complete when the first of these happens (docs/sharing.md, "Run completion"):
 
 - **session-ended**: its test session span has arrived (pytest-opentelemetry's ``test run`` span,
   ``pytest.span_type=run``; or a root span with a final OpenTelemetry ``test.suite.run.status``) and

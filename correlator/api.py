@@ -1,7 +1,8 @@
-"""``explain(connection, run_id)``: the correlator's one entry point, used by the CLI and the daemon.
+"""``explain(store, run_id)``: the correlator's one entry point, used by the CLI and the daemon.
 
-Reads go through ``collector.storage.reader`` (all SQL lives there); scoring in ``score.py``; the
-result is the ``model.Explanation`` every renderer reads.
+Reads go through the store contract (``store.py``: Arrow tables of per-run facts); the correlator's
+own SQL (``queries/*.sql``) runs over them in a private DuckDB (``sql.py``); scoring in
+``score.py`` and ``compare.py``; the result is the ``model.Explanation`` every renderer reads.
 """
 
 from __future__ import annotations
@@ -13,11 +14,19 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-import duckdb
-from otel_triage.collector.storage.reader import Reader
+import pyarrow as pa
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
-from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
+from otel_triage.correlator.score import candidates_for_test
+from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.store import Store
+from otel_triage.correlator.weights import (
+    CAUSE_THRESHOLD,
+    METRIC_BONUS,
+    METRIC_WINDOW_SLACK_NS,
+    SQL,
+    TOP_FOR_METRICS,
+)
 
 STILL_RECEIVING_SECONDS = 10
 
@@ -51,12 +60,8 @@ LINKS = {  # tests.sql's link column, in words, surest first
                     "traces that started while it ran, which is a guess"),
 }
 
-METRIC_WINDOW_SLACK_NS = 2_000_000_000  # metric exports lag the spans by an export interval
-METRIC_BONUS = 0.1
-TOP_FOR_METRICS = 3
 
-
-def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
+def _weigh_metrics(scratch: Scratch, run_id: str, baseline_run_id: str,
                    ranked: dict[str, list[Candidate]], tests: dict[str, dict[str, Any]]) -> dict[str, list[Candidate]]:
     """Add metric shifts (saturation) as evidence to the leading candidates, with a small bonus."""
     windows = sorted({
@@ -65,7 +70,12 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
         for span, cands in ranked.items() for c in cands[:TOP_FOR_METRICS]
     })
     shifts: dict[str, list[Evidence]] = defaultdict(list)
-    for row in reader.metric_shifts(run_id, baseline_run_id, windows):
+    if not windows:
+        return ranked
+    services, starts, ends = (list(col) for col in zip(*windows))
+    scratch.add(windows=pa.table({"service": pa.array(services, pa.string()),
+                                  "start_ns": pa.array(starts, pa.int64()), "end_ns": pa.array(ends, pa.int64())}))
+    for row in scratch.rows("explain_metrics", {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}):
         shifts[row["service"]].append(Evidence(
             "metric", row["service"], row["metric"],
             f"{row['metric']} reached {row['window_value']:.4g} {row['unit']} in the failure's window "
@@ -153,25 +163,46 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
     return tuple(sorted(out, key=lambda x: (-x.score, -x.failed_tests, x.service)))
 
 
-def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> Explanation:
-    reader = Reader(con)
-    runs = reader.run_ids()
+def explain(store: Store, run_id: str, baseline_run_id: str | None = None) -> Explanation:
+    store.ensure_facts()
+    runs = store.run_ids()
     if run_id not in runs:
         known = ", ".join(sorted(runs)[:5]) or "none yet"
         raise ExplainError(f"unknown run id {run_id!r} (runs include: {known}; see `triage runs`)")
-    reader.all_tests()
+    scratch = Scratch(run_tests=store.tests())
+    try:
+        return _explain(store, scratch, run_id, baseline_run_id, runs)
+    finally:
+        scratch.close()
+
+
+def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None,
+             runs: set[str]) -> Explanation:
     if baseline_run_id:
         if baseline_run_id not in runs:
             raise ExplainError(f"unknown baseline run id {baseline_run_id!r}")
         baseline_words = f"run {baseline_run_id} (--baseline), and the passing tests of this run"
     else:
-        baseline_run_id = reader.default_baseline(run_id)
+        found = scratch.rows("baseline_run", {"run_id": run_id})
+        baseline_run_id = found[0]["run_id"] if found else None
         baseline_words = (
             f"run {baseline_run_id}: the most recent earlier run in which these tests passed, "
             "and the passing tests of this run"
             if baseline_run_id else "the passing tests of this run (no earlier run passed these tests)"
         )
-    data = reader.explain_inputs(run_id, baseline_run_id)
+    run_ops = store.operations(run_id)
+    scratch.add(tests=scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table(),
+                nodes=store.nodes(run_id), run_ops=run_ops,
+                baseline_ops=store.operations(baseline_run_id) if baseline_run_id else run_ops.slice(0, 0))
+    data = {
+        "tests": scratch.rows("SELECT * FROM tests"),
+        "nodes": scratch.rows("explain_nodes", SQL),
+        **store.run_facts(run_id),
+    }
+    data["span_names"] = dict(scratch.con.execute(
+        "SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes "
+        "WHERE SpanId IN (SELECT unnest($ids))",
+        {"ids": sorted({s for n in data["nodes"] for s in n["path"]})}).fetchall())
     by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for n in data["nodes"]:
         by_test[n["test_span"]].append(n)
@@ -182,10 +213,11 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
         for t in data["tests"] if t["status"] == "failed"
     }
     if baseline_run_id:
-        ranked = _weigh_metrics(reader, run_id, baseline_run_id, ranked, tests_by_span)
+        scratch.add(points=store.metric_points([run_id, baseline_run_id]))
+        ranked = _weigh_metrics(scratch, run_id, baseline_run_id, ranked, tests_by_span)
 
-    shifts = compare(reader.compare_with_baseline(run_id, baseline_run_id)) if baseline_run_id else {}
-    reach = reader.failed_test_reach() if shifts else {}
+    shifts = compare(_comparisons(store, scratch, run_id, baseline_run_id)) if baseline_run_id else {}
+    reach = _reach(scratch) if shifts else {}
 
     failed: list[FailedTest] = []
     for t in data["tests"]:
@@ -225,7 +257,9 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
             notes.append(f"{peer} never reported a server span for calls made to it ({kind}): "
                          "it is named from its callers' client spans; evidence from inside it is missing")
     age = time.time() - data["last_seen_unix_nano"] / 1e9
-    if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS:
+    # A run the daemon has recorded as complete (its session ended and the data settled) is not
+    # still arriving, however recent its last span.
+    if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS and not store.is_complete(run_id):
         notes.append(f"the run's last span ended {age:.0f} s ago: data may still be arriving")
     passed = sum(1 for t in data["tests"] if t["status"] == "passed")
     return Explanation(run_id=run_id, baseline_run_id=baseline_run_id, baseline=baseline_words,
@@ -233,5 +267,30 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
                        groups=group_list, suspects=suspects, notes=tuple(notes))
 
 
-def explain_json(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> str:
-    return json.dumps(explain(con, run_id, baseline_run_id).to_dict(), indent=2)
+def _reach(scratch: Scratch) -> dict[str, set[tuple[str, str]]]:
+    """Failed test span id → the (service, operation) its subtree reached (the ``nodes`` facts
+    hold every span under each failed test), for ``_from_comparison``."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for r in scratch.rows("SELECT DISTINCT test_span, service, operation FROM nodes WHERE depth > 0"):
+        out.setdefault(r["test_span"], set()).add((r["service"], r["operation"]))
+    return out
+
+
+def _comparisons(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The run against its baseline run, operation by operation (``queries/compare_*.sql`` over
+    both runs' facts): latency, span patterns, the calls each operation makes, log templates, and
+    metrics."""
+    # The span counts alone: joining the tables that carry every duration would drag those along.
+    scratch.add(run_counts=scratch.con.sql("SELECT service, operation, spans FROM run_ops").to_arrow_table(),
+                baseline_counts=scratch.con.sql("SELECT service, operation, spans FROM baseline_ops").to_arrow_table())
+    scratch.add(run_latency=store.latency(run_id), baseline_latency=store.latency(baseline_run_id),
+                run_calls=store.calls(run_id), baseline_calls=store.calls(baseline_run_id),
+                run_logs=store.log_templates(run_id), baseline_logs=store.log_templates(baseline_run_id),
+                run_patterns=store.patterns(run_id), baseline_patterns=store.patterns(baseline_run_id))
+    params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}
+    return {name: scratch.rows(f"compare_{name}", params)
+            for name in ("latency", "patterns", "calls", "logs", "metrics")}
+
+
+def explain_json(store: Store, run_id: str, baseline_run_id: str | None = None) -> str:
+    return json.dumps(explain(store, run_id, baseline_run_id).to_dict(), indent=2)

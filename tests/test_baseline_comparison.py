@@ -72,13 +72,20 @@ def test_a_code_path_cut_short_is_found_by_its_missing_log_lines(daemon, db_path
     assert daemon.terminate() == 0
     result = _explain(db_path, "broken", "base")
     assert len(result["failed_tests"]) == 3
-    # No span errs and nothing is slow: only the comparison with the baseline can name the store.
-    assert all(t["root_cause"] is None for t in result["failed_tests"])
+    # No span errs and nothing is slow: only the comparison with the baseline can name the store,
+    # for the run (suspects) and for each failed test (a cause of signal "comparison", in words).
+    for test in result["failed_tests"]:
+        assert [c["signal"] for c in test["candidates"]] == ["comparison"], test
+        cause = test["root_cause"]
+        assert cause["service"] == "store" and "differs most from the baseline run" in cause["reason"], test
     top = result["suspects"][0]
     assert top["service"] == "store", result["suspects"]
     (evidence,) = [e for e in top["evidence"] if e["kind"] == "log-template"]
     assert evidence["detail"].startswith("stopped logging \u201c") and "checked stock for item <*>" in evidence["detail"]
-    assert "differs from the baseline run in logs" in top["reason"]
+    # strongest first: every span's pattern lost that line (unseen in the baseline), then the line itself
+    assert top["reason"].endswith("differs from the baseline run in patterns, logs"), top
+    (pattern,) = [e for e in top["evidence"] if e["kind"] == "pattern"]
+    assert "without logs \u201cchecked stock for item <*>" in pattern["detail"], pattern
 
 
 def test_a_slow_wire_points_at_the_service_being_called(daemon, db_path):

@@ -66,7 +66,7 @@ def test_a_real_pytest_report_becomes_the_runs_tests_exactly_once(tmp_path, db_p
     assert set(failed) == {"test_shop.test_fails", "test_shop.test_errors"}
     assert "checkout answered 503" in failed["test_shop.test_fails"]["message"]
     assert failed["test_shop.test_fails"]["link"].startswith("from a JUnit report that names no trace")
-    # A JUnit report for a run means the run is over (README, "Run completion").
+    # A JUnit report for a run means the run is over (docs/sharing.md, "Run completion").
     waited = triage("wait", "ci-42", "--daemon", daemon.address, "--timeout", "10", "--format", "json")
     assert "complete (junit-report)" in waited.stderr
     assert daemon.terminate() == 0

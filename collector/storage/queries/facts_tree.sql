@@ -1,4 +1,5 @@
--- Every span under every test of the run: the test's own subtree (never the whole trace, since
+-- Every span under every test of the run (expects temp tables explain_spans, facts_spans.sql, and
+-- explain_tests, tests.sql, of one run): the test's own subtree (never the whole trace, since
 -- pytest-opentelemetry puts a whole session in one trace), followed across span links into other
 -- traces (a consumer linked to a producer under the test). path holds the span ids from the test
 -- down to the span, which later tells ancestors from descendants without another walk.

@@ -1,0 +1,66 @@
+"""The read contract the correlator needs from a store, and nothing more.
+
+A store holds runs of telemetry and, per run, the *facts* an explanation reads (typed spans under
+failed tests, per-operation aggregates: ``collector/storage/schema/004_run_facts.sql`` documents
+every column). Every method returns Arrow tables (or plain values); calls are independent (no
+order, no temp state between them), so a second backend can serve the correlator by implementing
+these methods. The DuckDB store (``collector/storage/store.py``) implements it; it matches this
+Protocol structurally, so the collector never imports the correlator.
+
+Tables, one row per:
+- ``tests()``: test of any run (``triage_facts_tests``: run_id, trace_id, span_id, service, test,
+  suite, convention, status, exception_type, message, start_unix_nano, duration_ns, link, name_key),
+  in each run's order of start;
+- ``nodes(run)``: span under a failed test (``triage_facts_nodes``), with test_span, depth and path;
+- ``operations(run)``: (service, operation), with its span count, durations and noise counts;
+- ``latency(run)``: (service, operation, measure) with n, max_v, p50 and every value ``v``;
+- ``calls(run)``: (service, operation, child_service, child_operation) with calls;
+- ``log_templates(run)``: (service, operation, template) with severity and count c;
+- ``patterns(run)``: (service, operation, pattern) with count c: a span's pattern is the sorted set
+  of the log templates it wrote ('logs “…”') and the operations it called ('calls service: operation');
+- ``metric_points(runs)``: metric point (RunId, service, metric, unit, kind, t, v).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+
+class Store(Protocol):
+    def ensure_facts(self) -> None:
+        """Bring every run's facts up to date with its data (idempotent; cheap when they are)."""
+
+    def run_ids(self) -> set[str]:
+        """Every run id in the store."""
+
+    def tests(self) -> pa.Table:
+        """Every run's tests."""
+
+    def run_facts(self, run_id: str) -> dict[str, Any]:
+        """services, last_seen_unix_nano, silent_peers of the run."""
+
+    def is_complete(self, run_id: str) -> bool:
+        """Whether the run has been recorded as complete (its data settled)."""
+
+    def nodes(self, run_id: str) -> pa.Table:
+        """The spans under the run's failed tests."""
+
+    def operations(self, run_id: str) -> pa.Table:
+        """Per (service, operation) of the run."""
+
+    def latency(self, run_id: str) -> pa.Table:
+        """Per (service, operation, measure) of the run."""
+
+    def calls(self, run_id: str) -> pa.Table:
+        """Per (service, operation) → (child service, operation) of the run."""
+
+    def log_templates(self, run_id: str) -> pa.Table:
+        """Per (service, operation, template) of the run."""
+
+    def patterns(self, run_id: str) -> pa.Table:
+        """Per (service, operation, span pattern) of the run."""
+
+    def metric_points(self, run_ids: list[str]) -> pa.Table:
+        """The metric points of these runs."""
