@@ -125,10 +125,12 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
     """Services ranked across the run, from the failed tests (mean candidate score) and from how far
     each service moved away from the baseline run (relative to the one that moved most).
 
-    The two weigh alike, each on [0, 1]: either alone can be misled, failed tests by a noisy run
-    (a fault with no errors leaves them scattered), the comparison by a change no test depends on
-    or by a sample too small to be significant. (Weighing the comparison only by what the failed
-    tests left open was tried; on the Nezha replay it lost two cases: docs/correlation.md.)
+    The comparison weighs as much as the failed tests leave open: when they agree on a cause (a
+    score near 1), it only breaks ties; when their evidence is weak or scattered (a fault with no
+    errors, a noisy run), it decides. Either alone can be misled: failed tests by a noisy run, the
+    comparison by a change no test depends on or by a sample too small to be significant. (Weighing
+    the two alike won two Nezha cases but let a noisy service outrank the errors every failed test
+    agrees on, the e2e noisy_baseline scenario: docs/correlation.md.)
     """
     totals: dict[str, float] = defaultdict(float)
     causes: dict[str, int] = defaultdict(int)
@@ -143,12 +145,13 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
             causes[f.root_cause.service] += 1
     n_failed = max(1, len(failed))
     top_shift = max((s.score for s in shifts.values()), default=0.0) or 1.0
+    open_question = 1.0 - min(1.0, max((v / n_failed for v in totals.values()), default=0.0))
     out = []
     for service in set(totals) | (set(shifts) if failed else set()):
         shift = shifts.get(service)
         from_tests = totals[service] / n_failed
         from_shift = shift.score / top_shift if shift else 0.0
-        score = from_tests + from_shift
+        score = from_tests + open_question * from_shift
         if causes[service]:
             reason = f"root cause of {causes[service]} of {len(failed)} failed tests"
         elif mentions[service]:
