@@ -132,8 +132,8 @@ def _metric_shifts(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[st
     service's log-ratio (run's highest over the baseline's) is compared with the median and MAD
     of that metric's log-ratios across services (a robust z), at least doubling. A resource metric
     (CPU, memory, pools) scores the Gaussian surprise z²/2. Symptom metrics (latency percentiles,
-    traffic) are heavy-tailed on idle services and show effects the spans locate better, so theirs
-    is weighed down.
+    traffic) are heavy-tailed on idle services and show effects the spans locate better: they are
+    not ranked (ranking them cost the Nezha replay 20 points of AC@1, docs/correlation.md).
     """
     host = _host_metrics(rows)
     by_metric: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
