@@ -17,7 +17,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class Evidence:
-    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise | metric | calls | log-template
+    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise | metric | calls | log-template | pattern
     service: str
     operation: str
     detail: str
@@ -31,7 +31,7 @@ class Candidate:
     operation: str
     score: float
     reason: str
-    signal: str  # error | latency | log | dependency
+    signal: str  # error | latency | log | dependency | comparison (from the run's comparison with its baseline)
     path: tuple[str, ...] = ()  # "service: operation" from the test down to the cause
     evidence: tuple[Evidence, ...] = ()
     # Span ids matching ``path``, from the test span itself down to the cause (the report's waterfall

@@ -16,6 +16,8 @@ Tables, one row per:
 - ``latency(run)``: (service, operation, measure) with n, max_v, p50 and every value ``v``;
 - ``calls(run)``: (service, operation, child_service, child_operation) with calls;
 - ``log_templates(run)``: (service, operation, template) with severity and count c;
+- ``patterns(run)``: (service, operation, pattern) with count c: a span's pattern is the sorted set
+  of the log templates it wrote ('logs “…”') and the operations it called ('calls service: operation');
 - ``metric_points(runs)``: metric point (RunId, service, metric, unit, kind, t, v);
 - ``code_versions()``: test of any run (run_id, span_id, code_version: the runner's
   vcs.ref.head.revision, else service.version; NULL when not recorded), for the flaky verdict;
@@ -62,6 +64,9 @@ class Store(Protocol):
 
     def log_templates(self, run_id: str) -> pa.Table:
         """Per (service, operation, template) of the run."""
+
+    def patterns(self, run_id: str) -> pa.Table:
+        """Per (service, operation, span pattern) of the run."""
 
     def metric_points(self, run_ids: list[str]) -> pa.Table:
         """The metric points of these runs."""

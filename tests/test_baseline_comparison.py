@@ -11,6 +11,8 @@ import time
 
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import SpanKind
 
@@ -70,13 +72,21 @@ def test_a_code_path_cut_short_is_found_by_its_missing_log_lines(daemon, db_path
     assert daemon.terminate() == 0
     result = _explain(db_path, "broken", "base")
     assert len(result["failed_tests"]) == 3
-    # No span errs and nothing is slow: only the comparison with the baseline can name the store.
-    assert all(t["root_cause"] is None for t in result["failed_tests"])
+    # No span errs and nothing is slow: only the comparison with the baseline can name the store,
+    # for the run and for each failed test, whose subtree reached the store's operation.
+    for test in result["failed_tests"]:
+        assert [c["signal"] for c in test["candidates"]] == ["comparison"], test
+        cause = test["root_cause"]
+        assert cause and (cause["service"], cause["signal"]) == ("store", "comparison"), test
+        assert "checked stock for item <*>" in cause["reason"], cause
     top = result["suspects"][0]
     assert top["service"] == "store", result["suspects"]
     (evidence,) = [e for e in top["evidence"] if e["kind"] == "log-template"]
     assert evidence["detail"].startswith("stopped logging \u201c") and "checked stock for item <*>" in evidence["detail"]
-    assert "differs from the baseline run in logs" in top["reason"]
+    assert "root cause of 3 of 3 failed tests; differs from the baseline run in " in top["reason"]
+    assert "logs" in top["reason"].rsplit(" in ", 1)[1]
+    (pattern,) = [e for e in top["evidence"] if e["kind"] == "pattern"]
+    assert "without logs \u201cchecked stock for item <*>" in pattern["detail"], pattern
 
 
 def test_a_slow_wire_points_at_the_service_being_called(daemon, db_path):
@@ -91,3 +101,36 @@ def test_a_slow_wire_points_at_the_service_being_called(daemon, db_path):
     assert services[:2] == ["store", "api"], result["suspects"]
     wire = [e for e in result["suspects"][0]["evidence"] if e["kind"] == "latency"]
     assert wire and "time on the wire (wire from api)" in wire[0]["detail"]
+
+
+def _cpu(address: str, run_id: str, service: str, share: float) -> None:
+    """One export of the pod's CPU use against its limit (semantic conventions, unit 1), as a
+    Kubernetes receiver would send it, with the run id on the resource."""
+    reader = PeriodicExportingMetricReader(otlp.metric_exporter(address), export_interval_millis=60_000)
+    mp = MeterProvider(resource=Resource.create({"service.name": service, "cicd.pipeline.run.id": run_id}),
+                       metric_readers=[reader])
+    mp.get_meter("k8s").create_gauge("k8s.pod.cpu.limit_utilization", unit="1").set(share)
+    mp.shutdown()  # exports the point
+
+
+def test_a_saturated_service_is_named_though_its_spans_barely_move(daemon, db_path):
+    shop = Shop(daemon.address)
+    shop.run("cool", 30, set(), checks_stock=True, wire_delay=0)
+    shop.run("hot", 30, {4, 17}, checks_stock=True, wire_delay=0)
+    shop.flush()
+    for run_id, store_cpu in (("cool", 0.31), ("hot", 0.96)):
+        _cpu(daemon.address, run_id, "store", store_cpu)
+        _cpu(daemon.address, run_id, "api", 0.2)
+    assert daemon.terminate() == 0
+    result = _explain(db_path, "hot", "cool")
+    top = result["suspects"][0]
+    assert top["service"] == "store", result["suspects"]
+    (cpu,) = [e for e in top["evidence"] if e["kind"] == "metric"]
+    assert cpu["detail"] == ("k8s.pod.cpu.limit_utilization 0.96 1 in the failure window against at most "
+                             "0.31 1 in the baseline"), cpu
+    # No span errs under the failed tests (and none is slow, unless the machine stalled one): the
+    # comparison names their cause, in words.
+    causes = [t["root_cause"] for t in result["failed_tests"]]
+    from_comparison = [c for c in causes if c and c["signal"] == "comparison"]
+    assert from_comparison and all(c["service"] == "store" for c in from_comparison), causes
+    assert all("differs most from the baseline run" in c["reason"] and "0.96" in c["reason"] for c in from_comparison)

@@ -34,7 +34,8 @@ SOURCES = {"otel_traces": "traces_rows", "otel_traces_events": "events_rows",
 TABLES = {"triage_facts_tests": "SELECT * EXCLUDE (run_id), $run_id AS run_id FROM explain_tests",
           "triage_facts_nodes": "facts_nodes", "triage_facts_ops": "facts_ops",
           "triage_facts_latency": "facts_latency", "triage_facts_calls": "facts_calls",
-          "triage_facts_logs": "facts_logs", "triage_facts_runs": "facts_run"}
+          "triage_facts_logs": "facts_logs", "triage_facts_patterns": "facts_patterns",
+          "triage_facts_runs": "facts_run"}
 
 Write = Callable[[str, dict[str, pa.Table]], None]
 

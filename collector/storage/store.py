@@ -81,6 +81,9 @@ class DuckStore:
     def log_templates(self, run_id: str) -> pa.Table:
         return self._of_run("triage_facts_logs", run_id)
 
+    def patterns(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_patterns", run_id)
+
     def metric_points(self, run_ids: list[str]) -> pa.Table:
         return self._arrow(sql("metric_points"), {"run_ids": run_ids})
 

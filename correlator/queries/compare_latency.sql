@@ -4,12 +4,41 @@
 -- For each (service, operation, measure) the count of run spans above the baseline's slowest one
 -- (by $above_factor and $above_margin_ns, so scheduling jitter does not count): with n baseline
 -- samples, a new sample from the same distribution exceeds all of them with probability 1/(n+1).
+-- One slow outlier in the baseline blinds that test, so the count above the baseline's 90th
+-- percentile (its k-th smallest, exceeded with probability (n+1-k)/(n+1)) is given too. Rows where
+-- none is above count too: they are indicators that were tested, and calls in a service's network pool.
+-- Time on the wire is the network's, comparable across connections, so a wire sample is also held
+-- against every baseline wire sample of the system (above_network: beyond their slowest, or their
+-- 99th percentile, the network's k99-th smallest of network_n): a connection used twice in the
+-- baseline gives its own test no power, the whole network's baseline does. Each baseline call is
+-- one "wire from <caller>" sample of its callee (its "wire to" twin is the same number).
 -- Inputs: run_latency, baseline_latency (store.latency of each run).
+WITH
+levels AS (
+    SELECT service, operation, measure, quantile_disc(x, 0.9) AS p90
+    FROM (SELECT service, operation, measure, unnest(v) AS x FROM baseline_latency)
+    GROUP BY ALL
+),
+baseline AS (  -- k: the baseline samples at or below p90 (p90 is the k-th smallest)
+    SELECT b.service, b.operation, b.measure, b.n, b.max_v, b.p50, l.p90,
+           len(list_filter(b.v, lambda x: x <= l.p90)) AS k
+    FROM baseline_latency AS b JOIN levels AS l USING (service, operation, measure)
+),
+wire AS (SELECT unnest(v) AS x FROM baseline_latency WHERE starts_with(measure, 'wire from ')),
+network AS (SELECT count(*) AS n, max(x) AS max_v, quantile_disc(x, 0.99) AS p99 FROM wire),
+network_k AS (SELECT count(*) FILTER (w.x <= n.p99) AS k99 FROM wire AS w, network AS n)
 SELECT r.service, r.operation, r.measure,
        r.n, b.n AS baseline_n, b.max_v AS baseline_max_ns, b.p50 AS baseline_p50_ns,
+       b.k AS baseline_k, b.p90 AS baseline_p90_ns,
        len(list_filter(r.v, lambda x: x > b.max_v * $above_factor + $above_margin_ns)) AS above,
+       len(list_filter(r.v, lambda x: x > b.p90 * $above_factor + $above_margin_ns)) AS above_p90,
+       CASE WHEN r.measure = 'self' THEN 0
+            ELSE len(list_filter(r.v, lambda x: x > n.max_v * $above_factor + $above_margin_ns)) END AS above_network,
+       CASE WHEN r.measure = 'self' THEN 0
+            ELSE len(list_filter(r.v, lambda x: x > n.p99 * $above_factor + $above_margin_ns)) END AS above_network_p99,
+       n.n AS network_n, k.k99 AS network_k99,
        r.p50 AS p50_ns, r.max_v AS max_ns
 FROM run_latency AS r
-JOIN baseline_latency AS b USING (service, operation, measure)
-WHERE len(list_filter(r.v, lambda x: x > b.max_v * $above_factor + $above_margin_ns)) > 0
+JOIN baseline AS b USING (service, operation, measure)
+CROSS JOIN network AS n CROSS JOIN network_k AS k
 ORDER BY ALL  -- a fixed order: ties in the scores keep it, so every answer is the same

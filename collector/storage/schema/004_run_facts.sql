@@ -83,3 +83,11 @@ CREATE TABLE triage_facts_logs (
     run_id VARCHAR NOT NULL, service VARCHAR NOT NULL, operation VARCHAR NOT NULL, template VARCHAR,
     severity INTEGER, c BIGINT NOT NULL
 );
+
+-- Span patterns per (service, operation): how many of its spans wrote exactly this set of log
+-- templates and called exactly this set of operations (facts_patterns.sql; a template as
+-- 'logs “…”', a call as 'calls service: operation', sorted), the empty set for a span with neither.
+CREATE TABLE triage_facts_patterns (
+    run_id VARCHAR NOT NULL, service VARCHAR NOT NULL, operation VARCHAR NOT NULL,
+    pattern VARCHAR[] NOT NULL, c BIGINT NOT NULL
+);

@@ -1,0 +1,22 @@
+-- Span patterns (collector/storage/queries/facts_patterns.sql: the set of log templates a span
+-- wrote and of operations it called), the run against the baseline run. Per (service, operation):
+-- how many run spans show a pattern that no baseline span of the operation showed. A changed
+-- workload mix makes known patterns more or less frequent; a fault (a code path cut short, an
+-- error handler, a call skipped) makes unseen ones. How often the operation makes unseen patterns
+-- anyway is told by the baseline's own singletons (Good-Turing: the missing mass is about the
+-- share of patterns seen once). usual: the baseline's most common pattern; unseen_pattern: the
+-- run's most common unseen one (ties to the smaller, so every answer is the same).
+-- Inputs: run_patterns, baseline_patterns (store.patterns).
+WITH operations AS (
+    SELECT service, operation, sum(c)::BIGINT AS n, count(*) FILTER (c = 1) AS singletons,
+           (list(pattern ORDER BY c DESC, pattern))[1] AS usual
+    FROM baseline_patterns GROUP BY ALL
+)
+SELECT r.service, r.operation, sum(r.c)::BIGINT AS n, coalesce(sum(r.c) FILTER (b.c IS NULL), 0)::BIGINT AS unseen,
+       any_value(o.n) AS baseline_n, any_value(o.singletons) AS baseline_singletons,
+       any_value(o.usual) AS usual, (list(r.pattern ORDER BY r.c DESC, r.pattern) FILTER (b.c IS NULL))[1] AS unseen_pattern
+FROM run_patterns AS r
+JOIN operations AS o USING (service, operation)
+LEFT JOIN baseline_patterns AS b USING (service, operation, pattern)
+GROUP BY r.service, r.operation
+ORDER BY r.service, r.operation
