@@ -14,6 +14,8 @@ from typing import Any
 
 import duckdb
 from otel_triage.collector.storage.reader import Reader
+from otel_triage.correlator import peers as peer_names
+from otel_triage.correlator import stitch
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
@@ -143,13 +145,16 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
             if baseline_run_id else "the passing tests of this run (no earlier run passed these tests)"
         )
     data = reader.explain_inputs(run_id, baseline_run_id)
+    peers = peer_names.resolve(data["peer_addresses"])  # an address-only peer named by who serves it
+    inferred = stitch.links(data["stitched"])  # broken traces joined to the span they answered
     by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for n in data["nodes"]:
+    for n in peer_names.rename(data["nodes"], peers):
         by_test[n["test_span"]].append(n)
 
     tests_by_span = {t["span_id"]: t for t in data["tests"]}
     ranked = {
-        t["span_id"]: _best_per_service(candidates_for_test(by_test.get(t["span_id"], []), data["span_names"]))
+        t["span_id"]: stitch.mark(_best_per_service(candidates_for_test(by_test.get(t["span_id"], []),
+                                                                        data["span_names"])), inferred)
         for t in data["tests"] if t["status"] == "failed"
     }
     if baseline_run_id:
@@ -184,7 +189,7 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
 
     notes = []
     named = {c.service for f in failed for c in f.candidates}
-    for peer in data["silent_peers"]:
+    for peer in {peers[p].service if p in peers else p for p in data["silent_peers"]}:
         if peer in named:
             kind = "a service of this run" if peer in data["services"] else "no service that reported telemetry"
             notes.append(f"{peer} never reported a server span for calls made to it ({kind}): "

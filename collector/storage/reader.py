@@ -13,6 +13,9 @@ from typing import Any
 import duckdb
 
 QUERIES = "otel_triage.collector.storage.queries"
+# Metrics without a run id join a run up to this long after its last span (run_metric_points.sql):
+# services export on an interval, the last time when they shut down.
+METRIC_RUN_SLACK_NS = 5_000_000_000
 
 
 @cache
@@ -74,8 +77,12 @@ class Reader:
         else:
             self._temp("explain_baseline_spans", f"{baseline} LIMIT 0")
         self.run_traces(run_id)
-        self._temp("explain_spans", sql("explain_spans"))
         self._temp("explain_tests", "SELECT * FROM run_tests WHERE run_id = $run_id", {"run_id": run_id})
+        # Broken traces (a call made without its context) join the run as inferred children (stitch.sql).
+        self._temp("explain_stitched", sql("stitch"), {"run_id": run_id})
+        self.con.execute("INSERT INTO run_traces SELECT DISTINCT $run_id, child_trace FROM explain_stitched "
+                         "WHERE child_trace NOT IN (SELECT TraceId FROM run_traces)", {"run_id": run_id})
+        self._temp("explain_spans", sql("explain_spans"))
         self._temp("explain_tree", sql("explain_tree"))
         tests = rows_as_dicts(self.con.execute("SELECT * FROM explain_tests"))
         self._temp("explain_notable", sql("explain_nodes"))
@@ -84,6 +91,8 @@ class Reader:
             "SELECT DISTINCT SpanId, service || ': ' || operation FROM explain_spans "
             "WHERE SpanId IN (SELECT unnest(path) FROM explain_notable)"
         ).fetchall())
+        self._temp("run_metric_points", sql("run_metric_points"),
+                   {"run_id": run_id, "baseline_run_id": baseline_run_id, "slack_ns": METRIC_RUN_SLACK_NS})
         summary = self.con.execute(sql("explain_run")).fetchone()
         services_seen, last_seen_ns, peers_silent = summary if summary else ([], 0, [])
         return {
@@ -93,6 +102,8 @@ class Reader:
             "services": services_seen or [],
             "last_seen_unix_nano": last_seen_ns or 0,
             "silent_peers": peers_silent or [],
+            "stitched": rows_as_dicts(self.con.execute("SELECT * FROM explain_stitched")),
+            "peer_addresses": rows_as_dicts(self.con.execute(sql("peer_addresses"))),
         }
 
     def compare_with_baseline(self, run_id: str, baseline_run_id: str) -> dict[str, list[dict[str, Any]]]:

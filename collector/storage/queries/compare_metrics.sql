@@ -2,16 +2,10 @@
 -- on each side. Gauges and non-monotonic sums compare values; histograms their Max (else the
 -- mean). Metrics are sparse (one point per export interval), too few to test one series on its
 -- own; the correlator compares each service's shift with the same metric's shift on the others.
--- Parameters $run_id, $baseline_run_id.
+-- Expects temp table run_metric_points. Parameters $run_id, $baseline_run_id.
 WITH points AS (
-    SELECT RunId, ServiceName AS service, MetricName AS metric, MetricUnit AS unit, Value AS v
-    FROM otel_metrics_gauge WHERE RunId IN ($run_id, $baseline_run_id)
-    UNION ALL
-    SELECT RunId, ServiceName, MetricName, MetricUnit, Value
-    FROM otel_metrics_sum WHERE RunId IN ($run_id, $baseline_run_id) AND NOT IsMonotonic
-    UNION ALL
-    SELECT RunId, ServiceName, MetricName, MetricUnit, coalesce(Max, Sum / nullif(Count, 0))
-    FROM otel_metrics_histogram WHERE RunId IN ($run_id, $baseline_run_id)
+    -- run_metric_points.sql: points with a run id, and points joined to a run by service and time.
+    SELECT RunId, service, metric, unit, v FROM run_metric_points
 ),
 levels AS (
     SELECT RunId, service, metric, any_value(unit) AS unit, count(*) AS n, max(v) AS max_v, avg(v) AS mean_v

@@ -2,18 +2,10 @@
 -- run: saturation (pool in use, queue depth, lock waits) shows here before it shows in spans.
 -- Gauges and sums compare values; histograms compare their Max (else Sum/Count). A shift is a
 -- window figure above twice the baseline's highest. Expects temp table explain_windows(service,
--- start_ns, end_ns); parameters $run_id, $baseline_run_id.
+-- start_ns, end_ns) and run_metric_points; parameters $run_id, $baseline_run_id.
 WITH points AS (
-    SELECT RunId, ServiceName AS service, MetricName AS metric, MetricUnit AS unit, 'gauge' AS kind,
-           epoch_ns(TimeUnix) AS t, Value AS v
-    FROM otel_metrics_gauge WHERE RunId IN ($run_id, $baseline_run_id)
-    UNION ALL
-    SELECT RunId, ServiceName, MetricName, MetricUnit, 'sum', epoch_ns(TimeUnix), Value
-    FROM otel_metrics_sum WHERE RunId IN ($run_id, $baseline_run_id) AND NOT IsMonotonic
-    UNION ALL
-    SELECT RunId, ServiceName, MetricName, MetricUnit, 'histogram', epoch_ns(TimeUnix),
-           coalesce(Max, Sum / nullif(Count, 0))
-    FROM otel_metrics_histogram WHERE RunId IN ($run_id, $baseline_run_id)
+    -- run_metric_points.sql: points with a run id, and points joined to a run by service and time.
+    SELECT RunId, service, metric, unit, kind, t, v FROM run_metric_points
 ),
 windowed AS (
     SELECT p.service, p.metric, p.unit, p.kind, max(p.v) AS window_value
