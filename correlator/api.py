@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.correlator import peers as peer_names
-from otel_triage.correlator import stitch
+from otel_triage.correlator import stitch, subtree_diff
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
@@ -83,6 +83,17 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
         ]
         out[span] = sorted(weighed, key=lambda c: (-c.score, c.service))
     return out
+
+
+def _weigh_changes(reader: Reader, baseline_run_id: str,
+                   ranked: dict[str, list[Candidate]]) -> dict[str, list[Candidate]]:
+    """Failed tests with no trusted cause: add what differs from the same test in the baseline run."""
+    quiet = [span for span, cands in ranked.items() if not cands or cands[0].score < CAUSE_THRESHOLD]
+    if not quiet:
+        return ranked
+    found = subtree_diff.candidates(*reader.subtree_diff(baseline_run_id, quiet))
+    return {span: _best_per_service(sorted([*cands, *found.get(span, [])], key=lambda c: (-c.score, c.service)))
+            for span, cands in ranked.items()}
 
 
 def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tuple[Suspect, ...]:
@@ -159,6 +170,7 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
     }
     if baseline_run_id:
         ranked = _weigh_metrics(reader, run_id, baseline_run_id, ranked, tests_by_span)
+        ranked = _weigh_changes(reader, baseline_run_id, ranked)
 
     failed: list[FailedTest] = []
     for t in data["tests"]:

@@ -116,6 +116,17 @@ class Reader:
             sql("compare_metrics"), {"run_id": run_id, "baseline_run_id": baseline_run_id}))
         return out
 
+    def subtree_diff(self, baseline_run_id: str, test_spans: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """How the given failed tests' subtrees differ from the same tests in the baseline run
+        (subtree_diff.sql), and the names of the spans on their paths. Expects ``explain_inputs`` first."""
+        rows = rows_as_dicts(self.con.execute(sql("subtree_diff"),
+                                              {"baseline_run_id": baseline_run_id, "tests": test_spans}))
+        ids = sorted({span for r in rows for span in (r["path"] or [])})
+        names = dict(self.con.execute(
+            "SELECT DISTINCT SpanId, service || ': ' || operation FROM explain_spans "
+            "WHERE SpanId IN (SELECT unnest($ids::VARCHAR[]))", {"ids": ids}).fetchall())
+        return rows, names
+
     def junit_run(self, names: list[str], start_ns: int, end_ns: int) -> tuple[str, str] | None:
         """(run id, how it matched) for a JUnit report that names no run (junit_run.sql)."""
         self.all_tests()
