@@ -1,5 +1,6 @@
 -- The spans of the runs in run_traces, with the attributes the correlator reads pulled out once.
--- Peers follow the semantic conventions: peer.service, else server.address[:port], else the host of
+-- Peers follow the semantic conventions: peer.service, else server.address[:port] (net.peer.name[:port]
+-- in older ones), else the host of
 -- url.full; an uninstrumented dependency is named from its client span this way.
 SELECT
     rt.RunId AS run_id,
@@ -22,6 +23,8 @@ SELECT
     coalesce(
         t.SpanAttributes ->> '$."peer.service"',
         t.SpanAttributes ->> '$."server.address"' || coalesce(':' || (t.SpanAttributes ->> '$."server.port"'), ''),
+        -- older conventions (before server.*): net.peer.name / net.peer.port on the client side
+        t.SpanAttributes ->> '$."net.peer.name"' || coalesce(':' || (t.SpanAttributes ->> '$."net.peer.port"'), ''),
         nullif(regexp_extract(coalesce(t.SpanAttributes ->> '$."url.full"', t.SpanAttributes ->> '$."http.url"', ''),
                               '^[a-z]+://([^/?#]+)', 1), '')
     ) AS peer,
