@@ -90,9 +90,11 @@ def test_a_server_span_without_trace_context_is_stitched_to_the_call_it_answered
         assert tp.force_flush(10_000)
         tp.shutdown()
     assert daemon.terminate() == 0
-    (failed,) = _explain(db_path)["failed_tests"]
+    result = _explain(db_path)
+    (failed,) = result["failed_tests"]
     cause = failed["root_cause"]
     assert cause["service"] == "stock", failed["candidates"]
+    assert not any("never reported" in note for note in result["notes"]), result["notes"]
     assert "hold limit exceeded" in cause["reason"]
     (link,) = cause["inferred_links"]
     assert (link["rule"], link["confidence"]) == ("address", 0.95)
