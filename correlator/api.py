@@ -87,8 +87,9 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
 
 def _weigh_changes(reader: Reader, baseline_run_id: str,
                    ranked: dict[str, list[Candidate]]) -> dict[str, list[Candidate]]:
-    """Failed tests with no trusted cause: add what differs from the same test in the baseline run."""
-    quiet = [span for span, cands in ranked.items() if not cands or cands[0].score < CAUSE_THRESHOLD]
+    """Failed tests whose subtree shows no error and no abnormal latency at all (not even a weak or
+    noisy sign): add what differs from the same test in the baseline run."""
+    quiet = [span for span, cands in ranked.items() if not cands]
     if not quiet:
         return ranked
     found = subtree_diff.candidates(*reader.subtree_diff(baseline_run_id, quiet))

@@ -73,8 +73,8 @@ def candidates(rows: list[dict[str, Any]], names: dict[str, str]) -> dict[str, l
         path_ids = tuple(top["path"] or ())
         evidence = tuple(Evidence(EVIDENCE_KIND[r["change"]], service, r["operation"], describe(r),
                                   r["trace_id"] or "", r["span_id"] or "") for r in found[:MAX_EVIDENCE])
-        reason = (f"no error and no abnormal latency, but {service} behaved differently from the baseline "
-                  f"run's passing run of this test ({len(found)} difference(s)); strongest: {describe(top)}")
+        reason = (f"no error and no abnormal latency, but {service} behaved differently than when this test passed "
+                  f"in the baseline run ({len(found)} difference(s)); strongest: {describe(top)}")
         out[test_span].append(Candidate(
             service, top["operation"], round(CHANGE_ORIGIN * weight(top), 3), reason, "change",
             tuple(names.get(s, "?") for s in path_ids[1:]), evidence, path_ids))
