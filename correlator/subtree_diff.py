@@ -37,7 +37,7 @@ MAX_EVIDENCE = 6
 
 
 def _how(row: dict[str, Any]) -> str:
-    if row["baseline_count"] == 0:
+    if row["baseline_instances_with"] == 0:
         return "new"
     return "vanished" if row["run_count"] == 0 else "count"
 
@@ -49,7 +49,8 @@ def weight(row: dict[str, Any]) -> float:
 
 def describe(row: dict[str, Any]) -> str:
     how, item = _how(row), row["item"]
-    counts = f"{row['run_count']} time(s) here, {row['baseline_count']} when the test passed in the baseline run"
+    counts = (f"{row['run_count']} time(s) here; in {row['baseline_instances_with']} of {row['baseline_instances']} "
+              f"passing run(s) of the test in the baseline run, at most {row['baseline_count']} time(s)")
     if row["change"] == "log template":
         level = row["severity_text"] or "log"
         return {"new": f"new {level} log: {item!r} ({counts})",
@@ -61,7 +62,9 @@ def describe(row: dict[str, Any]) -> str:
 
 
 def candidates(rows: list[dict[str, Any]], names: dict[str, str]) -> dict[str, list[Candidate]]:
-    """Failed test span id → candidates (best first, one per service) from subtree_diff.sql rows."""
+    """Failed test span id → its one candidate (the service with the strongest difference).
+
+    From subtree_diff.sql rows."""
     by_service: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if weight(row) > 0:
@@ -78,4 +81,7 @@ def candidates(rows: list[dict[str, Any]], names: dict[str, str]) -> dict[str, l
         out[test_span].append(Candidate(
             service, top["operation"], round(CHANGE_ORIGIN * weight(top), 3), reason, "change",
             tuple(names.get(s, "?") for s in path_ids[1:]), evidence, path_ids))
-    return {span: sorted(cands, key=lambda c: (-c.score, -len(c.evidence), c.service)) for span, cands in out.items()}
+    # Only the strongest names a candidate: the other services that differ mostly follow it (a changed
+    # path changes what its callees do), and each extra candidate would count in the run's suspects.
+    return {span: sorted(cands, key=lambda c: (-c.score, -len(c.evidence), c.service))[:1]
+            for span, cands in out.items()}
