@@ -87,9 +87,10 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
 
 def _weigh_changes(reader: Reader, baseline_run_id: str,
                    ranked: dict[str, list[Candidate]]) -> dict[str, list[Candidate]]:
-    """Failed tests whose subtree shows no error and no abnormal latency at all (not even a weak or
-    noisy sign): add what differs from the same test in the baseline run."""
-    quiet = [span for span, cands in ranked.items() if not cands]
+    """Failed tests whose subtree shows no trusted error or abnormal latency (none, or only weak or
+    noisy signs such as a latency spike on a busy machine): add what differs from the same test in
+    the baseline run."""
+    quiet = [span for span, cands in ranked.items() if not cands or cands[0].score < CAUSE_THRESHOLD]
     if not quiet:
         return ranked
     found = subtree_diff.candidates(*reader.subtree_diff(baseline_run_id, quiet))
