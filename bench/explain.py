@@ -5,9 +5,11 @@
 Measures, as the user sees it (process start, imports, open, queries, scoring, JSON out):
 ``python -m otel_triage.cli explain RUN --db FILE --json`` and the same with ``--daemon ADDR``
 against a real `triage serve` holding that file, median (min-max) of ``--repeats`` runs each; the
-floor of any CLI call (``python -c "import otel_triage.cli.main"``); then, in-process, the time of
-every statement `correlator.api.explain` runs (the real code path, timed through a connection proxy),
-and the DuckDB profile of the slowest statements for the largest run.
+floor (``python -c "import otel_triage.cli.main"``, and reading every span of the run in a fresh
+process) and each command's ratio to it; then, in-process, the time of every store-contract call
+and correlator query `correlator.api.explain` makes (the real code path, timed by patching).
+Before timing, the file is opened for writing once as the daemon would: an older file is upgraded
+and every run's facts computed (printed: the one-time cost per run).
 
 The data: OTLP ExportTraceServiceRequests shaped like pytest-opentelemetry plus instrumented HTTP
 services (gateway, auth, orders, inventory, payments, notifier via a broker with span links; a
@@ -36,8 +38,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from otel_triage.collector.decode import decode_logs, decode_traces
+from otel_triage.collector.storage import facts
 from otel_triage.collector.storage import reader as reader_module
-from otel_triage.collector.storage.db import SCHEMA_VERSION, open_reader, open_writer
+from otel_triage.collector.storage.db import open_reader, open_writer
+from otel_triage.collector.storage.store import DuckStore, open_store
 from otel_triage.collector.storage.writer import WriteJob, Writer
 from otel_triage.correlator import api
+from otel_triage.correlator.sql import Scratch
 
 from tests.daemon import DaemonProcess
 
@@ -463,7 +466,7 @@ class Dataset:
 
 def build(sizes: list[int], baseline: int, trace_mode: str, fail_rate: float, seed: int) -> Dataset:
     params = {"sizes": sizes, "baseline": baseline, "trace_mode": trace_mode, "fail_rate": fail_rate,
-              "seed": seed, "generator": GENERATOR_VERSION, "schema": SCHEMA_VERSION}
+              "seed": seed, "generator": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     path = OUT / f"explain-{trace_mode}-{'-'.join(label(s) for s in sizes)}-{key}.duckdb"
     meta_path = path.with_suffix(".json")
@@ -556,96 +559,35 @@ def time_command(args: list[str], repeats: int, timeout: float = 300.0) -> Timin
     return out
 
 
-OUTSIDE = "outside Reader methods"
-
-
-class TimedConnection:
-    """Passes every call to a DuckDB connection and times each ``execute`` under the Reader method
-    that runs it, so the breakdown follows the real `correlator.api.explain` code path."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, profile: bool = False) -> None:
-        self._con = con
-        self.run_id = run_id
-        self.phase = OUTSIDE
-        self.statements: list[tuple[str, str, float]] = []  # (phase, statement, seconds)
-        self.profiles: dict[tuple[str, str], str] = {}
-        self._profile = profile
-        if profile:
-            con.execute("PRAGMA enable_profiling = 'no_output'")
-
-    def execute(self, query: str, params: Any = None) -> TimedConnection:
-        started = time.perf_counter()
-        if params is None:
-            self._con.execute(query)
-        else:
-            self._con.execute(query, params)
-        step = statement_name(query, params, self.run_id)
-        self.statements.append((self.phase, step, time.perf_counter() - started))
-        if self._profile:
-            self.profiles[(self.phase, step)] = self._con.get_profiling_information(format="json")
-        return self
-
-    def executemany(self, query: str, params: Any) -> TimedConnection:
-        started = time.perf_counter()
-        self._con.executemany(query, params)
-        self.statements.append((self.phase, f"executemany: {' '.join(query.split())[:48]}",
-                                time.perf_counter() - started))
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._con, name)
-
-
-@cache
-def query_files() -> tuple[str, ...]:
-    """The names of storage/queries/*.sql, to label each statement by the file it runs."""
-    return tuple(sorted(f.name[:-4] for f in resources.files(reader_module.QUERIES).iterdir()
-                        if f.name.endswith(".sql")))
-
-
-def statement_name(query: str, params: Any, run_id: str) -> str:
-    q = " ".join(query.split())
-    source = next((name for name in query_files() if reader_module.sql(name).strip() in query), None)
-    if q.startswith("CREATE OR REPLACE TEMP TABLE"):
-        table = q.split()[5]
-        if table == "run_traces":
-            which = (params or {}).get("run_id")
-            return "temp run_traces <- run_traces.sql (" + (
-                "all runs" if which is None else "this run" if which == run_id else "baseline run") + ")"
-        return f"temp {table} <- {source}.sql" if source else f"temp {table} (create)"
-    if source:
-        return f"{source}.sql"
-    return q if len(q) < 60 else q[:57] + "..."
-
-
 @contextmanager
-def phases(con: TimedConnection) -> Iterator[dict[str, float]]:
-    """Time the public Reader methods `api.explain` calls (the outermost call only, so a method that
-    calls another is not counted twice), and tag the statements each one runs."""
+def phases() -> Iterator[dict[str, float]]:
+    """Time every store-contract call and every correlator query `api.explain` makes (the real code
+    path, patched for the measurement): ``store.<method>`` and ``sql <query>``."""
     totals: dict[str, float] = defaultdict(float)
-    originals = {name: fn for name, fn in vars(reader_module.Reader).items()
-                 if callable(fn) and not name.startswith("_")}
+    originals = {name: fn for name, fn in vars(DuckStore).items() if callable(fn) and not name.startswith("_")}
+    rows = Scratch.rows
 
     def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(self: reader_module.Reader, *args: Any, **kwargs: Any) -> Any:
-            if con.phase != OUTSIDE:
-                return fn(self, *args, **kwargs)
-            outer, con.phase = con.phase, name
+        def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return fn(self, *args, **kwargs)
+                return fn(*args, **kwargs)
             finally:
                 totals[name] += time.perf_counter() - started
-                con.phase = outer
         return timed
 
+    def timed_rows(self: Scratch, query: str, params: Any = None) -> Any:
+        return wrap(f"sql {query if ' ' not in query else query[:40]}", rows)(self, query, params)
+
     for name, fn in originals.items():
-        setattr(reader_module.Reader, name, wrap(name, fn))
+        setattr(DuckStore, name, wrap(f"store.{name}", fn))
+    Scratch.rows = timed_rows  # type: ignore[method-assign]
     try:
         yield totals
     finally:
         for name, fn in originals.items():
-            setattr(reader_module.Reader, name, fn)
+            setattr(DuckStore, name, fn)
+        Scratch.rows = rows  # type: ignore[method-assign]
 
 
 @dataclass
@@ -655,61 +597,31 @@ class Breakdown:
     explain_s: float
     render_s: float
     phases: dict[str, float]
-    statements: list[tuple[str, str, float]]
-    profiles: dict[tuple[str, str], str]
 
 
-def in_process(db: Path, run_id: str, profile: bool = False) -> Breakdown:
+def in_process(db: Path, run_id: str) -> Breakdown:
     started = time.perf_counter()
-    raw = open_reader(db)
+    store = open_store(db)
     opened = time.perf_counter() - started
-    con = TimedConnection(raw, run_id, profile=profile)
     try:
-        with phases(con) as totals:
+        with phases() as totals:
             started = time.perf_counter()
-            explanation = api.explain(con, run_id)  # type: ignore[arg-type]  # a proxy of the connection
+            explanation = api.explain(store, run_id)
             explain_s = time.perf_counter() - started
         started = time.perf_counter()
         json.dumps(explanation.to_dict(), indent=2)
         render_s = time.perf_counter() - started
     finally:
-        raw.close()
-    return Breakdown(run_id, opened, explain_s, render_s, dict(totals), con.statements, con.profiles)
-
-
-def top_operators(profile_json: str, n: int = 3) -> list[tuple[str, float, int, str]]:
-    """(operator, seconds, rows out, detail) of the costliest operators in a DuckDB profile."""
-    found: list[tuple[str, float, int, str]] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        info = node.get("extra_info") or {}
-        detail = next((info[k] for k in ("Conditions", "Table", "Function", "Aggregates", "Expression",
-                                         "Filters", "Projections") if info.get(k)), "")
-        if isinstance(detail, list):
-            detail = ", ".join(map(str, detail))
-        found.append((node.get("name", "?"), float(node.get("timing") or node.get("operator_timing") or 0),
-                      int(node.get("operator_cardinality") or node.get("intermediate_rows") or 0),
-                      " ".join(str(detail).split())[:70]))
-        for child in node.get("children", []):
-            walk(child)
-
-    doc = json.loads(profile_json)
-    for root in doc.get("operator", doc.get("children", [])):
-        walk(root)
-    return sorted(found, key=lambda x: -x[1])[:n]
+        store.con.close()
+    return Breakdown(run_id, opened, explain_s, render_s, dict(totals))
 
 
 def median_breakdown(samples: list[Breakdown]) -> Breakdown:
-    """Per statement median over repeats (the same code path each time, so statements line up)."""
     first = samples[0]
-    stmts = [(phase, step, statistics.median(s.statements[i][2] for s in samples))
-             for i, (phase, step, _) in enumerate(first.statements)]
-    assert all([x[:2] for x in s.statements] == [x[:2] for x in first.statements] for s in samples)
     return Breakdown(first.run_id, statistics.median(s.open_s for s in samples),
                      statistics.median(s.explain_s for s in samples),
                      statistics.median(s.render_s for s in samples),
-                     {k: statistics.median(s.phases[k] for s in samples) for k in first.phases},
-                     stmts, {})
+                     {k: statistics.median(s.phases.get(k, 0.0) for s in samples) for k in first.phases})
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -717,6 +629,22 @@ def median_breakdown(samples: list[Breakdown]) -> Breakdown:
 def root_causes(explanation: dict[str, Any]) -> list[tuple[Any, ...]]:
     return sorted((t["test"], *((t["root_cause"] or {}).get(k) for k in ("service", "operation", "score")))
                   for t in explanation["failed_tests"])
+
+
+def prepare(db: Path) -> float:
+    """Open the file for writing once, as `triage serve` would: an older schema is upgraded, and the
+    facts of every run computed (the daemon does it when a run completes), not inside the first
+    timed command. Returns the seconds the facts took."""
+    con = open_writer(db)
+    try:
+        started = time.perf_counter()
+        done = facts.ensure(con)
+        seconds = time.perf_counter() - started
+    finally:
+        con.close()
+    if done:
+        print(f"facts computed for {', '.join(done)} in {seconds:.1f}s (once per run, at run completion)")
+    return seconds
 
 
 def run_facts(db: Path) -> dict[str, dict[str, Any]]:
@@ -727,49 +655,158 @@ def run_facts(db: Path) -> dict[str, dict[str, Any]]:
         con.close()
 
 
+SCAN = """
+import sys, time, duckdb
+started = time.perf_counter()
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SET enable_progress_bar = false")
+n = con.sql("SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Timestamp, Duration, "
+                "StatusCode, StatusMessage FROM otel_traces "
+                "WHERE TraceId IN (SELECT TraceId FROM otel_traces WHERE RunId = $r)",
+                params={"r": sys.argv[2]}).to_arrow_table().num_rows
+print(time.perf_counter() - started, n)
+"""
+
+
+def scan_floor(db: Path, run_id: str, repeats: int) -> float:
+    """Seconds to read every span of the run (ids, names, kind, times, status; as Arrow) in a fresh
+    process, median:
+    the least any explanation of it could cost beyond the CLI import."""
+    seconds = []
+    for _ in range(repeats):
+        proc = subprocess.run([sys.executable, "-c", SCAN, str(db), run_id], capture_output=True, text=True,
+                              check=True)
+        seconds.append(float(proc.stdout.split()[0]))
+    return statistics.median(seconds)
+
+
+def ingest_during_explain(address: str, run_id: str) -> tuple[str, str]:
+    """Acknowledgement latency of small exports, idle and while the daemon explains ``run_id``:
+    ingest must keep being acknowledged (one commit's wait, not the explanation's)."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    channel = grpc.insecure_channel(address)
+    stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+    spec = RunSpec("bench-ingest-probe", 64, 0.0, T0 + 30 * DAY)
+
+    def probe(seconds: float) -> list[float]:
+        out, stop = [], time.perf_counter() + seconds
+        n = 0
+        while time.perf_counter() < stop:
+            b = Batch(spec, random.Random(n))
+            for i in range(64):
+                b.span("probe", PYTEST, b.new_id() * 2, b"", f"probe {i}", INTERNAL, T0, MS, {"i": i})
+            started = time.perf_counter()
+            stub.Export(b.traces, timeout=60)
+            out.append(time.perf_counter() - started)
+            n += 1
+            time.sleep(0.05)
+        return out
+
+    def cell(xs: list[float]) -> str:
+        return f"{statistics.median(xs) * 1000:.0f} / {max(xs) * 1000:.0f} ms"
+
+    try:
+        idle = probe(3.0)
+        proc = subprocess.Popen([sys.executable, "-m", "otel_triage.cli", "explain", run_id, "--daemon", address,
+                                 "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        busy: list[float] = []
+        while proc.poll() is None:
+            busy += probe(0.5)
+        return cell(idle), cell(busy)
+    finally:
+        channel.close()
+
+
+@dataclass
+class Row:
+    mode: str
+    run_id: str
+    spans: int
+    by_db: Timing
+    by_daemon: Timing | None
+    floor: float
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000",
                         help="spans in each explained run, comma-separated")
-    parser.add_argument("--baseline", type=int, default=100_000, help="spans in the earlier, passing run")
+    parser.add_argument("--baseline", type=int, default=0,
+                        help="spans in the earlier, all-passing run (default: as many as the largest run)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each CLI command (median reported)")
     parser.add_argument("--breakdown-repeats", type=int, default=1,
-                        help="in-process passes per run for the step breakdown (median)")
-    parser.add_argument("--trace-mode", choices=("test", "session"), default="test")
+                        help="in-process passes per run for the step breakdown (median; 0 skips it)")
+    parser.add_argument("--trace-mode", choices=("session", "test", "both"), default="session",
+                        help="session: pytest-opentelemetry's default, the whole session in one trace; "
+                             "test: --trace-per-test; both: one file of each, measured in turn")
     parser.add_argument("--fail-rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-daemon", action="store_true", help="skip the --daemon measurements")
     args = parser.parse_args()
     sizes = list(dict.fromkeys(int(s) for s in args.sizes.split(",")))
+    modes = ("session", "test") if args.trace_mode == "both" else (args.trace_mode,)
+    rows: list[Row] = []
+    for mode in modes:
+        rows += measure(args, sizes, mode)
+    import_floor = time_command(["-c", "import otel_triage.cli.main"], max(args.repeats, 5))
+    print(f"\nsummary (whole command, median of {args.repeats}; floor = CLI import {import_floor.median:.2f}s "
+          "+ reading every span of the run in a fresh process; ratio = best command / floor):")
+    head = f"{'shape':<8} {'run':<13} {'spans':>9} {'--db s':>8} {'--daemon s':>10} {'floor s':>8} {'ratio':>6}  aim"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        d = r.by_daemon.median if r.by_daemon and not r.by_daemon.error else float("nan")
+        floor = import_floor.median + r.floor
+        best = min(x for x in (r.by_db.median, d) if x == x) if (r.by_db.median == r.by_db.median or d == d) else float("nan")
+        aim = next((a for n, a in sorted(AIMS.items()) if r.spans <= n * 1.1), None)
+        verdict = "" if aim is None else f"<{aim}s {'met' if max(r.by_db.median, d if d == d else 0) < aim else 'MISSED'}"
+        print(f"{r.mode:<8} {r.run_id:<13} {r.spans:>9,} {r.by_db.median:>8.2f} {d:>10.2f} {floor:>8.2f} "
+              f"{best / floor:>6.1f}  {verdict}")
+    print(f"({os.cpu_count()} cores; timings are wall-clock on whatever else the machine is running)")
 
-    data = build(sizes, args.baseline, args.trace_mode, args.fail_rate, args.seed)
+
+def measure(args: argparse.Namespace, sizes: list[int], mode: str) -> list[Row]:
+    """Build (or reuse) the file for one trace shape, and time explain on each of its runs."""
+    data = build(sizes, args.baseline or max(sizes), mode, args.fail_rate, args.seed)
+    prepare_started = time.perf_counter()
+    facts_s = prepare(data.path)
+    prepare_s = time.perf_counter() - prepare_started
     facts = run_facts(data.path)
     total_spans = sum(r["spans"] for r in facts.values())
-    print(f"file: {data.path} ({data.path.stat().st_size / 2**20:.0f} MB; {total_spans:,} spans in "
-          f"{len(facts)} runs, {args.trace_mode} traces; built in {data.build_seconds:.0f}s); "
-          f"{os.cpu_count()} cores, duckdb {duckdb.__version__}")
+    print(f"\n=== {mode} traces\nfile: {data.path} ({data.path.stat().st_size / 2**20:.0f} MB; {total_spans:,} spans in "
+          f"{len(facts)} runs; built in {data.build_seconds:.0f}s; opened for writing (upgrade, "
+          f"run facts) in {prepare_s:.1f}s, of which facts {facts_s:.1f}s); {os.cpu_count()} cores, duckdb {duckdb.__version__}")
 
     floor = time_command(["-c", "import otel_triage.cli.main"], max(args.repeats, 5))
     print(f"floor: python -c 'import otel_triage.cli.main': {floor.median:.2f}s median "
           f"({min(floor.seconds):.2f}-{max(floor.seconds):.2f}) of {len(floor.seconds)}")
-
     explained = data.explained
+    scans = {run: scan_floor(data.path, run, args.repeats) for run in explained}
+    print("floor: reading every span of the run in a fresh process: " + ", ".join(
+        f"{run} {s:.3f}s" for run, s in scans.items()))
+
     by_db = {run: time_command(["-m", "otel_triage.cli", "explain", run, "--db", str(data.path), "--json"],
                                args.repeats) for run in explained}
     by_daemon: dict[str, Timing] = {}
     if not args.no_daemon:
-        daemon = DaemonProcess(data.path).start(timeout=120)
+        daemon = DaemonProcess(data.path).start(timeout=300)
         try:
             by_daemon = {run: time_command(["-m", "otel_triage.cli", "explain", run, "--daemon", daemon.address,
                                             "--json"], args.repeats) for run in explained}
+            try:
+                idle, busy = ingest_during_explain(daemon.address, explained[-1])
+                print(f"ingest while --daemon explains {explained[-1]}: export acknowledged in {busy} "
+                      f"(idle: {idle}); 64-span requests every 50 ms, latency median / max")
+            except Exception as exc:  # a figure missing must not lose the others
+                print(f"ingest while explaining: not measured ({exc!r})")
         finally:
             if daemon.terminate() != 0:
                 print("daemon exited with an error:\n" + daemon.stderr[-2000:])
-
+    rows = [Row(mode, run, facts[run]["spans"], by_db[run], by_daemon.get(run), scans[run]) for run in explained]
     breakdowns = {run: median_breakdown([in_process(data.path, run) for _ in range(args.breakdown_repeats)])
-                  for run in explained}
-    largest = explained[-1]
-    profiled = in_process(data.path, largest, profile=True)
+                  for run in explained} if args.breakdown_repeats > 0 else {}
 
     print()
     head = (f"{'run':<13} {'spans':>9} {'tests':>6} {'fail':>5} {'baseline':<15} {'--db s med (min-max)':<21} "
@@ -785,7 +822,7 @@ def main() -> None:
         daemon_cell = by_daemon[run].cell() if run in by_daemon else "-"
         print(f"{run:<13} {f['spans']:>9,} {f['tests']:>6,} {f['failed_tests']:>5,} "
               f"{(out.get('baseline_run_id') or '-'):<15} {t.cell():<21} {daemon_cell:<24} "
-              f"{breakdowns[run].explain_s:>6.2f}s  {verdict}")
+              f"{breakdowns[run].explain_s if breakdowns else float('nan'):>6.2f}s  {verdict}")
     print(f"(floor {floor.median:.2f}s is in every command; in-proc = api.explain on an open connection, "
           f"median of {args.breakdown_repeats}; aims from the issue: <0.5s at 100k, <1s at 1M spans, a "
           "smaller run held to the next aim)")
@@ -802,38 +839,20 @@ def main() -> None:
                      f"{'identical' if by_db[run].output == by_daemon[run].output else 'differs'}")
         print(f"  {run}: injected {dict(sorted(expected.items()))}, named {dict(sorted(got.items(), key=str))}{agree}")
 
-    print(f"\nwhere the time goes, in-process (seconds, median of {args.breakdown_repeats}; "
-          "statements indented under the Reader method that runs them):")
+    if not breakdowns:
+        return rows
+    print(f"\nwhere the time goes, in-process (seconds, median of {args.breakdown_repeats}):")
     cols = explained
-    steps: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)  # (phase, step) -> run -> seconds
-    for r in reversed(cols):  # the largest run first: it runs every statement (a baseline included)
-        for phase, step, seconds in breakdowns[r].statements:
-            steps[(phase, step)][r] = steps[(phase, step)].get(r, 0.0) + seconds
-    print(f"  {'step':<62}" + "".join(f"{r:>12}" for r in cols))
-    print(f"  {'open_reader (connect, schema check)':<62}" + "".join(f"{breakdowns[r].open_s:>12.3f}" for r in cols))
-    def phase_s(r: str, phase: str) -> float:
-        b = breakdowns[r]
-        return sum(x for ph, _, x in b.statements if ph == OUTSIDE) if phase == OUTSIDE else b.phases.get(phase, 0.0)
-
-    for phase in dict.fromkeys([*(ph for ph, _ in steps), *breakdowns[largest].phases]):
-        title = f"({phase})" if phase == OUTSIDE else f"Reader.{phase}()"
-        print(f"  {title:<62}" + "".join(f"{phase_s(r, phase):>12.3f}" for r in cols))
-        for (ph, step), by_run in steps.items():
-            if ph == phase:
-                cells = "".join(f"{by_run[r]:>12.3f}" if r in by_run else f"{'-':>12}" for r in cols)
-                print(f"    {step:<60}" + cells)
-    print(f"  {'scoring + model in Python (api.explain minus the above)':<62}" + "".join(
-        f"{breakdowns[r].explain_s - sum(breakdowns[r].phases.values()) - phase_s(r, OUTSIDE):>12.3f}"
-        for r in cols))
-    print(f"  {'JSON render (to_dict + dumps)':<62}" + "".join(f"{breakdowns[r].render_s:>12.3f}" for r in cols))
-    print(f"  {'api.explain total':<62}" + "".join(f"{breakdowns[r].explain_s:>12.3f}" for r in cols))
-
-    print(f"\nDuckDB profile of the slowest statements for {largest} (operator time summed over threads):")
-    slowest = sorted(profiled.statements, key=lambda s: -s[2])[:4]
-    for phase, step, seconds in slowest:
-        print(f"  {phase}: {step}  {seconds:.3f}s")
-        for name, secs, rows, detail in top_operators(profiled.profiles[(phase, step)]):
-            print(f"      {name:<22} {secs:7.3f}s {rows:>10,} rows  {detail}")
+    print(f"  {'step':<48}" + "".join(f"{r:>12}" for r in cols))
+    print(f"  {'open_store (connect, facts up to date?)':<48}" + "".join(f"{breakdowns[r].open_s:>12.3f}" for r in cols))
+    names = list(dict.fromkeys(k for r in cols for k in breakdowns[r].phases))
+    for name in names:
+        print(f"  {name:<48}" + "".join(f"{breakdowns[r].phases.get(name, 0.0):>12.3f}" for r in cols))
+    print(f"  {'scoring + model in Python (the rest)':<48}" + "".join(
+        f"{breakdowns[r].explain_s - sum(breakdowns[r].phases.values()):>12.3f}" for r in cols))
+    print(f"  {'JSON render (to_dict + dumps)':<48}" + "".join(f"{breakdowns[r].render_s:>12.3f}" for r in cols))
+    print(f"  {'api.explain total':<48}" + "".join(f"{breakdowns[r].explain_s:>12.3f}" for r in cols))
+    return rows
 
 
 if __name__ == "__main__":

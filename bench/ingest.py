@@ -1,7 +1,7 @@
 """Ingest throughput of `triage serve` against a parse-and-drop gRPC ceiling, on the same load.
 
     python bench/ingest.py [--spans 400000] [--clients 2] [--streams 4] [--batch 512] [--decode-workers 1]
-                           [--protocol grpc|http]
+                           [--protocol grpc|http|http-chunked]
 
 Client processes send pre-serialized, realistic OTLP trace requests (unique ids, ~10 attributes a
 span, 20% with an event, 4% with an exception event, 5 services) over several concurrent gRPC calls
@@ -85,14 +85,19 @@ def make_requests(client: int, n_requests: int, batch: int) -> list[bytes]:
     return out
 
 
-def http_stream(address: str, chunk: list[bytes]) -> int:
-    """POST each payload to /v1/traces on one keep-alive connection; retry 503s as exporters do."""
+def http_stream(address: str, chunk: list[bytes], chunked: bool = False) -> int:
+    """POST each payload to /v1/traces on one keep-alive connection; retry 503s as exporters do.
+    ``chunked``: send it with Transfer-Encoding: chunked in 16 KiB chunks, as the JavaScript SDK does."""
     host, port = address.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=120)
     failures = 0
     for p in chunk:
         for _attempt in range(50):
-            conn.request("POST", "/v1/traces", body=p, headers={"Content-Type": "application/x-protobuf"})
+            if chunked:
+                conn.request("POST", "/v1/traces", body=(p[i:i + 16384] for i in range(0, len(p), 16384)),
+                             headers={"Content-Type": "application/x-protobuf"}, encode_chunked=True)
+            else:
+                conn.request("POST", "/v1/traces", body=p, headers={"Content-Type": "application/x-protobuf"})
             resp = conn.getresponse()
             resp.read()
             if resp.status == 200:
@@ -116,8 +121,8 @@ def client_main(client: int, address: str, n_requests: int, batch: int, streams:
 
     def stream(chunk: list[bytes]) -> None:
         nonlocal failures
-        if protocol == "http":
-            failures += http_stream(address, chunk)
+        if protocol.startswith("http"):
+            failures += http_stream(address, chunk, chunked=protocol == "http-chunked")
             return
         for p in chunk:
             for _attempt in range(50):
@@ -220,8 +225,9 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--decode-workers", type=int, default=1)
-    parser.add_argument("--protocol", choices=["grpc", "http"], default="grpc",
-                        help="OTLP/gRPC (--listen) or OTLP/HTTP protobuf POSTs (--listen-http)")
+    parser.add_argument("--protocol", choices=["grpc", "http", "http-chunked"], default="grpc",
+                        help="OTLP/gRPC (--listen) or OTLP/HTTP protobuf POSTs (--listen-http), with a "
+                             "Content-Length or chunked")
     args = parser.parse_args()
     print(f"load: {args.spans} spans in requests of {args.batch}, {args.clients} client processes x "
           f"{args.streams} concurrent calls, {os.cpu_count()} cores")
@@ -232,7 +238,7 @@ def main() -> None:
         time.sleep(1.0)
         pids = process_tree(daemon.pid)
         args.protocol_now = args.protocol
-        r = drive(daemon.http_address if args.protocol == "http" else daemon.address, pids, args)
+        r = drive(daemon.http_address if args.protocol.startswith("http") else daemon.address, pids, args)
         args.protocol_now = "grpc"
         daemon.terminate()
         stored = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM otel_traces").fetchone()[0]

@@ -2,6 +2,8 @@
 
 Both give the same answers: the daemon runs the very same storage queries on its own connection.
 Errors become ``click.ClickException`` here, at the edge, with a message a person can act on.
+gRPC and the generated stubs are imported only for ``--daemon``: a ``--db`` command never pays for
+them (~0.1 s of start-up).
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import grpc
 from otel_triage.collector import defaults
 from otel_triage.collector.storage.db import StoreError, open_reader
 from otel_triage.collector.storage.reader import Reader
+from otel_triage.collector.storage.store import DuckStore, open_store
 from otel_triage.correlator import api
 from otel_triage.correlator.model import Explanation, from_dict
-from otel_triage.proto import triage_pb2, triage_pb2_grpc
+
+if TYPE_CHECKING:
+    from otel_triage.proto import triage_pb2_grpc
 
 DEFAULT_DB = defaults.DB
 DEFAULT_LISTEN = defaults.LISTEN
@@ -38,8 +42,18 @@ def reader(db: str) -> Iterator[Reader]:
         con.close()
 
 
+def pb() -> Any:
+    """The generated messages of triage.v1 (imported on first use: they pull in gRPC)."""
+    from otel_triage.proto import triage_pb2
+
+    return triage_pb2
+
+
 @contextmanager
 def daemon_stub(address: str) -> Iterator[triage_pb2_grpc.TriageStub]:
+    import grpc
+    from otel_triage.proto import triage_pb2_grpc
+
     channel = grpc.insecure_channel(address)
     try:
         yield triage_pb2_grpc.TriageStub(channel)
@@ -47,23 +61,55 @@ def daemon_stub(address: str) -> Iterator[triage_pb2_grpc.TriageStub]:
         channel.close()
 
 
+_token: list[str | None] = [None]  # set by --auth-token-file, else read from TRIAGE_AUTH_TOKEN
+
+
+def use_token_file(path: str | None) -> None:
+    """``--auth-token-file`` of a read command: the token sent to ``--daemon``."""
+    if not path:
+        _token[0] = None
+        return
+    from otel_triage.collector import auth  # imports gRPC: only when a token is given
+
+    try:
+        _token[0] = auth.load_token(path) if path else None
+    except auth.TokenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--auth-token-file") from exc
+
+
+def _metadata() -> list[tuple[str, str]]:
+    from otel_triage.collector import auth
+
+    token = _token[0] or auth.load_token(None)
+    return [("authorization", f"Bearer {token}")] if token else []
+
+
 def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
+    import grpc
+
     with daemon_stub(address) as stub:
         try:
-            return getattr(stub, method)(request, timeout=timeout)
+            return getattr(stub, method)(request, timeout=timeout, metadata=_metadata())
         except grpc.RpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.UNAVAILABLE:
                 raise click.ClickException(
                     f"no triage daemon answers at {address} (start one with `triage serve`)"
                 ) from exc
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                from otel_triage.collector import auth
+
+                raise click.ClickException(
+                    f"the triage daemon at {address} refused the request: {exc.details()} "
+                    f"(give its token with --auth-token-file PATH or env {auth.ENV})"
+                ) from exc
             raise click.ClickException(f"{method} failed: {exc.details()}") from exc
 
 
 def list_runs(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
     if daemon:
-        response = call(daemon, "ListRuns", triage_pb2.ListRunsRequest())
-        fields = [f.name for f in triage_pb2.Run.DESCRIPTOR.fields]
+        response = call(daemon, "ListRuns", pb().ListRunsRequest())
+        fields = [f.name for f in pb().Run.DESCRIPTOR.fields]
         return [{name: _plain(getattr(r, name)) for name in fields} for r in response.runs]
     with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
         return r.list_runs()
@@ -75,7 +121,7 @@ def _plain(value: Any) -> Any:
 
 
 def stats(daemon: str) -> dict[str, Any]:
-    response = call(daemon, "Stats", triage_pb2.StatsRequest())
+    response = call(daemon, "Stats", pb().StatsRequest())
     points = []
     for p in response.metrics:
         row: dict[str, Any] = {"name": p.name, "unit": p.unit, "attributes": dict(p.attributes)}
@@ -88,8 +134,8 @@ def stats(daemon: str) -> dict[str, Any]:
 
 def files(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
     if daemon:
-        response = call(daemon, "ListFiles", triage_pb2.ListFilesRequest())
-        fields = [f.name for f in triage_pb2.DroppedFile.DESCRIPTOR.fields]
+        response = call(daemon, "ListFiles", pb().ListFilesRequest())
+        fields = [f.name for f in pb().DroppedFile.DESCRIPTOR.fields]
         return [{name: getattr(f, name) for name in fields} for f in response.files]
     with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
         return r.files()
@@ -97,20 +143,47 @@ def files(db: str | None, daemon: str | None) -> list[dict[str, Any]]:
 
 def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> Explanation:
     if daemon:
-        request = triage_pb2.ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")
-        response = call(daemon, "Explain", request, timeout=600)  # big runs take seconds, not minutes
-        return from_dict(json.loads(response.json))
-    with reader(db or os.environ.get("TRIAGE_DB", DEFAULT_DB)) as r:
+        return from_dict(json.loads(_explain_daemon(daemon, run_id, baseline)))
+    with _store(db) as store:
         try:
-            return api.explain(r.con, run_id, baseline)
+            return api.explain(store, run_id, baseline)
         except api.ExplainError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def explain_json(db: str | None, daemon: str | None, run_id: str, baseline: str | None) -> str:
+    """The JSON explanation as text: the daemon's answer passed through as it came (the same bytes
+    `--db` prints), so `--daemon` does no second round of decoding and encoding."""
+    if daemon:
+        return _explain_daemon(daemon, run_id, baseline)
+    with _store(db) as store:
+        try:
+            return api.explain_json(store, run_id, baseline)
+        except api.ExplainError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _explain_daemon(daemon: str, run_id: str, baseline: str | None) -> str:
+    request = pb().ExplainRequest(run_id=run_id, baseline_run_id=baseline or "")
+    return str(call(daemon, "Explain", request, timeout=600).json)  # big runs take seconds, not minutes
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[DuckStore]:
+    try:
+        store = open_store(db or os.environ.get("TRIAGE_DB", DEFAULT_DB))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield store
+    finally:
+        store.con.close()
 
 
 def run_status(db: str | None, daemon: str | None, run_id: str, wait: float = 0.0) -> dict[str, Any]:
     """{"known", "complete", "reason", "completed_unix_nano"}; ``wait`` > 0 holds the call on a daemon."""
     if daemon:
-        r = call(daemon, "RunStatus", triage_pb2.RunStatusRequest(run_id=run_id, wait_seconds=wait),
+        r = call(daemon, "RunStatus", pb().RunStatusRequest(run_id=run_id, wait_seconds=wait),
                  timeout=wait + 30)
         return {"known": r.known, "complete": r.complete, "reason": r.reason,
                 "completed_unix_nano": r.completed_unix_nano}
@@ -147,7 +220,7 @@ def test_spans(db: str | None, daemon: str | None, tests: list[tuple[str, str]])
     if daemon:
         out = {}
         for trace_id, span_id in tests:
-            r = call(daemon, "TestSpans", triage_pb2.TestSpansRequest(trace_id=trace_id, span_id=span_id),
+            r = call(daemon, "TestSpans", pb().TestSpansRequest(trace_id=trace_id, span_id=span_id),
                      timeout=300)
             out[span_id] = json.loads(r.json)
         return out

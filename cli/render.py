@@ -1,11 +1,36 @@
-"""Plain-text renderers for people at a terminal. They read models; they never query."""
+"""Plain-text renderers for people at a terminal. They read models; they never query.
+
+Every string in the store came from a client, so terminal control sequences are stripped from all
+output (``printable``): an exception message must not recolour, clear or retitle the terminal, hide
+text, or plant a hyperlink (OSC 8) behind innocent words.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from otel_triage.correlator.model import Explanation
+
+# ESC sequences whole (CSI, OSC up to BEL/ST, two-byte escapes), then any other C0/C1 control
+# except tab and newline, and the bidirectional overrides that reorder what the reader sees.
+_SEQUENCES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal escape sequences and control characters removed."""
+    return _CONTROLS.sub("", _SEQUENCES.sub("", text))
+
+
+def _safe(fn: Callable[..., str]) -> Callable[..., str]:
+    @wraps(fn)
+    def render(*args: object, **kwargs: object) -> str:
+        return printable(fn(*args, **kwargs))
+    return render
 
 
 def _when(ns: int) -> str:
@@ -21,6 +46,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+@_safe
 def runs_table(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no runs yet (send OTLP to `triage serve`; see docs/correlation.md, Runs)"
@@ -38,6 +64,7 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
     return table(["RUN", "LAST SEEN (UTC)", "SPANS", "LOGS", "POINTS", "SERVICES"], rows)
 
 
+@_safe
 def files_table(files: list[dict[str, Any]]) -> str:
     if not files:
         return "no files taken in yet (start the daemon with --watch DIR)"
@@ -46,6 +73,7 @@ def files_table(files: list[dict[str, Any]]) -> str:
     return table(["taken", "status", "format", "items", "run", "path", "error"], rows)
 
 
+@_safe
 def stats_table(stats: dict[str, Any]) -> str:
     rows = []
     for p in stats["metrics"]:
@@ -60,6 +88,7 @@ def stats_table(stats: dict[str, Any]) -> str:
     return head + table(["METRIC", "ATTRIBUTES", "VALUE", "UNIT"], rows)
 
 
+@_safe
 def explanation_text(e: Explanation) -> str:
     """For a person at a terminal: verdict first, then per failed test the cause, path and evidence."""
     lines: list[str] = []

@@ -3,13 +3,19 @@
 A short table of failed tests → root cause first, then one collapsible ``<details>`` per failed test
 with the path and the evidence. Every user string (test names, messages, service names) is
 untrusted: it is escaped so it can neither break the table (``|``, newlines), open a code span
-(backticks) nor inject HTML (``<``, ``>``, ``&``).
+(backticks), inject HTML (``<``, ``>``, ``&``), make a link or image (``[x](…)``, ``![i](…)``: GitHub
+parses Markdown inside ``<code>`` tags too, so those are escaped as well), become a live URL
+(GitHub autolinks bare ``http://`` and ``www.``) nor notify anyone (``@user``, ``@org/team``). Autolinks
+and mentions are found in the rendered text, where no escape survives, so a zero-width space is put
+after ``@``, inside ``://`` and after ``www``: the text reads the same and links nothing.
 """
 
 from __future__ import annotations
 
 import html
+import re
 
+from otel_triage.cli.render import printable
 from otel_triage.correlator.model import Explanation, FailedTest
 
 TABLE_ROWS = 50  # beyond this the table says how many more
@@ -20,8 +26,9 @@ DETAIL_CHARS = 600
 
 
 def shorten(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut at a word boundary with an ellipsis, never mid-word."""
-    text = " ".join(text.split())
+    """At most ``limit`` characters, cut at a word boundary with an ellipsis, never mid-word; terminal
+    control sequences removed (they mean nothing in Markdown or Slack, and some viewers act on them)."""
+    text = " ".join(printable(text).split())
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
@@ -31,21 +38,40 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,.;:") + "…"
 
 
+ZWSP = "\u200b"
+_AUTOLINK = re.compile(r"(@|://|(?i:www)(?=\.))")
+
+
+def defang(text: str) -> str:
+    """No mention, no autolink: a zero-width space after ``@``, inside ``://``, after ``www``."""
+    return _AUTOLINK.sub(lambda m: (m.group(0)[0] + ZWSP + m.group(0)[1:]) if m.group(0) == "://"
+                         else m.group(0) + ZWSP, text)
+
+
+def _markdown_escaped(text: str) -> str:
+    for ch in "\\`*_[]|#~":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
 def inline(text: str | None, limit: int = CELL_CHARS) -> str:
     """Untrusted text for a table cell or a line of prose: one line, HTML-escaped, no Markdown."""
     if not text:
         return ""
-    out = html.escape(shorten(text, limit), quote=False)
-    for ch in "\\`*_[]|#~":
-        out = out.replace(ch, "\\" + ch)
-    return out
+    return defang(_markdown_escaped(html.escape(shorten(text, limit), quote=False)))
 
 
 def code(text: str | None, limit: int = DETAIL_CHARS) -> str:
-    """Untrusted text as inline code inside HTML (``<code>``): escaped, so backticks are harmless."""
+    """Untrusted text as inline code inside HTML (``<code>``): escaped for HTML and for the Markdown
+    GitHub still parses inside the tag, so backticks, brackets and pipes are harmless."""
     if not text:
         return ""
-    return "<code>" + html.escape(shorten(text, limit)).replace("|", "&#124;") + "</code>"
+    return "<code>" + defang(_markdown_escaped(html.escape(shorten(text, limit)))) + "</code>"
+
+
+def summary(text: str, limit: int = CELL_CHARS) -> str:
+    """Untrusted text inside an HTML block (``<summary>``): Markdown is not parsed there, mentions are."""
+    return defang(html.escape(shorten(text, limit)))
 
 
 def _cause_cell(f: FailedTest) -> str:
@@ -56,7 +82,7 @@ def _cause_cell(f: FailedTest) -> str:
 
 
 def _details(f: FailedTest) -> list[str]:
-    lines = [f"<details><summary>{html.escape(shorten(f.test, CELL_CHARS))}</summary>", ""]
+    lines = [f"<details><summary>{summary(f.test)}</summary>", ""]
     if f.message:
         lines.append(f"- test said: {code(f.message)}")
     if f.root_cause is None:

@@ -8,8 +8,11 @@ total about 13,000 characters (``msg_blocks_too_long``, slackapi/bolt-js#2509), 
 message keeps under ``TOTAL_CHARS``. What does not fit is summarised ("… and 37 more failed tests"),
 and text is only ever shortened at a word boundary.
 
-Slack ``mrkdwn`` has no escape character: ``&``, ``<`` and ``>`` are escaped as Slack documents,
-and backticks in user strings are replaced so they cannot close a code span.
+Slack ``mrkdwn`` has no escape character: ``&``, ``<`` and ``>`` are escaped as Slack documents
+(so ``<!channel>``, ``<@U123>`` and ``<http://x|label>`` stay text), backticks in user strings are
+replaced so they cannot close a code span, and ``@`` gets a zero-width space after it so
+``@channel`` does not notify where ``link_names`` is on. The fallback ``text`` (what notifications
+show) is escaped the same way: Slack parses it too.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def esc(text: str | None, limit: int) -> str:
     if not text:
         return ""
     short = shorten(text, limit)
-    return short.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "\u02cb")  # modifier letter grave: looks alike, closes nothing
+    short = short.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return short.replace("`", "\u02cb").replace("@", "@\u200b")  # modifier letter grave: looks alike, closes nothing
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -121,7 +125,8 @@ def explanation_slack(e: Explanation) -> dict[str, Any]:
     if shown < len(failed):
         blocks.append(_overflow(failed[shown:]))
     blocks += tail
-    fallback = title
+    fallback = (f"triage: run {esc(e.run_id, 200)}: {len(failed)} of {e.tests} tests failed" if failed
+                else f"triage: run {esc(e.run_id, 200)}: all {e.tests} tests passed")
     if e.suspects and e.suspects[0].failed_tests:
-        fallback += f"; most likely cause: {e.suspects[0].service}"
+        fallback += f"; most likely cause: {esc(e.suspects[0].service, 200)}"
     return {"text": shorten(fallback, FALLBACK_CHARS), "blocks": blocks}

@@ -3,7 +3,8 @@
 This is the hottest code on the ingest path (about ten attributes per span), so it touches each
 protobuf field once and hands a plain dict to orjson. The encoding is lossless for valid OTLP:
 strings, bools, ints (64-bit exact) and doubles map to JSON natively, arrays to JSON arrays, kvlists
-to JSON objects, bytes to ``{"bytesValue": "<base64>"}`` and an empty value to ``null``.
+to JSON objects, bytes to ``{"bytesValue": "<base64>"}``, a NaN or infinite double to
+``{"doubleValue": "NaN"}`` (as OTLP/JSON spells it) and an empty value to ``null``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 EMPTY_OBJECT = b"{}"
 
 
+def double(value: float) -> float | dict[str, str]:
+    """A double as JSON: NaN and ±Infinity (legal in OTLP, absent from JSON) keep their value as
+    OTLP/JSON writes them, ``{"doubleValue": "NaN" | "Infinity" | "-Infinity"}``, not as null."""
+    if value - value == 0:  # finite (NaN and ±inf give NaN)
+        return value
+    return {"doubleValue": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
+
+
 def _bytes_value(raw: bytes) -> dict[str, str]:
     return {"bytesValue": base64.b64encode(raw).decode("ascii")}
 
@@ -30,7 +39,7 @@ def to_python(value: AnyValue) -> Any:
     if kind == "int_value":
         return value.int_value
     if kind == "double_value":
-        return value.double_value
+        return double(value.double_value)
     if kind == "bool_value":
         return value.bool_value
     if kind == "array_value":
@@ -63,7 +72,7 @@ def attributes_dict(kvs: Iterable[KeyValue]) -> dict[str, Any]:
         elif kind == "bool_value":
             out[kv.key] = v.bool_value
         elif kind == "double_value":
-            out[kv.key] = v.double_value
+            out[kv.key] = double(v.double_value)
         else:
             out[kv.key] = to_python(v)
     return out

@@ -20,15 +20,20 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_triage.collector import tables
-from otel_triage.collector.anyvalue import attributes_dict, attributes_json, kind_name, to_python
+from otel_triage.collector.anyvalue import attributes_dict, attributes_json, double, kind_name, to_python
+from otel_triage.collector.errors import InvalidArgument
 
 RUN_ID_KEY = "cicd.pipeline.run.id"
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
 MAX_REASONS = 5
+# Timestamps are stored as signed 64-bit nanoseconds (DuckDB TIMESTAMP_NS, Arrow timestamp[ns]), which
+# end in April 2262; OTLP's fixed64 goes to 2^64 - 1. An item with a later time is rejected alone
+# (partial success): failing the whole request would make exporters retry, then drop, good items too.
+MAX_TIME_NS = (1 << 63) - 1
 
 
-class MalformedRequest(ValueError):
+class MalformedRequest(InvalidArgument):
     """The request bytes are not a valid OTLP export request (→ INVALID_ARGUMENT)."""
 
 
@@ -109,6 +114,17 @@ def _parse(message_type: type, data: bytes) -> Any:
     return request
 
 
+def _time_error(**times: int) -> str | None:
+    for name, value in times.items():
+        if value >= MAX_TIME_NS:
+            return f"{name} {value} is after 2262-04-11, beyond a 64-bit signed nanosecond timestamp"
+    return None
+
+
+def _events_time_error(events: Any) -> str | None:
+    return next(filter(None, (_time_error(event_time_unix_nano=ev.time_unix_nano) for ev in events)), None)
+
+
 def _id_error(what: str, raw: bytes, size: int, *, optional: bool) -> str | None:
     if len(raw) == size:
         if raw == bytes(size):
@@ -136,6 +152,9 @@ def decode_traces(data: bytes, default_run_id: str | None = None, limits: Limits
                     _id_error("trace_id", tid, 16, optional=False)
                     or _id_error("span_id", sid, 8, optional=False)
                     or _id_error("parent_span_id", pid, 8, optional=True)
+                    or _time_error(start_time_unix_nano=span.start_time_unix_nano,
+                                   end_time_unix_nano=span.end_time_unix_nano)
+                    or (_events_time_error(span.events) if span.events else None)
                 )
                 attrs = attributes_json(span.attributes)
                 if problem is None and len(attrs) > limits.max_item_bytes:
@@ -197,8 +216,11 @@ def decode_logs(data: bytes, default_run_id: str | None = None, limits: Limits =
         for sl in rl.scope_logs:
             kept = 0
             for rec in sl.log_records:
-                problem = _id_error("trace_id", rec.trace_id, 16, optional=True) or _id_error(
-                    "span_id", rec.span_id, 8, optional=True
+                problem = (
+                    _id_error("trace_id", rec.trace_id, 16, optional=True)
+                    or _id_error("span_id", rec.span_id, 8, optional=True)
+                    or _time_error(time_unix_nano=rec.time_unix_nano,
+                                   observed_time_unix_nano=rec.observed_time_unix_nano)
                 )
                 attrs = attributes_json(rec.attributes)
                 body_type = kind_name(rec.body)
@@ -242,7 +264,7 @@ def _exemplars(points_exemplars: Any) -> bytes:
         [
             {
                 "TimeUnix": e.time_unix_nano,
-                "Value": e.as_int if e.WhichOneof("value") == "as_int" else e.as_double,
+                "Value": e.as_int if e.WhichOneof("value") == "as_int" else double(e.as_double),
                 "ValueType": e.WhichOneof("value") or "",
                 "TraceId": e.trace_id.hex(),
                 "SpanId": e.span_id.hex(),
@@ -289,6 +311,10 @@ def decode_metrics(data: bytes, default_run_id: str | None = None, limits: Limit
                 for p in body.data_points:
                     if len(p.attributes) and p.ByteSize() > limits.max_item_bytes:
                         out.reject(f"metric {metric.name!r}: data point above the {limits.max_item_bytes}-byte item limit")
+                        continue
+                    late = _time_error(time_unix_nano=p.time_unix_nano, start_time_unix_nano=p.start_time_unix_nano)
+                    if late:
+                        out.reject(f"metric {metric.name!r}: data point {late}")
                         continue
                     kept += 1
                     _common_point(c, metric, meta, p)

@@ -12,3 +12,6 @@ QUIET_PERIOD = 30.0  # seconds without data for a run before it counts as comple
 NOTIFY_TIMEOUT = 10.0  # seconds per webhook attempt
 NOTIFY_ATTEMPTS = 5
 REPORT_MAX_SPANS = 20_000  # spans of one test's subtree sent to `triage report`
+HTTP_IDLE_SECONDS = 5.0  # an idle keep-alive OTLP/HTTP connection is closed after this long
+HTTP_READ_SECONDS = 10.0  # the longest silence allowed in the middle of an HTTP request
+HTTP_REQUEST_TIMEOUT = 60.0  # a whole HTTP request (headers and body) must arrive within this

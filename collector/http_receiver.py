@@ -1,23 +1,30 @@
 """OTLP/HTTP receiver: ``POST /v1/traces``, ``/v1/logs``, ``/v1/metrics`` on a second listener.
 
-For browsers, serverless functions and ``curl``, which do not speak gRPC. The same pipeline and the
-same durability rule as the gRPC receiver (answer only after the commit), and the answers the OTLP
-specification gives for HTTP:
+For browsers, serverless functions, ``curl`` and the JavaScript SDK. The same pipeline and the same
+durability rule as the gRPC receiver (answer only after the commit), and the answers the OTLP
+specification and HTTP/1.1 give:
 
 - committed → 200 with the Export*ServiceResponse in the request's encoding (``partial_success`` when
   items were rejected);
 - ``application/x-protobuf`` or ``application/json`` (OTLP/JSON, hex ids) only, else 415;
+- a body framed by ``Content-Length`` or ``Transfer-Encoding: chunked`` (neither → 411), identity or
+  gzip (every member) — see ``http_body`` for the limits enforced while reading;
 - unparseable → 400 with a ``google.rpc.Status`` body (not retryable);
-- larger than ``--max-request-bytes`` (after gzip) → 413; no ``Content-Length`` → 411;
+- larger than ``--max-request-bytes`` (before or after gunzip) → 413;
 - overloaded or shutting down → 503 with ``Retry-After`` (retryable);
-- an unknown path → 404, another method → 405.
+- no or the wrong ``authorization: Bearer`` token when the daemon has one → 401;
+- too slow to arrive → 408; an unknown path → 404; another method on an OTLP path → 405 with
+  ``Allow: POST``. Which status an error gets is decided in ``errors.answer``, as for gRPC.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import threading
-import zlib
+import time
+from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,54 +33,72 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
-from otel_triage.collector.decode import MalformedRequest
-from otel_triage.collector.otlp_json import InvalidJson, response_json, to_protobuf
-from otel_triage.collector.pipeline import Closed, Overloaded, Pipeline
+from otel_triage.collector import auth, defaults, errors
+from otel_triage.collector.http_body import (
+    BadFraming,
+    Collected,
+    DeadlineReader,
+    SlowClient,
+    chunked,
+    gunzip,
+    with_length,
+)
+from otel_triage.collector.otlp_json import response_json, to_protobuf
+from otel_triage.collector.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-RETRY_AFTER_SECONDS = 1
-IDLE_SECONDS = 5
+LINGER_BYTES = 1 << 20  # after refusing a body, read this much of it so the client sees the answer
 ROUTES: dict[str, tuple[str, type[Message], str]] = {
     "/v1/traces": ("traces", trace_svc.ExportTraceServiceResponse, "rejected_spans"),
     "/v1/logs": ("logs", logs_svc.ExportLogsServiceResponse, "rejected_log_records"),
     "/v1/metrics": ("metrics", metrics_svc.ExportMetricsServiceResponse, "rejected_data_points"),
 }
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress without ever holding more than ``limit`` bytes (a gzip bomb stops at the limit)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = inflater.decompress(data, limit + 1)
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise _TooLarge(f"the request is larger than {limit} bytes once decompressed")
-    return out + inflater.flush()
+NOT_FOUND = "no such endpoint {}: POST to /v1/traces, /v1/logs or /v1/metrics"
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
-    # An idle keep-alive connection is closed after this long, so a client that keeps one open
-    # (every SDK exporter does) cannot hold up the daemon's shutdown, which waits for handlers.
-    timeout = IDLE_SECONDS
+
+    def setup(self) -> None:
+        super().setup()
+        srv = self.server
+        self._reader = DeadlineReader(self.connection, srv.idle_timeout, srv.read_timeout,
+                                      srv.request_timeout, srv.stopping_since)
+        self.rfile = io.BufferedReader(self._reader, 65536)
+
+    def handle_one_request(self) -> None:
+        self._reader.next_request()
+        self._body_done = True  # until a body is framed
+        self._raw: Iterator[bytes] = iter(())
+        # What a reply needs if the request line itself never arrives in time.
+        self.command, self.request_version, self.requestline = None, "HTTP/1.1", ""
+        try:
+            super().handle_one_request()
+        except SlowClient as exc:  # while reading the request line or headers
+            log.info("http: closing a slow connection: %s", exc)
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client may be gone already
+                self._error(HTTPStatus.REQUEST_TIMEOUT, str(exc))
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("http %s", format % args)
 
     def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(self.server.read_timeout)  # reads leave a short poll timeout behind
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _error(self, status: HTTPStatus, message: str, content_type: str = PROTOBUF,
                headers: dict[str, str] | None = None) -> None:
@@ -82,65 +107,64 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, payload, content_type, headers)
 
     def do_GET(self) -> None:
-        if self.path in ROUTES:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "OTLP/HTTP takes POST", headers={"Allow": "POST"})
+        self._discard_body()
+        if self.path.split("?", 1)[0] in ROUTES:
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"OTLP/HTTP takes POST, not {self.command}",
+                        headers={"Allow": "POST"})
         else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {self.path}: POST to /v1/traces, /v1/logs or /v1/metrics")
+            self._error(HTTPStatus.NOT_FOUND, NOT_FOUND.format(self.path))
 
-    do_PUT = do_DELETE = do_PATCH = do_GET
+    do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_GET
 
     def do_POST(self) -> None:
         route = ROUTES.get(self.path.split("?", 1)[0])
         if route is None:
-            self._drain()
-            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {self.path}: POST to /v1/traces, /v1/logs or /v1/metrics")
+            self._discard_body()
+            self._error(HTTPStatus.NOT_FOUND, NOT_FOUND.format(self.path))
             return
         signal, response_cls, partial_field = route
         content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        token = self.server.token
+        if token is not None and not auth.authorized(header := self.headers.get("Authorization"), token):
+            self._discard_body()
+            refused = auth.refusal(header)
+            self._error(refused.http_status, str(refused), JSON if content_type == JSON else PROTOBUF,
+                        {"WWW-Authenticate": 'Bearer realm="triage"'})
+            return
         if content_type not in (PROTOBUF, JSON):
-            self._drain()
+            self._discard_body()
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                         f"Content-Type {content_type or '(none)'} is not {PROTOBUF} or {JSON}")
             return
-        limit = self.server.max_request_bytes
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            self._error(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required", content_type)
-            return
-        if int(length) > limit:
-            self.close_connection = True
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                        f"the request has {length} bytes, over --max-request-bytes {limit}", content_type)
-            return
-        body = self.rfile.read(int(length))
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding not in ("gzip", "identity"):
+            self._discard_body()
+            self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Encoding {encoding} is not gzip", content_type)
+            return
+        limit = self.server.max_request_bytes
+        reservation = self.server.pipeline.reserve(signal)
         try:
-            if encoding == "gzip":
-                body = _gunzip(body, limit)
-            elif encoding != "identity":
-                self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Encoding {encoding} is not gzip", content_type)
+            pieces = self._body(limit)
+            if pieces is None:
+                self.close_connection = True
+                self._error(HTTPStatus.LENGTH_REQUIRED,
+                            "a Content-Length header or Transfer-Encoding: chunked is required", content_type)
                 return
+            if encoding == "gzip":
+                pieces = gunzip(pieces, limit)
+            body = Collected(reservation.grow).take(pieces)
             data = to_protobuf(signal, body) if content_type == JSON else body
-            decoded = self.server.pipeline.ingest(signal, data) if data else None
-        except _TooLarge as exc:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc), content_type)
+            del body
+            decoded = self.server.pipeline.ingest(signal, data, reservation) if data else None
+        except SlowClient as exc:
+            self.close_connection = True
+            self._error(HTTPStatus.REQUEST_TIMEOUT, str(exc), content_type)
             return
-        except (zlib.error, EOFError) as exc:
-            self._error(HTTPStatus.BAD_REQUEST, f"the gzip body is corrupt: {exc}", content_type)
+        except Exception as exc:
+            self._refuse(signal, exc, content_type)
             return
-        except (InvalidJson, MalformedRequest) as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc), content_type)
-            return
-        except (Overloaded, Closed) as exc:
-            self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"triage is busy: {exc}", content_type,
-                        {"Retry-After": str(RETRY_AFTER_SECONDS)})
-            return
-        except Exception as exc:  # a storage failure: nothing was committed, the client may retry
-            log.exception("%s export over HTTP failed", signal)
-            self._error(HTTPStatus.SERVICE_UNAVAILABLE, f"storage failed: {exc}", content_type,
-                        {"Retry-After": str(RETRY_AFTER_SECONDS)})
-            return
+        finally:
+            reservation.release()
         response = response_cls()
         if decoded is not None and decoded.rejected:
             setattr(response.partial_success, partial_field, decoded.rejected)
@@ -148,19 +172,79 @@ class _Handler(BaseHTTPRequestHandler):
         payload = response_json(response) if content_type == JSON else response.SerializeToString()
         self._reply(HTTPStatus.OK, payload, content_type)
 
-    def _drain(self) -> None:
+    def _refuse(self, signal: str, exc: Exception, content_type: str) -> None:
+        """Answer as errors.answer says. A client refused for now (503) gets its body read to the end
+        and dropped, piece by piece, so it reads the answer and retries instead of meeting a reset;
+        otherwise the unread rest of the body makes the connection unusable."""
+        outcome = errors.answer(exc)
+        if not isinstance(exc, errors.ReceiverError):  # a storage failure: nothing was committed
+            log.exception("%s export over HTTP failed", signal)
+        headers = {"Retry-After": str(errors.RETRY_SECONDS)} if outcome.retryable else None
+        if not self._body_done and outcome.retryable:
+            try:
+                for _ in self._raw:
+                    pass
+            except (errors.ReceiverError, SlowClient):
+                self.close_connection = True
+        unread = not self._body_done
+        self.close_connection = self.close_connection or unread
+        self._error(outcome.http_status, outcome.message, content_type, headers)
+        if unread and not isinstance(exc, BadFraming):
+            self._linger()
+
+    def _body(self, limit: int) -> Iterator[bytes] | None:
+        """The body's pieces as framed by Transfer-Encoding or Content-Length (RFC 9112 §6.3)."""
+        self._body_done = False
+        codings = [c.strip().lower() for c in (self.headers.get("Transfer-Encoding") or "").split(",") if c.strip()]
+        if codings:
+            if codings[-1] != "chunked" or len(codings) > 1:
+                self.close_connection = True
+                raise BadFraming(f"Transfer-Encoding {', '.join(codings)} is not supported: send chunked")
+            if self.headers.get("Content-Length") is not None:
+                self.close_connection = True  # RFC 9112 §6.3: chunked wins, the connection is not reused
+            return self._marking_done(chunked(self.rfile, limit))
+        length = (self.headers.get("Content-Length") or "").strip()
+        if not length.isdigit():
+            return None
+        return self._marking_done(with_length(self.rfile, int(length), limit))
+
+    def _marking_done(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        self._raw = self._done_after(pieces)  # kept: a refusal may read the rest of the body
+        return self._raw
+
+    def _done_after(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        yield from pieces
+        self._body_done = True
+
+    def _discard_body(self) -> None:
         """Read a refused request's body so the connection stays usable (small bodies only)."""
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) <= self.server.max_request_bytes:
-            self.rfile.read(int(length))
-        else:
+        try:
+            pieces = self._body(LINGER_BYTES)
+            if pieces is None:
+                return  # no body
+            for _ in pieces:
+                pass
+        except (errors.ReceiverError, SlowClient):
             self.close_connection = True
+
+    def _linger(self) -> None:
+        """Read (and drop) some of what the client is still sending, so it reads our answer, not a reset."""
+        deadline = time.monotonic() + 1.0
+        try:
+            got = 0
+            while got < LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.rfile.read1(65536)
+                if not chunk:
+                    return
+                got += len(chunk)
+        except (OSError, SlowClient):
+            return
 
 
 _GRPC_CODES = {  # google.rpc.Code for the Status body
     HTTPStatus.BAD_REQUEST: 3, HTTPStatus.NOT_FOUND: 5, HTTPStatus.METHOD_NOT_ALLOWED: 12,
-    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: 3, HTTPStatus.LENGTH_REQUIRED: 3,
-    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: 8, HTTPStatus.SERVICE_UNAVAILABLE: 14,
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: 3, HTTPStatus.LENGTH_REQUIRED: 3, HTTPStatus.REQUEST_TIMEOUT: 4,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: 8, HTTPStatus.SERVICE_UNAVAILABLE: 14, HTTPStatus.UNAUTHORIZED: 16,
 }
 
 
@@ -168,17 +252,30 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False  # stop() waits for in-flight requests: they answer after their commit
     block_on_close = True
 
-    def __init__(self, address: tuple[str, int], pipeline: Pipeline, max_request_bytes: int) -> None:
+    def __init__(self, address: tuple[str, int], pipeline: Pipeline, max_request_bytes: int,
+                 request_timeout: float, token: str | None) -> None:
         self.pipeline = pipeline
+        self.token = token
         self.max_request_bytes = max_request_bytes
+        self.idle_timeout = defaults.HTTP_IDLE_SECONDS
+        self.read_timeout = defaults.HTTP_READ_SECONDS
+        self.request_timeout = request_timeout
+        self._stopping: float | None = None
         super().__init__(address, _Handler)
+
+    def stopping_since(self) -> float | None:
+        return self._stopping
+
+    def begin_stop(self) -> None:
+        self._stopping = time.monotonic()
 
 
 class HttpReceiver:
     """Started and stopped by the daemon next to the gRPC server."""
 
-    def __init__(self, host: str, port: int, pipeline: Pipeline, max_request_bytes: int) -> None:
-        self._server = _Server((host, port), pipeline, max_request_bytes)
+    def __init__(self, host: str, port: int, pipeline: Pipeline, max_request_bytes: int,
+                 request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT, token: str | None = None) -> None:
+        self._server = _Server((host, port), pipeline, max_request_bytes, request_timeout, token)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="triage-http", daemon=True)
 
@@ -186,6 +283,8 @@ class HttpReceiver:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, then wait for in-flight requests (each answers after its commit)."""
+        """Stop accepting; idle connections close, bodies still arriving get DRAIN_SECONDS, and
+        requests already read are committed and answered before this returns."""
         self._server.shutdown()
+        self._server.begin_stop()
         self._server.server_close()

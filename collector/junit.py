@@ -17,6 +17,7 @@ correlator matches it at query time by test name, then by time window (``tests.s
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,23 +100,34 @@ def _properties(el: Element) -> dict[str, str]:
     return out
 
 
+MAX_NS = 2**63 - 1  # the store's TIMESTAMP_NS ends in 2262; OTLP's uint64 goes further
+MAX_TEST_SECONDS = 7 * 86400.0  # a longer test time is a broken report, not a test
+
+
 def _timestamp_ns(value: str | None) -> int | None:
+    """Nanoseconds since the epoch, or None when missing, malformed or not storable (before 1970,
+    after 2262): the caller falls back to the file's mtime rather than failing the report."""
     if not value:
         return None
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:  # pytest, Surefire: local time without a zone; read as UTC
+            t = t.replace(tzinfo=timezone.utc)
+        ns = int(t.timestamp() * 1e9)
+    except (ValueError, OverflowError):
         return None
-    if t.tzinfo is None:  # pytest, Surefire: local time without a zone; read as UTC
-        t = t.replace(tzinfo=timezone.utc)
-    return int(t.timestamp() * 1e9)
+    return ns if 0 < ns < MAX_NS - int(MAX_TEST_SECONDS * 1e9) * 1000 else None
 
 
 def _seconds(value: str | None) -> float:
+    """A test's duration; ``inf``, ``nan``, negative and absurd values become 0 or the cap."""
     try:
-        return max(0.0, float((value or "0").replace(",", "")))
+        seconds = float((value or "0").replace(",", ""))
     except ValueError:
         return 0.0
+    if not math.isfinite(seconds) or seconds < 0:
+        return 0.0
+    return min(seconds, MAX_TEST_SECONDS)
 
 
 def parse(data: bytes, fallback_start_ns: int) -> Report:
@@ -163,7 +175,7 @@ def _case(el: Element, suite: str, suite_props: dict[str, str], clock: list[int]
         line=int(el.get("line")) if (el.get("line") or "").isdigit() else None,
         properties={**suite_props, **_properties(el)}, start_ns=clock[0],
     )
-    clock[0] += int(seconds * 1e9)
+    clock[0] = min(clock[0] + int(seconds * 1e9), MAX_NS - int(MAX_TEST_SECONDS * 1e9))
     for tag in ("failure", "error", "skipped"):
         found = el.find(tag)
         if found is None:

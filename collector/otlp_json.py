@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otel_triage.collector.errors import InvalidArgument
 
 REQUESTS: dict[str, type[Message]] = {
     "traces": ExportTraceServiceRequest,
@@ -27,7 +28,7 @@ TOP_LEVEL = {"resourceSpans": "traces", "resourceLogs": "logs", "resourceMetrics
 ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 
 
-class InvalidJson(ValueError):
+class InvalidJson(InvalidArgument):
     """The body is not an OTLP/JSON export request; the message says where and why."""
 
 

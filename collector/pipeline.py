@@ -19,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
 from otel_triage.collector.decode import Decoded, Limits, MalformedRequest, decode
+from otel_triage.collector.errors import Closed, Overloaded, Unavailable
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage.writer import WriteJob, Writer
 
@@ -36,12 +37,21 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="triage-parent-watch", daemon=True).start()
 
 
-class Overloaded(Exception):
-    """Too much data is waiting; the client should retry later (→ UNAVAILABLE + RetryInfo)."""
+class Reservation:
+    """Bytes of one request counted against ``--max-pending-bytes``; released after its commit."""
 
+    def __init__(self, pipeline: Pipeline, signal: str, client_facing: bool = True) -> None:
+        self._pipeline = pipeline
+        self.signal = signal
+        self.client_facing = client_facing  # a refusal is answered to a client (and counted)
+        self.size = 0
 
-class Closed(Exception):
-    """The daemon is shutting down and takes no new data (→ UNAVAILABLE)."""
+    def grow(self, size: int) -> None:
+        """Count ``size`` more bytes, or raise Overloaded / Closed (the request is then refused)."""
+        self._pipeline._grow(self, size)
+
+    def release(self) -> None:
+        self._pipeline._release(self)
 
 
 class Pipeline:
@@ -81,17 +91,34 @@ class Pipeline:
             list(self._pool.map(decode, ["traces"] * self._workers, [b""] * self._workers,
                                 [None] * self._workers, [self._limits] * self._workers))
 
-    def _admit(self, size: int) -> None:
+    def reserve(self, signal: str) -> Reservation:
+        """Memory for one request, grown as its bytes arrive (before they are decoded, or even read)."""
+        return Reservation(self, signal)
+
+    def _grow(self, reservation: Reservation, size: int) -> None:
         with self._lock:
             if self._closed:
-                raise Closed("triage is shutting down")
-            if self._pending and self._pending + size > self._max_pending:
-                raise Overloaded(f"{self._pending} bytes waiting to be committed")
-            self._pending += size
+                refused: Exception = Closed("triage is shutting down")
+            elif self._pending - reservation.size > 0 and self._pending + size > self._max_pending:
+                # Others hold memory and this would pass the budget. A request alone may exceed it
+                # (--max-request-bytes bounds it), so the budget is max(pending bytes, one request).
+                refused = Overloaded(f"{self._pending} bytes waiting to be committed")
+            else:
+                self._pending += size
+                reservation.size += size
+                return
+        if reservation.client_facing:
+            self.count_refused(reservation.signal)
+        raise refused
 
-    def _release(self, size: int) -> None:
+    def count_refused(self, signal: str) -> None:
+        """Requests turned away for now (UNAVAILABLE / 503), for ``triage stats``."""
+        self._metrics.requests.add(1, {"signal": signal, "outcome": "refused"})
+
+    def _release(self, reservation: Reservation) -> None:
         with self._lock:
-            self._pending -= size
+            self._pending -= reservation.size
+            reservation.size = 0
 
     def _decode(self, signal: str, data: bytes) -> Decoded:
         if self._pool is None:
@@ -103,21 +130,32 @@ class Pipeline:
             self._pool = self._new_pool()
             raise Overloaded("a decoder process died; retry") from exc
 
-    def ingest(self, signal: str, data: bytes) -> Decoded:
-        """Decode and commit one export request; raises MalformedRequest, Overloaded or Closed."""
-        self._admit(len(data))
+    def ingest(self, signal: str, data: bytes, reservation: Reservation | None = None) -> Decoded:
+        """Decode and commit one export request; raises MalformedRequest, Overloaded or Closed.
+
+        A receiver that reserved memory while reading the request passes its reservation; it covers
+        ``data`` and is released here once the request is committed or refused.
+        """
+        held = reservation or self.reserve(signal)
+        held.grow(max(0, len(data) - held.size))
         attrs = {"signal": signal}
         try:
             try:
                 decoded = self._decode(signal, data)
-            except Exception:
-                self._metrics.requests.add(1, {**attrs, "outcome": "malformed"})
+            except Exception as exc:
+                outcome = ("malformed" if isinstance(exc, MalformedRequest)
+                           else "refused" if isinstance(exc, Unavailable) else "failed")
+                self._metrics.requests.add(1, {**attrs, "outcome": outcome})
                 raise
             self._metrics.received.add(decoded.accepted + decoded.rejected, attrs)
             if decoded.rejected:
                 self._metrics.rejected.add(decoded.rejected, attrs)
             if decoded.tables:
-                self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+                try:
+                    self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+                except Exception:
+                    self._metrics.requests.add(1, {**attrs, "outcome": "failed"})
+                    raise
                 if self._on_committed is not None:
                     try:
                         self._on_committed(decoded.tables)
@@ -127,7 +165,7 @@ class Pipeline:
             self._metrics.requests.add(1, {**attrs, "outcome": "ok"})
             return decoded
         finally:
-            self._release(len(data))
+            self._release(held)
 
     def ingest_together(self, parts: list[tuple[str, bytes]],
                         extra: Callable[[list[Decoded | MalformedRequest]], dict[str, pa.Table]]
@@ -140,9 +178,10 @@ class Pipeline:
         file on disk can wait, an exporter would have retried anyway.
         """
         size = sum(len(data) for _, data in parts)
+        held = Reservation(self, "files", client_facing=False)  # a file waits; it is not refused
         while True:
             try:
-                self._admit(size)
+                held.grow(size)
                 break
             except Overloaded:
                 time.sleep(0.2)
@@ -173,7 +212,7 @@ class Pipeline:
                     log.exception("run completion tracking failed")
             return results
         finally:
-            self._release(size)
+            self._release(held)
 
     def close(self) -> None:
         """Refuse new requests; in-flight ones finish (the server drains them before this)."""

@@ -8,6 +8,8 @@ outcome to what the OTLP specification asks of a receiver:
 - overloaded / shutting down → UNAVAILABLE with ``google.rpc.RetryInfo``, so exporters back off;
 - too large → RESOURCE_EXHAUSTED without retry info (grpc enforces the limit after decompression).
 
+The mapping itself lives in ``errors.answer``, shared with the OTLP/HTTP receiver.
+
 Requests are registered with a generic handler that receives the raw bytes, so a request is parsed
 once, where it is decoded (possibly in a worker process), not also in the gRPC thread.
 """
@@ -24,17 +26,17 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
-from otel_triage.collector.decode import Decoded, MalformedRequest
-from otel_triage.collector.pipeline import Closed, Overloaded, Pipeline
+from otel_triage.collector import errors
+from otel_triage.collector.decode import Decoded
+from otel_triage.collector.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
-
-RETRY_DELAY_SECONDS = 1
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, detail: Any) -> None:
     status = status_pb2.Status(code=code.value[0], message=message)
-    status.details.add().Pack(detail)
+    if detail is not None:
+        status.details.add().Pack(detail)
     metadata: list[tuple[str, bytes]] = [("grpc-status-details-bin", status.SerializeToString())]
     if isinstance(detail, error_details_pb2.RetryInfo):
         # The Python exporter reads this key; Go and Java read the status details above.
@@ -49,6 +51,22 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
+def _abort_with(context: grpc.ServicerContext, signal: str, exc: Exception) -> None:
+    """Answer a failed export as errors.answer says, with the details the OTLP spec asks for."""
+    outcome = errors.answer(exc)
+    if not isinstance(exc, errors.ReceiverError):  # a storage failure: nothing was committed
+        log.exception("%s export failed", signal)
+    detail: Any
+    if outcome.retryable:
+        detail = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=errors.RETRY_SECONDS))
+    elif outcome.grpc_code == grpc.StatusCode.INVALID_ARGUMENT:
+        detail = error_details_pb2.BadRequest()
+        detail.field_violations.add(field="request", description=outcome.message)
+    else:
+        detail = None
+    _abort(context, outcome.grpc_code, outcome.message, detail)
+
+
 def _signal_handler(
     pipeline: Pipeline, signal: str, response_cls: type, partial_field: str
 ) -> Callable[[bytes, grpc.ServicerContext], bytes]:
@@ -57,17 +75,8 @@ def _signal_handler(
             return response_cls().SerializeToString()
         try:
             decoded: Decoded = pipeline.ingest(signal, data)
-        except MalformedRequest as exc:
-            bad = error_details_pb2.BadRequest()
-            bad.field_violations.add(field="request", description=str(exc))
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), bad)
-        except (Overloaded, Closed) as exc:
-            retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS))
-            _abort(context, grpc.StatusCode.UNAVAILABLE, f"triage is busy: {exc}", retry)
-        except Exception as exc:  # a storage failure: nothing was committed, the client may retry
-            log.exception("%s export failed", signal)
-            retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS))
-            _abort(context, grpc.StatusCode.UNAVAILABLE, f"storage failed: {exc}", retry)
+        except Exception as exc:
+            _abort_with(context, signal, exc)
         response = response_cls()
         if decoded.rejected:
             partial = response.partial_success

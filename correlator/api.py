@@ -1,7 +1,8 @@
-"""``explain(connection, run_id)``: the correlator's one entry point, used by the CLI and the daemon.
+"""``explain(store, run_id)``: the correlator's one entry point, used by the CLI and the daemon.
 
-Reads go through ``collector.storage.reader`` (all SQL lives there); scoring in ``score.py``; the
-result is the ``model.Explanation`` every renderer reads.
+Reads go through the store contract (``store.py``: Arrow tables of per-run facts); the correlator's
+own SQL (``queries/*.sql``) runs over them in a private DuckDB (``sql.py``); scoring in
+``score.py`` and ``compare.py``; the result is the ``model.Explanation`` every renderer reads.
 """
 
 from __future__ import annotations
@@ -12,13 +13,22 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-import duckdb
-from otel_triage.collector.storage.reader import Reader
+import pyarrow as pa
 from otel_triage.correlator import peers as peer_names
 from otel_triage.correlator import stitch, subtree_diff
-from otel_triage.correlator.compare import ServiceShift, compare
+from otel_triage.correlator.compare import PSEUDO_COUNT, SIGNIFICANT, ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
-from otel_triage.correlator.score import CAUSE_THRESHOLD, candidates_for_test
+from otel_triage.correlator.score import candidates_for_test
+from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.store import Store
+from otel_triage.correlator.weights import (
+    CAUSE_THRESHOLD,
+    METRIC_BONUS,
+    METRIC_RUN_SLACK_NS,
+    METRIC_WINDOW_SLACK_NS,
+    SQL,
+    TOP_FOR_METRICS,
+)
 
 STILL_RECEIVING_SECONDS = 10
 
@@ -52,12 +62,8 @@ LINKS = {  # tests.sql's link column, in words, surest first
                     "traces that started while it ran, which is a guess"),
 }
 
-METRIC_WINDOW_SLACK_NS = 2_000_000_000  # metric exports lag the spans by an export interval
-METRIC_BONUS = 0.1
-TOP_FOR_METRICS = 3
 
-
-def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
+def _weigh_metrics(scratch: Scratch, run_id: str, baseline_run_id: str,
                    ranked: dict[str, list[Candidate]], tests: dict[str, dict[str, Any]]) -> dict[str, list[Candidate]]:
     """Add metric shifts (saturation) as evidence to the leading candidates, with a small bonus."""
     windows = sorted({
@@ -66,7 +72,12 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
         for span, cands in ranked.items() for c in cands[:TOP_FOR_METRICS]
     })
     shifts: dict[str, list[Evidence]] = defaultdict(list)
-    for row in reader.metric_shifts(run_id, baseline_run_id, windows):
+    if not windows:
+        return ranked
+    services, starts, ends = (list(col) for col in zip(*windows))
+    scratch.add(windows=pa.table({"service": pa.array(services, pa.string()),
+                                  "start_ns": pa.array(starts, pa.int64()), "end_ns": pa.array(ends, pa.int64())}))
+    for row in scratch.rows("explain_metrics", {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}):
         shifts[row["service"]].append(Evidence(
             "metric", row["service"], row["metric"],
             f"{row['metric']} reached {row['window_value']:.4g} {row['unit']} in the failure's window "
@@ -85,15 +96,20 @@ def _weigh_metrics(reader: Reader, run_id: str, baseline_run_id: str,
     return out
 
 
-def _weigh_changes(reader: Reader, baseline_run_id: str,
+def _weigh_changes(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str,
                    ranked: dict[str, list[Candidate]]) -> dict[str, list[Candidate]]:
     """Failed tests whose subtree shows no trusted error or abnormal latency (none, or only weak or
     noisy signs such as a latency spike on a busy machine): add what differs from the same test in
-    the baseline run."""
+    the baseline run (queries/subtree_diff.sql over both runs' per-test items)."""
     quiet = [span for span, cands in ranked.items() if not cands or cands[0].score < CAUSE_THRESHOLD]
     if not quiet:
         return ranked
-    found = subtree_diff.candidates(*reader.subtree_diff(baseline_run_id, quiet))
+    scratch.add(run_items=store.test_items(run_id), baseline_items=store.test_items(baseline_run_id))
+    rows = scratch.rows("subtree_diff", {"baseline_run_id": baseline_run_id, "tests": quiet})
+    ids = sorted({span for r in rows for span in (r["path"] or [])})
+    names = dict(scratch.con.execute("SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes "
+                                     "WHERE SpanId IN (SELECT unnest($ids::VARCHAR[]))", {"ids": ids}).fetchall())
+    found = subtree_diff.candidates(rows, names)
     return {span: _best_per_service(sorted([*cands, *found.get(span, [])], key=lambda c: (-c.score, c.service)))
             for span, cands in ranked.items()}
 
@@ -139,27 +155,51 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
     return tuple(sorted(out, key=lambda x: (-x.score, -x.failed_tests, x.service)))
 
 
-def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> Explanation:
-    reader = Reader(con)
-    runs = reader.run_ids()
+def explain(store: Store, run_id: str, baseline_run_id: str | None = None) -> Explanation:
+    store.ensure_facts()
+    runs = store.run_ids()
     if run_id not in runs:
         known = ", ".join(sorted(runs)[:5]) or "none yet"
         raise ExplainError(f"unknown run id {run_id!r} (runs include: {known}; see `triage runs`)")
-    reader.all_tests()
+    scratch = Scratch(run_tests=store.tests())
+    try:
+        return _explain(store, scratch, run_id, baseline_run_id, runs)
+    finally:
+        scratch.close()
+
+
+def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None,
+             runs: set[str]) -> Explanation:
     if baseline_run_id:
         if baseline_run_id not in runs:
             raise ExplainError(f"unknown baseline run id {baseline_run_id!r}")
         baseline_words = f"run {baseline_run_id} (--baseline), and the passing tests of this run"
     else:
-        baseline_run_id = reader.default_baseline(run_id)
+        found = scratch.rows("baseline_run", {"run_id": run_id})
+        baseline_run_id = found[0]["run_id"] if found else None
         baseline_words = (
             f"run {baseline_run_id}: the most recent earlier run in which these tests passed, "
             "and the passing tests of this run"
             if baseline_run_id else "the passing tests of this run (no earlier run passed these tests)"
         )
-    data = reader.explain_inputs(run_id, baseline_run_id)
-    peers = peer_names.resolve(data["peer_addresses"])  # an address-only peer named by who serves it
-    inferred = stitch.links(data["stitched"])  # broken traces joined to the span they answered
+    run_ops = store.operations(run_id)
+    scratch.add(tests=scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table(),
+                nodes=store.nodes(run_id), run_ops=run_ops,
+                baseline_ops=store.operations(baseline_run_id) if baseline_run_id else run_ops.slice(0, 0))
+    data = {
+        "tests": scratch.rows("SELECT * FROM tests"),
+        "nodes": scratch.rows("explain_nodes", SQL),
+        **store.run_facts(run_id),
+    }
+    data["span_names"] = dict(scratch.con.execute(
+        "SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes "
+        "WHERE SpanId IN (SELECT unnest($ids))",
+        {"ids": sorted({s for n in data["nodes"] for s in n["path"]})}).fetchall())
+    # An address-only peer named by who serves it, from the run's spans, else its baseline run's.
+    addresses = [{**r, "side": side} for side, run in (("run", run_id), ("baseline", baseline_run_id)) if run
+                 for r in store.peer_addresses(run).to_pylist()]
+    peers = peer_names.resolve(addresses)
+    inferred = stitch.links(store.stitched(run_id).to_pylist())  # broken traces joined to the span they answered
     by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for n in peer_names.rename(data["nodes"], peers):
         by_test[n["test_span"]].append(n)
@@ -171,8 +211,9 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
         for t in data["tests"] if t["status"] == "failed"
     }
     if baseline_run_id:
-        ranked = _weigh_metrics(reader, run_id, baseline_run_id, ranked, tests_by_span)
-        ranked = _weigh_changes(reader, baseline_run_id, ranked)
+        scratch.add(points=store.metric_points([run_id, baseline_run_id], METRIC_RUN_SLACK_NS))
+        ranked = _weigh_metrics(scratch, run_id, baseline_run_id, ranked, tests_by_span)
+        ranked = _weigh_changes(store, scratch, run_id, baseline_run_id, ranked)
 
     failed: list[FailedTest] = []
     for t in data["tests"]:
@@ -198,12 +239,12 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
         for (s, o), tests in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0][0] or "~"))
     )
 
-    shifts = compare(reader.compare_with_baseline(run_id, baseline_run_id)) if baseline_run_id else {}
+    shifts = compare(_comparisons(store, scratch, run_id, baseline_run_id)) if baseline_run_id else {}
     suspects = _suspects(failed, shifts)
 
     notes = []
     named = {c.service for f in failed for c in f.candidates}
-    for peer in {peers[p].service if p in peers else p for p in data["silent_peers"]}:
+    for peer in sorted({peers[p].service if p in peers else p for p in data["silent_peers"]}):
         if peer in named:
             kind = "a service of this run" if peer in data["services"] else "no service that reported telemetry"
             notes.append(f"{peer} never reported a server span for calls made to it ({kind}): "
@@ -211,7 +252,7 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
     age = time.time() - data["last_seen_unix_nano"] / 1e9
     # A run the daemon has recorded as complete (its session ended and the data settled) is not
     # still arriving, however recent its last span.
-    if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS and not reader.run_completion(run_id):
+    if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS and not store.is_complete(run_id):
         notes.append(f"the run's last span ended {age:.0f} s ago: data may still be arriving")
     passed = sum(1 for t in data["tests"] if t["status"] == "passed")
     return Explanation(run_id=run_id, baseline_run_id=baseline_run_id, baseline=baseline_words,
@@ -219,5 +260,19 @@ def explain(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | 
                        groups=group_list, suspects=suspects, notes=tuple(notes))
 
 
-def explain_json(con: duckdb.DuckDBPyConnection, run_id: str, baseline_run_id: str | None = None) -> str:
-    return json.dumps(explain(con, run_id, baseline_run_id).to_dict(), indent=2)
+def _comparisons(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The run against its baseline run, operation by operation (``queries/compare_*.sql`` over
+    both runs' facts): latency, the calls each operation makes, log templates, and metrics."""
+    # The span counts alone: joining the tables that carry every duration would drag those along.
+    scratch.add(run_counts=scratch.con.sql("SELECT service, operation, spans FROM run_ops").to_arrow_table(),
+                baseline_counts=scratch.con.sql("SELECT service, operation, spans FROM baseline_ops").to_arrow_table())
+    scratch.add(run_latency=store.latency(run_id), baseline_latency=store.latency(baseline_run_id),
+                run_calls=store.calls(run_id), baseline_calls=store.calls(baseline_run_id),
+                run_logs=store.log_templates(run_id), baseline_logs=store.log_templates(baseline_run_id))
+    params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL,
+              "significant": SIGNIFICANT, "pseudo_count": PSEUDO_COUNT}
+    return {name: scratch.rows(f"compare_{name}", params) for name in ("latency", "calls", "logs", "metrics")}
+
+
+def explain_json(store: Store, run_id: str, baseline_run_id: str | None = None) -> str:
+    return json.dumps(explain(store, run_id, baseline_run_id).to_dict(), indent=2)

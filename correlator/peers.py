@@ -3,7 +3,7 @@
 A client span without ``peer.service`` names its peer by address (``127.0.0.1:41234``). When that
 peer crashed mid-request it exported nothing of the call, yet the same run (or its baseline run)
 usually shows who serves that address: server spans stating the address they serve, and earlier
-calls to it whose server side reported (peer_addresses.sql). The run's own data wins over the
+calls to it whose server side reported (facts_peer_addresses.sql, per run; ``Store.peer_addresses``). The run's own data wins over the
 baseline's (ports are reused between runs); a peer that never reported keeps its address.
 """
 
@@ -37,7 +37,7 @@ class PeerName:
 
 
 def resolve(rows: list[dict[str, Any]]) -> dict[str, PeerName]:
-    """address → the service that serves it, from peer_addresses.sql rows."""
+    """address → the service that serves it, from facts_peer_addresses.sql rows of the run and its baseline run (``side``)."""
     by_address: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_address[row["address"]].append(row)

@@ -17,14 +17,15 @@ from collections import defaultdict
 from typing import Any
 
 from otel_triage.correlator.model import Candidate, Evidence
-
-MESSENGER = 0.15
-ERROR_ORIGIN = 1.0
-LOG_ORIGIN = 0.8
-LATENCY_ORIGIN = 0.7
-RETRY_RECOVERED = 0.1
-NOISE_FLOOR = 0.05
-CAUSE_THRESHOLD = 0.3  # below this, no candidate is trusted to be the cause
+from otel_triage.correlator.weights import (  # noqa: F401  (CAUSE_THRESHOLD: re-exported for api.py)
+    CAUSE_THRESHOLD,
+    ERROR_ORIGIN,
+    LATENCY_ORIGIN,
+    LOG_ORIGIN,
+    MESSENGER,
+    NOISE_FLOOR,
+    RETRY_RECOVERED,
+)
 
 
 def _ms(ns: float | None) -> str:

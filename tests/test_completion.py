@@ -112,14 +112,14 @@ def test_failing_receivers_are_retried_and_never_block_ingestion(db_path):
     assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'during-1'") == [(3000,)]
     log = daemon.stderr
     assert f"giving up on run hooked-1 for {slow.url} after 3 attempts" in log, log
-    assert f"giving up on run hooked-1 for {down} after 3 attempts: URLError" in log, log
+    assert f"giving up on run hooked-1 for {down} after 3 attempts: ConnectionRefusedError" in log, log
     assert "failed (HTTP 500); retry 1/2" in log, log
 
 
 def test_semconv_suite_end_and_mark_complete_in_process(db_path):
     """An OpenTelemetry test-suite root span with a final test.suite.run.status ends the run; and the
     entry point other importers (JUnit) call, mark_complete, records and answers at once."""
-    from otel_triage.collector.server import Daemon, ServeConfig
+    from otel_triage.cli.serve import Daemon, ServeConfig
 
     daemon = Daemon(ServeConfig(db=str(db_path), listen="127.0.0.1:0", quiet_period=300))
     port = daemon.start()

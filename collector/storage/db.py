@@ -7,6 +7,7 @@ hanging or touching the file.
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,13 @@ import duckdb
 
 SCHEMA_PACKAGE = "otel_triage.collector.storage.schema"
 SCHEMA_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """DuckDB draws a progress bar on stdout for queries over 2 s, which would corrupt `--json`
+    output; the setting is per connection (cursors too)."""
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 class StoreError(Exception):
@@ -46,6 +54,11 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
         return 0
     row = con.execute("SELECT value FROM triage_meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
+
+
+def upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Create or upgrade the schema on any connection (an in-memory copy of a run included)."""
+    _upgrade(con, path)
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -82,11 +95,22 @@ def _friendly(exc: duckdb.Error, path: str) -> StoreError:
     return StoreError(f"cannot open {path}: {text}")
 
 
+def private_files() -> None:
+    """From here on this process creates files readable by its user only (umask 077).
+
+    The store holds every run's telemetry (exception messages, URLs, log bodies): other users of the
+    host must not read it. DuckDB creates the database file, then its WAL anew after every
+    checkpoint, and temporary spill files, each with the process umask: tightening the umask is the
+    one way to cover all of them. Called by the one process that writes the store."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
 def open_writer(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """The daemon's connection: creates or upgrades the schema."""
+    """The daemon's connection: creates or upgrades the schema; new files are private (0600)."""
     path = str(path)
+    private_files()
     try:
-        con = duckdb.connect(path)
+        con = quiet(duckdb.connect(path))
     except duckdb.Error as exc:
         raise _friendly(exc, path) from exc
     # Fewer, larger checkpoints: most of an insert's cost is writing WAL and checkpoints.
@@ -101,12 +125,12 @@ def open_reader(path: str | Path) -> duckdb.DuckDBPyConnection:
     if not Path(path).exists():
         raise StoreError(f"{path} does not exist (start `triage serve --db {path}` to create it)")
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = quiet(duckdb.connect(path, read_only=True))
     except duckdb.Error as exc:
         raise _friendly(exc, path) from exc
     version = _schema_version(con)
     if version != SCHEMA_VERSION:
         con.close()
         open_writer(path).close()  # upgrades (or explains why it cannot)
-        con = duckdb.connect(path, read_only=True)
+        con = quiet(duckdb.connect(path, read_only=True))
     return con

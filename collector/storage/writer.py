@@ -9,6 +9,7 @@ keeps durability cheap (DuckDB inserts ~50k rows/s in 512-row batches, ~170k in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -28,6 +29,8 @@ class WriteJob:
     tables: dict[str, pa.Table]
     rows: int
     done: Future = field(default_factory=Future)
+    # Derived rows of one run (storage/facts.py): each table's rows of this run_id are replaced.
+    replace_run: str | None = None
 
 
 _STOP = object()
@@ -64,6 +67,24 @@ class Writer:
             return fn(cursor)
         finally:
             cursor.close()
+
+    def exclusive(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
+        """Run ``fn`` in a transaction of its own between two commits (retention's deletes), then
+        checkpoint so the blocks it freed are reused (or given back at the end of the file)."""
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN")
+            try:
+                result = fn(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            try:
+                con.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # a reader holds an old snapshot: the next checkpoint does it
+                log.info("checkpoint after a write deferred: %s", exc)
+            return result
 
     def close(self) -> None:
         self._queue.put(_STOP)
@@ -108,7 +129,11 @@ class Writer:
     def _commit(self, jobs: list[WriteJob]) -> None:
         started = time.perf_counter()
         by_table: dict[str, list[pa.Table]] = {}
+        replaced: dict[str, WriteJob] = {}  # the newest facts of each run win within one commit
         for job in jobs:
+            if job.replace_run is not None:
+                replaced[job.replace_run] = job
+                continue
             for name, table in job.tables.items():
                 by_table.setdefault(name, []).append(table)
         rows = sum(job.rows for job in jobs)
@@ -117,6 +142,10 @@ class Writer:
                 con = self._con
                 con.execute("BEGIN")
                 try:
+                    for run_id, job in replaced.items():
+                        for name, table in job.tables.items():
+                            con.execute(f"DELETE FROM {name} WHERE run_id = ?", [run_id])
+                            by_table.setdefault(name, []).append(table)
                     for name, parts in by_table.items():
                         batch = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
                         con.register("_batch", batch)
@@ -126,7 +155,10 @@ class Writer:
                             con.unregister("_batch")
                     con.execute("COMMIT")
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    # After an I/O error (a full disk) DuckDB may have ended the transaction itself;
+                    # a failing ROLLBACK must not replace the error that says what went wrong.
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute("ROLLBACK")
                     raise
         except Exception as exc:  # the jobs fail together; their callers answer with an error
             log.exception("commit of %d rows failed", rows)

@@ -11,7 +11,8 @@
 -- confidence = the rule's base (address 0.95, or 0.8 without a path to compare; same service 0.8)
 -- divided by how many spans could equally have been the parent (concurrent requests).
 -- Traces linked to the run (span links) are joined by run_traces.sql already and left alone.
--- Expects temp table explain_tests; parameter $run_id.
+-- Expects temp table explain_tests (tests.sql, one run: facts.py computes this with the run's facts,
+-- and the stitched traces join the run's traces); parameter $run_id.
 WITH test_traces AS (SELECT DISTINCT trace_id AS TraceId FROM explain_tests WHERE trace_id IS NOT NULL),
 bounds AS (SELECT min(start_unix_nano) AS lo, max(start_unix_nano + duration_ns) AS hi FROM explain_tests),
 window_spans AS (

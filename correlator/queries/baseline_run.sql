@@ -1,5 +1,6 @@
 -- The default baseline for $run_id: the most recent earlier run in which tests that failed in
--- $run_id passed (most such tests first, then the latest). Expects run_tests for every run.
+-- $run_id passed (most such tests first, then the latest). Input: run_tests, every run's tests
+-- (store.tests).
 WITH failed_here AS (
     SELECT test FROM run_tests WHERE run_id = $run_id AND status = 'failed'
 ),

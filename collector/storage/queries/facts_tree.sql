@@ -1,8 +1,9 @@
--- Every span under every test of the run: the test's own subtree (never the whole trace, since
+-- Every span under every test of the run (expects temp tables explain_spans, facts_spans.sql, and
+-- explain_tests, tests.sql, of one run): the test's own subtree (never the whole trace, since
 -- pytest-opentelemetry puts a whole session in one trace), followed across span links into other
 -- traces (a consumer linked to a producer under the test). path holds the span ids from the test
--- down to the span, which later tells ancestors from descendants without another walk.
--- Expects temp tables explain_spans, explain_tests and explain_stitched.
+-- down to the span, which later tells ancestors from descendants without another walk; and across
+-- the inferred links of broken traces (explain_stitched, stitch.sql).
 WITH RECURSIVE edges AS (
     SELECT TraceId AS parent_trace, ParentSpanId AS parent_span, TraceId AS child_trace, SpanId AS child_span
     FROM explain_spans WHERE ParentSpanId <> ''

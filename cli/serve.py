@@ -3,6 +3,10 @@
 Lifecycle: ``start()`` opens (and upgrades) the database, starts the writer, the decoders and the
 gRPC server; ``stop()`` refuses new requests, lets in-flight ones finish and commit, then closes the
 database with a checkpoint. Nothing acknowledged is ever only in memory.
+
+It composes the collector and the correlator (the query API's ``Explain``, run completion and its
+webhooks, per-run facts through the single writer), so it sits above both, in ``cli/``: the
+collector never imports the correlator.
 """
 
 from __future__ import annotations
@@ -16,17 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from otel_triage.collector import defaults, receiver
+from otel_triage.collector import auth, defaults, receiver
 from otel_triage.collector.completion import CompletionStore, CompletionTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
 from otel_triage.collector.http_receiver import HttpReceiver
 from otel_triage.collector.notify import Notifier
 from otel_triage.collector.pipeline import Pipeline
+from otel_triage.collector.retention import Policy, Retainer
 from otel_triage.collector.selfmetrics import SelfMetrics
+from otel_triage.collector.storage import facts
 from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
 from otel_triage.collector.storage.reader import Reader
-from otel_triage.collector.storage.writer import Writer
+from otel_triage.collector.storage.store import DuckStore
+from otel_triage.collector.storage.writer import WriteJob, Writer
 from otel_triage.collector.watch import FolderWatcher
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
@@ -45,6 +52,9 @@ class ServeConfig:
     decode_workers: int = 0
     rpc_threads: int = 32
     listen_http: str | None = defaults.LISTEN_HTTP  # None: no OTLP/HTTP listener
+    http_request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT
+    auth_token: str | None = None  # required of every client when set (collector/auth.py)
+    insecure: bool = False  # allow a non-loopback address without a token
     watch: tuple[str, ...] = ()
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     settle_seconds: float = defaults.SETTLE_SECONDS
@@ -53,6 +63,8 @@ class ServeConfig:
     notify_timeout: float = defaults.NOTIFY_TIMEOUT
     notify_attempts: int = defaults.NOTIFY_ATTEMPTS
     notify_backoff: float = 1.0
+    retain_runs: int | None = None  # retention (collector/retention.py): None keeps everything
+    retain_days: float | None = None
 
 
 class ListenError(Exception):
@@ -99,7 +111,7 @@ class QueryService(triage_pb2_grpc.TriageServicer):
 
         try:
             text = self._daemon.read(
-                lambda cur: explain_json(cur, request.run_id, request.baseline_run_id or None)
+                lambda cur: explain_json(self._daemon.store(cur), request.run_id, request.baseline_run_id or None)
             )
         except ExplainError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
@@ -122,6 +134,10 @@ class QueryService(triage_pb2_grpc.TriageServicer):
             reason=done.reason if done else "", completed_unix_nano=done.completed_unix_nano if done else 0)
 
     def TestSpans(self, request: triage_pb2.TestSpansRequest, context: grpc.ServicerContext) -> Any:
+        if request.max_spans < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"max_spans is {request.max_spans}; it must be 0 (the default, "
+                          f"{defaults.REPORT_MAX_SPANS}) or more")
         n = request.max_spans or defaults.REPORT_MAX_SPANS
         found = self._daemon.read(lambda cur: Reader(cur).test_spans(request.trace_id, request.span_id, n))
         return triage_pb2.TestSpansResponse(json=json.dumps(found))
@@ -144,14 +160,26 @@ class Daemon:
         cfg = self.config
         host, port = split_host_port(cfg.listen)
         http_address = split_host_port(cfg.listen_http, "--listen-http", "127.0.0.1:4318") if cfg.listen_http else None
+        if cfg.auth_token is None and not cfg.insecure:
+            hosts = [(cfg.listen, host)] + ([(cfg.listen_http, http_address[0])] if http_address else [])
+            for address, h in hosts:
+                if not auth.is_loopback(h):
+                    raise ListenError(
+                        f"refusing to listen on {address} without a token: anyone who reaches it could write "
+                        f"and read every run. Pass --auth-token-file (or set {auth.ENV}), or --insecure "
+                        "if the network is trusted")
         folders = [Path(d) for d in cfg.watch]
         for folder in folders:
             if not folder.is_dir():
                 raise ListenError(f"--watch {folder}: not a directory")
+        policy = Policy(cfg.retain_runs, cfg.retain_days)  # checked before the file is opened
         con = open_writer(cfg.db)
+        self._facts_lock = threading.Lock()
+        self._facts_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-facts")
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
-        store = CompletionStore(self._writer.read)
+        self.retainer = Retainer(policy, self._writer.exclusive) if policy.active else None
+        store = self._completion_store = CompletionStore(self._writer.read)
         self.notifier: Notifier | None = None
         if cfg.notify:
             self.notifier = Notifier(list(cfg.notify), self._explain_payload, store.mark_notified,
@@ -159,7 +187,7 @@ class Daemon:
                                      backoff=cfg.notify_backoff)
         self.completion = CompletionTracker(
             store, quiet_period=cfg.quiet_period,
-            on_complete=lambda c: self.notifier.submit(c.run_id) if self.notifier else store.mark_notified(c.run_id))
+            on_complete=self._completed)
         self.pipeline = Pipeline(
             self._writer,
             self.metrics,
@@ -169,6 +197,7 @@ class Daemon:
             max_pending_bytes=cfg.max_pending_bytes,
             on_committed=self.completion.observe,
         )
+        self._facts_pool.submit(self.refresh_facts)  # an upgraded file, runs completed while we were down
         for c in self.completion.start():  # completed before a restart, never delivered
             if self.notifier:
                 self.notifier.submit(c.run_id)
@@ -178,6 +207,7 @@ class Daemon:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
             handlers=receiver.handlers(self.pipeline),
+            interceptors=[auth.TokenInterceptor(cfg.auth_token)] if cfg.auth_token else None,
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes),
                 ("grpc.max_send_message_length", 256 << 20),
@@ -195,7 +225,8 @@ class Daemon:
             raise ListenError(f"cannot listen on {cfg.listen} (is another daemon running there?)")
         if http_address:
             try:
-                self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes)
+                self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes,
+                                         cfg.http_request_timeout, cfg.auth_token)
             except OSError as exc:
                 server.stop(0)
                 self._close_storage()
@@ -204,6 +235,8 @@ class Daemon:
         server.start()
         self._server = server
         self.host = host
+        if self.retainer is not None:
+            self.retainer.start()
         if folders:
             ingester = FileIngester(self.pipeline, self.read, cfg.run_id, cfg.max_file_bytes,
                                     on_report=self.completion.mark_complete)
@@ -215,7 +248,32 @@ class Daemon:
         """The webhook body: byte for byte what `triage explain RUN_ID --json` prints."""
         from otel_triage.correlator.api import explain_json
 
-        return self.read(lambda cur: explain_json(cur, run_id)).encode()
+        return self.read(lambda cur: explain_json(self.store(cur), run_id)).encode()
+
+    def store(self, cursor: Any) -> DuckStore:
+        """The correlator's store on a cursor of the daemon's connection; facts go through the writer."""
+        return DuckStore(cursor, write_facts=self._write_facts, lock=self._facts_lock)
+
+    def _completed(self, c: Any) -> None:
+        """A run is complete: compute its facts (in the background), then notify."""
+        self._facts_pool.submit(self.refresh_facts)
+        if self.notifier:
+            self.notifier.submit(c.run_id)
+        else:
+            self._completion_store.mark_notified(c.run_id)
+
+    def _write_facts(self, run_id: str, tables: dict[str, Any]) -> None:
+        self._writer.submit(WriteJob(tables, 0, replace_run=run_id)).result()
+
+    def refresh_facts(self) -> None:
+        """Compute the facts of every run that lacks them or got data since (run completion, start).
+
+        Serialised, so an explanation asking at the same time waits and then finds them fresh."""
+        with self._facts_lock:
+            try:
+                self.read(lambda cur: facts.ensure(cur, self._write_facts))
+            except Exception:
+                log.exception("computing run facts failed; explanations compute them on demand")
 
     def read(self, fn: Any) -> Any:
         return self._writer.read(fn)
@@ -235,6 +293,10 @@ class Daemon:
         self._close_storage()
 
     def _close_storage(self) -> None:
+        if getattr(self, "retainer", None) is not None:
+            self.retainer.stop()
+        if getattr(self, "_facts_pool", None) is not None:
+            self._facts_pool.shutdown(wait=True, cancel_futures=True)
         if getattr(self, "completion", None) is not None:
             self.completion.stop()
         if getattr(self, "notifier", None) is not None:

@@ -1,0 +1,157 @@
+"""Per-run facts: what every explanation of a run reads, computed once from the ``otel_*`` tables.
+
+An explanation used to extract the JSON attributes of every span of the run, walk every test's
+subtree and recompute per-operation latency on each call. ``compute(con, run_id)`` does that work
+once for one run (``facts_*.sql`` over a private cursor; one snapshot) and returns the rows of the
+``triage_facts_*`` tables (004_run_facts.sql) as Arrow tables; ``write`` replaces the run's rows.
+
+The function reads nothing but the raw ``otel_*`` tables, so any store holding our schema (a file
+the daemon wrote, an in-memory DuckDB filled from ClickHouse) gets the same facts, and running it
+twice gives the same rows. ``stale_runs`` names the runs whose facts are missing or older than
+their data: a file whose source row counts still match the counts stored with the facts has
+nothing newer (no scan); otherwise only rows past those counts are looked at.
+
+The daemon computes facts when a run completes and writes them through its single writer; any
+reader calls ``ensure`` first, which computes what is missing (an old file, a run explained before
+it completed, data that arrived after completion).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+
+import duckdb
+import pyarrow as pa
+from otel_triage.collector.storage.db import quiet
+from otel_triage.collector.storage.reader import sql
+
+# Source table -> the triage_facts_runs column holding its row count when the facts were computed.
+SOURCES = {"otel_traces": "traces_rows", "otel_traces_events": "events_rows",
+           "otel_traces_links": "links_rows", "otel_logs": "logs_rows"}
+# Fact table -> the query that fills it (all expect the temp tables compute() makes).
+TABLES = {"triage_facts_tests": "SELECT * EXCLUDE (run_id), $run_id AS run_id FROM explain_tests",
+          "triage_facts_nodes": "facts_nodes", "triage_facts_ops": "facts_ops",
+          "triage_facts_latency": "facts_latency", "triage_facts_calls": "facts_calls",
+          "triage_facts_logs": "facts_logs", "triage_facts_runs": "facts_run",
+          "triage_facts_stitched": "SELECT $run_id AS run_id, * FROM explain_stitched",
+          "triage_facts_peers": "facts_peer_addresses", "triage_facts_services": "facts_services",
+          "triage_facts_test_items": "facts_test_items"}
+
+Write = Callable[[str, dict[str, pa.Table]], None]
+
+
+def _text(query: str) -> str:
+    return query if query.startswith("SELECT") else sql(query)
+
+
+def row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    selects = ", ".join(f"(SELECT count(*) FROM {t}) AS {c}" for t, c in SOURCES.items())
+    row = con.execute(f"SELECT {selects}").fetchall()[0]
+    return dict(zip(SOURCES.values(), row or ()))
+
+
+def compute(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, pa.Table]:
+    """The rows of every triage_facts_* table for one run, from the otel_* tables alone."""
+    cur = quiet(con.cursor())  # its own temp tables, gone with it
+    try:
+        cur.execute("BEGIN TRANSACTION")  # one snapshot: the row counts match what was read
+        counts = row_counts(cur)
+        params = {"run_id": run_id}
+        cur.execute(f"CREATE TEMP TABLE run_traces AS {sql('run_traces')}", params)
+        cur.execute(f"CREATE TEMP TABLE explain_tests AS {sql('tests')}")
+        # Broken traces (a call made without its context) join the run as inferred children
+        # (stitch.sql): run membership, so they are part of the run's traces from here on.
+        cur.execute(f"CREATE TEMP TABLE explain_stitched AS {sql('stitch')}", params)
+        cur.execute("INSERT INTO run_traces SELECT DISTINCT $run_id, child_trace FROM explain_stitched "
+                    "WHERE child_trace NOT IN (SELECT TraceId FROM run_traces)", params)
+        cur.execute(f"CREATE TEMP TABLE explain_spans AS {sql('facts_spans')}")
+        cur.execute(f"CREATE TEMP TABLE explain_tree AS {sql('facts_tree')}")
+        out: dict[str, pa.Table] = {}
+        for table, query in TABLES.items():
+            text = _text(query)
+            out[table] = cur.sql(text, params=params if "$run_id" in text else None).to_arrow_table()
+        runs = out["triage_facts_runs"]
+        for column, value in [*counts.items(), ("computed_unix_nano", time.time_ns())]:
+            runs = runs.append_column(column, pa.array([value] * runs.num_rows, pa.int64()))
+        out["triage_facts_runs"] = runs
+        cur.execute("ROLLBACK")
+        return out
+    finally:
+        cur.close()
+
+
+def write(con: duckdb.DuckDBPyConnection, run_id: str, tables: dict[str, pa.Table]) -> None:
+    """Replace the run's facts in one transaction (for a connection nobody else writes with)."""
+    con.execute("BEGIN")
+    try:
+        replace(con, run_id, tables)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def replace(con: duckdb.DuckDBPyConnection, run_id: str, tables: dict[str, pa.Table]) -> None:
+    """Delete the run's rows from each fact table and insert the new ones (inside a transaction)."""
+    for name, table in tables.items():
+        con.execute(f"DELETE FROM {name} WHERE run_id = ?", [run_id])
+        con.register("_facts", table)
+        try:
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _facts")
+        finally:
+            with contextlib.suppress(duckdb.Error):  # keep the insert's own error, not this one
+                con.unregister("_facts")
+
+
+def stale_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Runs whose facts are missing, or older than data that has arrived for them since."""
+    return check(con)[0]
+
+
+def check(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str], dict[str, int]]:
+    """(stale runs, runs checked fresh against newer rows, the source row counts checked)."""
+    missing = {r[0] for r in con.execute(
+        f"SELECT RunId FROM ({sql('run_ids')}) WHERE RunId NOT IN (SELECT run_id FROM triage_facts_runs)"
+    ).fetchall()}
+    counts = row_counts(con)
+    moved = " OR ".join(f"{c} <> {int(n)}" for c, n in counts.items())
+    checked = {r[0] for r in con.execute(f"SELECT run_id FROM triage_facts_runs WHERE {moved}").fetchall()}
+    if not checked:
+        return sorted(missing), [], counts
+    changed = con.execute(
+        "SELECT min(traces_rows), min(events_rows), min(links_rows), min(logs_rows) FROM triage_facts_runs "
+        f"WHERE {moved}").fetchall()[0]
+    lows = dict(zip(SOURCES.values(), changed))
+    newer = {r[0] for r in con.execute(sql("facts_stale"), lows).fetchall()}
+    return sorted(missing | newer), sorted(checked - newer), counts
+
+
+def _advance(con: duckdb.DuckDBPyConnection, run_id: str, counts: dict[str, int]) -> dict[str, pa.Table]:
+    """The run's summary row with the row counts it has been checked against: data for other runs
+    (or for none) is then not looked at again by the next check."""
+    sets = ", ".join(f"{int(n)}::BIGINT AS {c}" for c, n in counts.items())
+    row = con.sql(f"SELECT * REPLACE ({sets}) FROM triage_facts_runs WHERE run_id = $r",
+                  params={"r": run_id}).to_arrow_table()
+    return {"triage_facts_runs": row}
+
+
+def ensure(con: duckdb.DuckDBPyConnection, write_facts: Write | None = None,
+           runs: Iterable[str] | None = None) -> list[str]:
+    """Compute the facts of every stale run (or of ``runs``) and write them; returns those runs.
+
+    ``write_facts(run_id, tables)`` defaults to writing on ``con`` itself; the daemon passes its
+    single writer instead."""
+    save = write_facts or (lambda run_id, tables: write(con, run_id, tables))
+    fresh: list[str] = []
+    counts: dict[str, int] = {}
+    if runs is None:
+        todo, fresh, counts = check(con)
+    else:
+        todo = sorted(runs)
+    for run_id in todo:
+        save(run_id, compute(con, run_id))
+    for run_id in fresh:
+        save(run_id, _advance(con, run_id, counts))
+    return todo

@@ -1,0 +1,49 @@
+-- Per-operation latency of the run in two measures that do not pass a callee's slowness up to its
+-- callers (the correlator's compare_latency.sql sets them against a baseline run's):
+--   * self: a span's duration minus its children's, and minus the time it overlaps its siblings
+--     (an async framework's span that merely waits beside the one doing the work); spans that call
+--     another service are left out, since their own time is the wire's;
+--   * wire: a cross-service call's client duration minus its server span's duration (network and
+--     queueing between the two), counted for both ends, since either side's network can hold it.
+-- Every value is kept (v), sorted, so any threshold can be counted later without the spans.
+-- Expects temp table explain_spans of one run; parameter $run_id.
+WITH spans AS (
+    SELECT *, start_ns + duration_ns AS end_ns,
+        max(start_ns + duration_ns) OVER earlier AS earlier_end,
+        min(start_ns) OVER later AS later_start, max(start_ns + duration_ns) OVER later AS later_end
+    FROM explain_spans
+    WINDOW earlier AS (PARTITION BY TraceId, ParentSpanId ORDER BY start_ns, SpanId
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           later AS (PARTITION BY TraceId, ParentSpanId ORDER BY start_ns, SpanId
+                     ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+),
+children AS (
+    SELECT c.TraceId, c.ParentSpanId AS SpanId, sum(c.duration_ns) AS child_ns,
+           bool_or(c.service <> p.service) AS calls_out
+    FROM explain_spans AS c
+    JOIN explain_spans AS p ON p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
+    GROUP BY ALL
+),
+calls AS (
+    SELECT p.service AS caller, c.service AS callee, c.operation, p.duration_ns - c.duration_ns AS wire_ns
+    FROM explain_spans AS c
+    JOIN explain_spans AS p ON p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
+    WHERE p.service <> c.service
+),
+measures AS (
+    SELECT s.service, s.operation, 'self' AS measure,
+           greatest(s.duration_ns - coalesce(ch.child_ns, 0)
+                    - greatest(coalesce(least(s.end_ns, s.earlier_end) - s.start_ns, 0),
+                               coalesce(least(s.end_ns, s.later_end) - greatest(s.start_ns, s.later_start), 0)),
+                    0) AS v
+    FROM spans AS s LEFT JOIN children AS ch USING (TraceId, SpanId)
+    WHERE NOT coalesce(ch.calls_out, false)
+    UNION ALL
+    SELECT callee, operation, 'wire from ' || caller, wire_ns FROM calls
+    UNION ALL
+    SELECT caller, operation, 'wire to ' || callee, wire_ns FROM calls
+)
+SELECT $run_id AS run_id, service, operation, measure, count(*) AS n, max(v)::BIGINT AS max_v,
+       quantile_cont(v, 0.5) AS p50, list(v::BIGINT ORDER BY v) AS v
+FROM measures
+GROUP BY ALL

@@ -1,0 +1,65 @@
+-- The spans of the run in run_traces (one run: facts.py), with the attributes the correlator reads
+-- pulled out once into typed columns, the first exception event, the error logs, and whether the span
+-- errored (ERROR status, an exception event, or a server answering 5xx). Peers follow the semantic
+-- conventions: peer.service, else server.address[:port] (net.peer.name[:port] in older ones), else
+-- the host of url.full; an uninstrumented dependency is named from its client span this way.
+WITH attrs AS (
+    -- Every attribute read below, in one pass over each span's JSON (one parse, not one per key).
+    SELECT rt.RunId AS run_id, t.*,
+           json_extract_string(t.SpanAttributes, ['$."url.full"', '$."url.path"', '$."http.response.status_code"',
+               '$."http.status_code"', '$."error.type"', '$."peer.service"', '$."server.address"',
+               '$."server.port"', '$."http.url"', '$."net.peer.name"', '$."net.peer.port"']) AS a
+    FROM run_traces AS rt
+    JOIN otel_traces AS t USING (TraceId)
+),
+spans AS (
+SELECT
+    run_id,
+    TraceId, SpanId, ParentSpanId,
+    ServiceName AS service,
+    -- HTTP client spans are named by method alone ("GET"); add the path so calls can be told apart.
+    CASE WHEN SpanKind = 'Client' AND NOT contains(SpanName, ' ') AND coalesce(a[1], a[2]) IS NOT NULL
+         THEN SpanName || ' ' || coalesce(a[2], regexp_extract(a[1], '^[a-z]+://[^/]+([^?#]*)', 1))
+         ELSE SpanName END AS operation,
+    SpanKind AS kind,
+    StatusCode = 'Error' AS is_error,
+    StatusMessage AS status_message,
+    Duration AS duration_ns,
+    epoch_ns(Timestamp) AS start_ns,
+    TRY_CAST(coalesce(a[3], a[4]) AS INTEGER) AS http_status,
+    a[5] AS error_type,
+    coalesce(
+        a[6],
+        a[7] || coalesce(':' || a[8], ''),
+        -- older conventions (before server.*): net.peer.name / net.peer.port on the client side
+        a[10] || coalesce(':' || a[11], ''),
+        nullif(regexp_extract(coalesce(a[1], a[9], ''), '^[a-z]+://([^/?#]+)', 1), '')
+    ) AS peer,
+    coalesce(a[2], regexp_extract(coalesce(a[1], ''), '^[a-z]+://[^/]+([^?#]*)', 1)) AS url_path
+FROM attrs
+),
+exceptions AS (
+    SELECT e.TraceId, e.SpanId,
+           arg_min(e.Attributes ->> '$."exception.type"', e.Timestamp) AS exception_type,
+           arg_min(e.Attributes ->> '$."exception.message"', e.Timestamp) AS exception_message
+    FROM otel_traces_events AS e
+    JOIN spans AS s USING (TraceId, SpanId)
+    WHERE e.Name = 'exception'
+    GROUP BY ALL
+),
+logs AS (
+    SELECT l.TraceId, l.SpanId,
+           count(*) FILTER (l.SeverityNumber >= 17) AS error_logs,
+           arg_min(l.Body, l.Timestamp) FILTER (l.SeverityNumber >= 17) AS first_error_log,
+           arg_min(l.SeverityText, l.Timestamp) FILTER (l.SeverityNumber >= 17) AS first_error_severity
+    FROM otel_logs AS l
+    JOIN spans AS s USING (TraceId, SpanId)
+    GROUP BY ALL
+)
+SELECT s.*, x.exception_type, x.exception_message,
+       coalesce(lg.error_logs, 0) AS error_logs, lg.first_error_log, lg.first_error_severity,
+       coalesce(s.is_error OR x.exception_type IS NOT NULL OR (s.kind = 'Server' AND s.http_status >= 500), false)
+           AS errored
+FROM spans AS s
+LEFT JOIN exceptions AS x USING (TraceId, SpanId)
+LEFT JOIN logs AS lg USING (TraceId, SpanId)

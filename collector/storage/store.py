@@ -1,0 +1,110 @@
+"""The DuckDB store behind the correlator's read contract (``correlator/store.py``).
+
+Each method is one statement over the ``triage_facts_*`` tables (or the metric tables), returning
+Arrow; none leaves state behind. ``ensure_facts`` computes facts for runs that lack them or got
+data since (``facts.py``): on the daemon's connection they are written through its single writer
+(``write_facts``); on a connection of its own (the CLI after ``open_store``, a test, an in-memory
+copy of a run from another backend) it writes them itself. A read-only connection cannot, so
+``open_store`` brings the file's facts up to date before it opens it read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from otel_triage.collector.storage import facts
+from otel_triage.collector.storage.db import StoreError, open_reader, open_writer
+from otel_triage.collector.storage.reader import sql
+
+
+class DuckStore:
+    def __init__(self, con: duckdb.DuckDBPyConnection, write_facts: facts.Write | None = None,
+                 read_only: bool = False, facts_checked: bool = False,
+                 lock: threading.Lock | None = None) -> None:
+        self.con = con
+        self._lock = lock or threading.Lock()  # the daemon shares one: facts are computed once
+        self._write = write_facts
+        self._read_only = read_only
+        self._checked = facts_checked  # open_store has just brought them up to date
+
+    def _arrow(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return self.con.sql(query, params=params or None).to_arrow_table()
+
+    def ensure_facts(self) -> None:
+        if self._checked:
+            self._checked = False
+            return
+        if self._read_only:
+            stale = facts.stale_runs(self.con)
+            if stale:
+                raise StoreError(f"the facts of run(s) {', '.join(stale[:5])} are out of date and this "
+                                 "connection is read-only; open the file with open_store()")
+            return
+        with self._lock:
+            facts.ensure(self.con, self._write)
+
+    def run_ids(self) -> set[str]:
+        return {r[0] for r in self.con.execute(sql("run_ids")).fetchall()}
+
+    def tests(self) -> pa.Table:
+        return self._arrow("SELECT * FROM triage_facts_tests")
+
+    def run_facts(self, run_id: str) -> dict[str, Any]:
+        row: Any = self.con.execute("SELECT services, last_seen_unix_nano, silent_peers FROM triage_facts_runs "
+                               "WHERE run_id = $run_id", {"run_id": run_id}).fetchall()
+        row = row[0] if row else None
+        services, last_seen, silent = row if row else ([], 0, [])
+        return {"services": services, "last_seen_unix_nano": last_seen, "silent_peers": silent}
+
+    def is_complete(self, run_id: str) -> bool:
+        return bool(self.con.execute(sql("run_completion"), {"run_id": run_id}).fetchall())
+
+    def _of_run(self, table: str, run_id: str) -> pa.Table:
+        return self._arrow(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = $run_id", {"run_id": run_id})
+
+    def nodes(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_nodes", run_id)
+
+    def operations(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_ops", run_id)
+
+    def latency(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_latency", run_id)
+
+    def calls(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_calls", run_id)
+
+    def log_templates(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_logs", run_id)
+
+    def metric_points(self, run_ids: list[str], window_slack_ns: int = 0) -> pa.Table:
+        return self._arrow(sql("metric_points"), {"run_ids": run_ids, "slack_ns": window_slack_ns})
+
+    def stitched(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_stitched", run_id)
+
+    def peer_addresses(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_peers", run_id)
+
+    def test_items(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_test_items", run_id)
+
+
+def open_store(path: str | Path) -> DuckStore:
+    """A read-only store on a file nobody holds, its facts brought up to date first (once after an
+    upgrade or new data: the file is opened for writing just for that)."""
+    con = open_reader(path)
+    stale, fresh, _ = facts.check(con)
+    if stale or fresh:  # facts to compute, or checks of newer data to remember
+        con.close()
+        writer = open_writer(path)
+        try:
+            facts.ensure(writer)
+        finally:
+            writer.close()
+        con = open_reader(path)
+    return DuckStore(con, read_only=True, facts_checked=True)

@@ -1,0 +1,44 @@
+"""The correlator's own SQL (``queries/*.sql``), run on a private in-memory DuckDB over the Arrow
+tables the store returned: the queries read named inputs, never the store's tables, so any store
+that honours the contract (``store.py``) serves them, and nothing is shared between explanations.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+QUERIES = "otel_triage.correlator.queries"
+
+
+@cache
+def sql(name: str) -> str:
+    """The text of ``queries/<name>.sql``."""
+    return resources.files(QUERIES).joinpath(f"{name}.sql").read_text()
+
+
+class Scratch:
+    """An in-memory DuckDB whose views are the given Arrow tables (zero-copy)."""
+
+    def __init__(self, **tables: pa.Table) -> None:
+        self.con = duckdb.connect()
+        for name, table in tables.items():
+            self.con.register(name, table)
+
+    def add(self, **tables: pa.Table) -> None:
+        for name, table in tables.items():
+            self.con.register(name, table)
+
+    def rows(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts of ``queries/<query>.sql`` (or of ``query`` itself when it is SQL)."""
+        text = query if " " in query else sql(query)
+        cur = self.con.execute(text, {k: v for k, v in (params or {}).items() if f"${k}" in text})
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self.con.close()

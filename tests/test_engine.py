@@ -1,0 +1,159 @@
+"""The correlator engine without a daemon: per-run facts from a fixed store, the store contract, a
+golden explanation, upgrades of older files, facts that go stale, and what `explain --db` imports.
+
+The fixed store is the explain bench's generator (pytest-opentelemetry's default shape: the whole
+session in one trace, instrumented HTTP services, span links, logs), decoded by the real OTLP decoder
+and inserted as the writer does, into files of our schema. Regenerate the golden file with
+``TRIAGE_UPDATE_GOLDEN=1 pytest tests/test_engine.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from otel_triage.collector.storage import db, facts
+from otel_triage.collector.storage.store import DuckStore, open_store
+from otel_triage.correlator import api
+
+from bench import explain as gen
+
+GOLDEN = Path(__file__).parent / "golden" / "explain.engine.json"
+
+
+def _runs() -> list[dict[str, pa.Table]]:
+    """An all-passing baseline run and a run where 20% of tests fail, ~1.5k spans each."""
+    out = []
+    for i, (run_id, fail) in enumerate((("fixed-baseline", 0.0), ("fixed-run", 0.2))):
+        spec = gen.RunSpec(run_id, 1500, fail, gen.T0 + i * gen.DAY)
+        plan = gen.plan_run(spec, seed=7)
+        session = (bytes.fromhex(f"{i + 1:032x}"), bytes.fromhex(f"{i + 1:016x}"))
+        end = plan[-1].start_ns + 8 * gen.MS + len(plan[-1].requests) * gen.REQUEST_SLOT
+        chunk = gen.Chunk(spec, plan, session, (spec.start_ns - 5 * gen.MS, end, fail > 0))
+        tables, _, _ = gen.build_chunk(chunk)
+        out.append(tables)
+    return out
+
+
+def _insert(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    for name, table in tables.items():
+        con.register("_batch", table)
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
+        con.unregister("_batch")
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[dict[str, pa.Table]]:
+    return _runs()
+
+
+def _explained(store: DuckStore) -> dict:
+    return json.loads(api.explain_json(store, "fixed-run"))
+
+
+def test_golden_explanation_from_an_in_memory_store(runs: list[dict[str, pa.Table]]) -> None:
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    for tables in runs:
+        _insert(con, tables)
+    got = _explained(DuckStore(con))
+    if os.environ.get("TRIAGE_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(got, indent=2) + "\n")
+    assert got == json.loads(GOLDEN.read_text())
+    assert got["baseline_run_id"] == "fixed-baseline"
+    failed = got["failed_tests"]
+    assert failed and all(t["root_cause"]["service"] in ("inventory", "payments") for t in failed)
+
+
+def test_facts_are_idempotent_and_the_contract_has_no_call_order(runs: list[dict[str, pa.Table]]) -> None:
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    for tables in runs:
+        _insert(con, tables)
+    store = DuckStore(con)
+    assert facts.stale_runs(con) == ["fixed-baseline", "fixed-run"]
+    store.ensure_facts()
+    assert facts.stale_runs(con) == []
+    before = {t: con.execute(f"SELECT * EXCLUDE (computed_unix_nano) FROM {t} ORDER BY ALL").fetchall()
+              if t == "triage_facts_runs" else con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+              for t in facts.TABLES}
+    facts.ensure(con, runs=["fixed-run", "fixed-baseline"])  # again: the same rows, not twice as many
+    for t, rows in before.items():
+        cols = "* EXCLUDE (computed_unix_nano)" if t == "triage_facts_runs" else "*"
+        assert con.execute(f"SELECT {cols} FROM {t} ORDER BY ALL").fetchall() == rows, t
+    # Any method, any order, on a fresh store over the same connection: the same answers.
+    fresh = DuckStore(con)
+    assert fresh.log_templates("fixed-run").num_rows == store.log_templates("fixed-run").num_rows > 0
+    assert fresh.nodes("fixed-run").equals(store.nodes("fixed-run"))
+    assert _explained(fresh) == json.loads(GOLDEN.read_text())
+
+
+def test_an_older_file_upgrades_on_open_and_gets_facts(tmp_path: Path, runs: list[dict[str, pa.Table]]) -> None:
+    path = tmp_path / "v3.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE triage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    for version, _name, text in db.migrations():
+        if version <= 3:
+            con.execute(text)
+    con.execute("INSERT INTO triage_meta VALUES ('schema_version', '3')")
+    for tables in runs:
+        _insert(con, tables)
+    con.close()
+
+    store = open_store(path)  # upgrades to the current schema, computes every run's facts
+    try:
+        assert _explained(store) == json.loads(GOLDEN.read_text())
+    finally:
+        store.con.close()
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT value FROM triage_meta").fetchall() == [(str(db.SCHEMA_VERSION),)]
+    assert sorted(r[0] for r in con.execute("SELECT run_id FROM triage_facts_runs").fetchall()) == [
+        "fixed-baseline", "fixed-run"]
+    con.close()
+
+
+def test_data_arriving_after_the_facts_makes_only_that_run_stale(runs: list[dict[str, pa.Table]]) -> None:
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    _insert(con, runs[0])
+    facts.ensure(con)
+    assert facts.stale_runs(con) == []
+    _insert(con, runs[1])  # a new run: missing facts
+    assert facts.stale_runs(con) == ["fixed-run"]
+    facts.ensure(con)
+    # A late error log of a span of fixed-run (no run id on it, only the trace): fixed-run is stale.
+    trace, span = con.execute("SELECT TraceId, SpanId FROM otel_traces WHERE RunId = 'fixed-run' LIMIT 1").fetchall()[0]
+    con.execute("INSERT INTO otel_logs BY NAME SELECT * REPLACE (? AS TraceId, ? AS SpanId, NULL AS RunId) "
+                "FROM otel_logs LIMIT 1", [trace, span])
+    assert facts.stale_runs(con) == ["fixed-run"]
+    facts.ensure(con)
+    assert facts.stale_runs(con) == []
+    # Spans of no run: nothing is stale, and once checked they are not looked at again.
+    con.execute("INSERT INTO otel_traces BY NAME SELECT * REPLACE ('ab' || TraceId[3:] AS TraceId, NULL AS RunId) "
+                "FROM otel_traces LIMIT 5")
+    assert facts.check(con)[:2] == ([], ["fixed-baseline", "fixed-run"])
+    assert facts.ensure(con) == []
+    assert facts.check(con)[:2] == ([], [])
+
+
+def test_explain_db_imports_neither_grpc_nor_the_receiver(tmp_path: Path, runs: list[dict[str, pa.Table]]) -> None:
+    path = tmp_path / "t.duckdb"
+    con = db.open_writer(path)
+    for tables in runs:
+        _insert(con, tables)
+    con.close()
+    probe = ("import sys\nfrom otel_triage.cli.main import cli\n"
+             "try:\n    cli(['explain', 'fixed-run', '--db', sys.argv[1], '--json'])\nexcept SystemExit as e:\n"
+             "    assert not e.code, e.code\n"
+             "bad = sorted(m for m in sys.modules if m.startswith('grpc') or m.endswith(('receiver', 'pipeline', 'decode')))\n"
+             "print(json.dumps(bad), file=sys.stderr)\n").replace("import sys", "import json, sys")
+    proc = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["run_id"] == "fixed-run"
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
