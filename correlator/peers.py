@@ -3,8 +3,9 @@
 A client span without ``peer.service`` names its peer by address (``127.0.0.1:41234``). When that
 peer crashed mid-request it exported nothing of the call, yet the same run (or its baseline run)
 usually shows who serves that address: server spans stating the address they serve, and earlier
-calls to it whose server side reported (facts_peer_addresses.sql, per run; ``Store.peer_addresses``). The run's own data wins over the
-baseline's (ports are reused between runs); a peer that never reported keeps its address.
+calls to it whose server side reported (facts_peer_addresses.sql, per run: ``Store.peer_addresses``).
+The run's own data wins over the baseline's (ports are reused between runs); a peer that never
+reported keeps its address.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Broken traces, stitched: marking the steps of a path that were joined by inference.
 
-stitch.sql joins the root span of an orphan trace (a call made without its trace context) to the
-span it answered; explain_tree.sql then walks through that join like any parent → child step. A
+stitch.sql (at facts time: ``Store.stitched``) joins the root span of an orphan trace (a call
+made without its trace context) to the span it answered; facts_tree.sql then walks through that join like any parent → child step. A
 candidate whose path crosses such a step says so: the path entry ends in "(inferred link,
 confidence C)", ``inferred_links`` lists each step with its rule and confidence, and an
 ``inferred-link`` evidence item explains it, so nobody takes a guess for a recorded fact.

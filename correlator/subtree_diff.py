@@ -2,8 +2,8 @@
 
 A wrong value with HTTP 200 leaves no error to follow; what differs from the passing run is in the
 origin: a new WARN log template, a fallback path taken or a cache skipped (calls made a different
-number of times, new or vanished), a changed attribute value. subtree_diff.sql finds each such
-difference under the failed test; here each becomes a vote for the service whose code changed
+number of times, new or vanished), a changed attribute value. queries/subtree_diff.sql finds each
+such difference under the failed test; here each becomes a vote for the service whose code changed
 course (the caller, for calls), the strongest difference naming the candidate. A change is weaker
 evidence than an error, so its score stays below what an error earns (CHANGE_ORIGIN).
 """

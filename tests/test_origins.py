@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -100,3 +101,13 @@ def test_a_server_span_without_trace_context_is_stitched_to_the_call_it_answered
     assert (link["rule"], link["confidence"]) == ("address", 0.95)
     assert link["span_id"] == cause["path_span_ids"][-1]
     assert cause["path"][-1] == "stock: POST /reserve/<id> (inferred link, confidence 0.95)"
+    # The stitched trace is run membership, computed once with the run's facts (not per explanation).
+    orphan_trace = f"{orphan.get_span_context().trace_id:032x}"
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        (traces,) = con.execute("SELECT traces FROM triage_facts_runs WHERE run_id = ?", [RUN]).fetchone()
+        stitched = con.execute("SELECT child_trace FROM triage_facts_stitched WHERE run_id = ?", [RUN]).fetchall()
+    finally:
+        con.close()
+    assert stitched == [(orphan_trace,)]
+    assert orphan_trace in traces
