@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
-from otel_triage.correlator import diff, flaky
+from otel_triage.correlator import diff, flaky, stitch, subtree_diff
+from otel_triage.correlator import peers as peer_names
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import candidates_for_test
@@ -24,6 +25,7 @@ from otel_triage.correlator.store import Store
 from otel_triage.correlator.weights import (
     CAUSE_THRESHOLD,
     METRIC_BONUS,
+    METRIC_RUN_SLACK_NS,
     METRIC_WINDOW_SLACK_NS,
     SQL,
     TOP_FOR_METRICS,
@@ -122,6 +124,24 @@ def _from_comparison(reached: set[tuple[str, str]], shifts: dict[str, ServiceShi
                      (top, *[e for e in shift.evidence() if e != top][:3]))
 
 
+def _weigh_changes(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str,
+                   ranked: dict[str, list[Candidate]]) -> dict[str, list[Candidate]]:
+    """Failed tests whose subtree shows no trusted error or abnormal latency (none, or only weak or
+    noisy signs such as a latency spike on a busy machine): add what differs from the same test in
+    the baseline run (queries/subtree_diff.sql over both runs' per-test items)."""
+    quiet = [span for span, cands in ranked.items() if not cands or cands[0].score < CAUSE_THRESHOLD]
+    if not quiet:
+        return ranked
+    scratch.add(run_items=store.test_items(run_id), baseline_items=store.test_items(baseline_run_id))
+    rows = scratch.rows("subtree_diff", {"baseline_run_id": baseline_run_id, "tests": quiet})
+    ids = sorted({span for r in rows for span in (r["path"] or [])})
+    names = dict(scratch.con.execute("SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes "
+                                     "WHERE SpanId IN (SELECT unnest($ids::VARCHAR[]))", {"ids": ids}).fetchall())
+    found = subtree_diff.candidates(rows, names)
+    return {span: _best_per_service(sorted([*cands, *found.get(span, [])], key=lambda c: (-c.score, c.service)))
+            for span, cands in ranked.items()}
+
+
 def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tuple[Suspect, ...]:
     """Services ranked across the run, from the failed tests (mean candidate score) and from how far
     each service moved away from the baseline run (relative to the one that moved most).
@@ -218,18 +238,25 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
         "SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes "
         "WHERE SpanId IN (SELECT unnest($ids))",
         {"ids": sorted({s for n in data["nodes"] for s in n["path"]})}).fetchall())
+    # An address-only peer named by who serves it, from the run's spans, else its baseline run's.
+    addresses = [{**r, "side": side} for side, run in (("run", run_id), ("baseline", baseline_run_id)) if run
+                 for r in store.peer_addresses(run).to_pylist()]
+    peers = peer_names.resolve(addresses)
+    inferred = stitch.links(store.stitched(run_id).to_pylist())  # broken traces joined to the span they answered
     by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for n in data["nodes"]:
+    for n in peer_names.rename(data["nodes"], peers):
         by_test[n["test_span"]].append(n)
 
     tests_by_span = {t["span_id"]: t for t in data["tests"]}
     ranked = {
-        t["span_id"]: _best_per_service(candidates_for_test(by_test.get(t["span_id"], []), data["span_names"]))
+        t["span_id"]: stitch.mark(_best_per_service(candidates_for_test(by_test.get(t["span_id"], []),
+                                                                        data["span_names"])), inferred)
         for t in data["tests"] if t["status"] == "failed"
     }
     if baseline_run_id:
-        scratch.add(points=store.metric_points([run_id, baseline_run_id]))
+        scratch.add(points=store.metric_points([run_id, baseline_run_id], METRIC_RUN_SLACK_NS))
         ranked = _weigh_metrics(scratch, run_id, baseline_run_id, ranked, tests_by_span)
+        ranked = _weigh_changes(store, scratch, run_id, baseline_run_id, ranked)
 
     shifts = compare(_comparisons(store, scratch, run_id, baseline_run_id)) if baseline_run_id else {}
     reach = _reach(scratch) if shifts else {}
@@ -266,7 +293,7 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
 
     notes = []
     named = {c.service for f in failed for c in f.candidates}
-    for peer in data["silent_peers"]:
+    for peer in sorted({peers[p].service if p in peers else p for p in data["silent_peers"]}):
         if peer in named:
             kind = "a service of this run" if peer in data["services"] else "no service that reported telemetry"
             notes.append(f"{peer} never reported a server span for calls made to it ({kind}): "

@@ -17,7 +17,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class Evidence:
-    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise | metric | calls | log-template | pattern
+    kind: str  # error | exception | log | latency | status | no-server-span | retry | noise | metric | calls | log-template | pattern | peer-address | inferred-link | change
     service: str
     operation: str
     detail: str
@@ -26,17 +26,30 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class InferredLink:
+    """A parent → child step of a path that no trace context recorded: stitched by inference."""
+
+    parent_span_id: str
+    span_id: str
+    rule: str  # address | same service (correlator/stitch.py)
+    confidence: float  # 0..1: the rule's strength over how many spans could equally be the parent
+    detail: str
+
+
+@dataclass(frozen=True)
 class Candidate:
     service: str
     operation: str
     score: float
     reason: str
-    signal: str  # error | latency | log | dependency | comparison (from the run's comparison with its baseline)
+    signal: str  # error | latency | log | dependency | comparison (from the run's comparison with its baseline) | change
     path: tuple[str, ...] = ()  # "service: operation" from the test down to the cause
     evidence: tuple[Evidence, ...] = ()
     # Span ids matching ``path``, from the test span itself down to the cause (the report's waterfall
     # highlights them). Added within schema version 1: older producers leave it empty.
     path_span_ids: tuple[str, ...] = ()
+    # Steps of ``path`` joined by inference (a broken trace stitched back); added within version 1.
+    inferred_links: tuple[InferredLink, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,7 @@ def _test_dict(test: FailedTest) -> dict[str, Any]:
         if cand is not None:
             cand["path"] = list(cand["path"])
             cand["path_span_ids"] = list(cand["path_span_ids"])
+            cand["inferred_links"] = list(cand["inferred_links"])
             cand["evidence"] = list(cand["evidence"])
     out["candidates"] = list(out["candidates"])
     return out
@@ -126,6 +140,7 @@ def _candidate(d: dict[str, Any] | None) -> Candidate | None:
     if d is None:
         return None
     return Candidate(**{**d, "path": tuple(d["path"]), "path_span_ids": tuple(d.get("path_span_ids", ())),
+                        "inferred_links": tuple(InferredLink(**x) for x in d.get("inferred_links", ())),
                         "evidence": tuple(Evidence(**e) for e in d["evidence"])})
 
 

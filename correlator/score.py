@@ -57,6 +57,9 @@ def _vote(n: dict[str, Any]) -> tuple[str, str, float, str, str, list[Evidence]]
         if n["kind"] in ("Client", "Producer") and n["server_children"] == 0 and n["peer"]:
             ev.append(Evidence("no-server-span", n["peer"], n["url_path"] or operation,
                                f"{n['peer']} reported no span for this call", n["TraceId"], n["SpanId"]))
+            if n.get("peer_note"):  # named from its address (correlator/peers.py)
+                ev.append(Evidence("peer-address", n["peer"], n["url_path"] or operation, n["peer_note"],
+                                   n["TraceId"], n["SpanId"]))
             return (n["peer"], n["url_path"] or operation, ERROR_ORIGIN, "dependency",
                     f"calls from {service} fail ({text}) and {n['peer']} reported nothing", ev)
         if n["kind"] == "Client" and n["child_service"]:

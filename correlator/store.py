@@ -18,7 +18,14 @@ Tables, one row per:
 - ``log_templates(run)``: (service, operation, template) with severity and count c;
 - ``patterns(run)``: (service, operation, pattern) with count c: a span's pattern is the sorted set
   of the log templates it wrote ('logs “…”') and the operations it called ('calls service: operation');
-- ``metric_points(runs)``: metric point (RunId, service, metric, unit, kind, t, v);
+- ``metric_points(runs, slack)``: metric point (RunId, service, metric, unit, kind, t, v, joined_by):
+  points carrying a run's id, and points without one from a service of the run, within the run's
+  time window (its first span's start to its last span's end plus ``slack`` ns);
+- ``stitched(run)``: broken trace stitched to the span it answered (``triage_facts_stitched``:
+  parent_trace, parent_span, child_trace, child_span, how, confidence);
+- ``peer_addresses(run)``: (address, service) with server_spans and calls (``triage_facts_peers``);
+- ``test_items(run)``: (test_span, change, service, operation, item) with n, severity,
+  severity_text: what each test of the run did under it (``triage_facts_test_items``).
 - ``code_versions()``: test of any run (run_id, span_id, code_version: the runner's
   vcs.ref.head.revision, else service.version; NULL when not recorded), for the flaky verdict;
 - ``subtrees(roots)``: span under one of the given (trace id, span id) roots (root_trace,
@@ -68,11 +75,20 @@ class Store(Protocol):
     def patterns(self, run_id: str) -> pa.Table:
         """Per (service, operation, span pattern) of the run."""
 
-    def metric_points(self, run_ids: list[str]) -> pa.Table:
-        """The metric points of these runs."""
+    def metric_points(self, run_ids: list[str], window_slack_ns: int = 0) -> pa.Table:
+        """The metric points of these runs: by run id, else by service and the run's time window."""
 
     def code_versions(self) -> pa.Table:
         """Every test's code version (``tests()``'s run_id, span_id)."""
 
     def subtrees(self, roots: list[tuple[str, str]]) -> pa.Table:
         """The spans under each (trace id, span id) root, followed across span links."""
+
+    def stitched(self, run_id: str) -> pa.Table:
+        """The run's broken traces, joined by inference to the spans they answered."""
+
+    def peer_addresses(self, run_id: str) -> pa.Table:
+        """Which service serves each address, as the run's spans show."""
+
+    def test_items(self, run_id: str) -> pa.Table:
+        """What each test of the run did under it, item by item (the subtree comparison's input)."""

@@ -20,6 +20,9 @@ CAUSE_THRESHOLD = 0.3  # below this, no candidate is trusted to be the cause
 
 # --- metric shifts of leading candidates (api.py, explain_metrics.sql) -----------------------------
 METRIC_WINDOW_SLACK_NS = 2_000_000_000  # metric exports lag the spans by an export interval
+# Metric points without a run id join a run up to this long after its last span (metric_points.sql):
+# services export on an interval, the last time when they shut down.
+METRIC_RUN_SLACK_NS = 5_000_000_000
 METRIC_BONUS = 0.1  # a metric above twice the baseline's highest adds this to a leading candidate
 TOP_FOR_METRICS = 3  # candidates per failed test whose metrics are looked at
 

@@ -108,8 +108,10 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], grace: float) -> No
 class Shop:
     """The running environment of one scenario; a context manager that always tears down."""
 
-    def __init__(self, scenario: str, endpoint: str, run_id: str, workdir: Path) -> None:
+    def __init__(self, scenario: str, endpoint: str, run_id: str, workdir: Path,
+                 services_carry_run_id: bool = True) -> None:
         self.scenario = scenario
+        self.services_carry_run_id = services_carry_run_id
         self.endpoint = otlp_url(endpoint)
         self.run_id = run_id
         self.workdir = workdir
@@ -137,9 +139,9 @@ class Shop:
     def start(self) -> None:
         env = self._base_env()
         env["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http,database"
-        env["OTEL_RESOURCE_ATTRIBUTES"] = (
-            f"cicd.pipeline.run.id={quote(self.run_id)},deployment.environment.name=ci"
-        )
+        # Usually only the test runner knows the run id; scenarios can start the services without it.
+        run_attr = f"cicd.pipeline.run.id={quote(self.run_id)}," if self.services_carry_run_id else ""
+        env["OTEL_RESOURCE_ATTRIBUTES"] = f"{run_attr}deployment.environment.name=ci"
         for service in self.services.values():
             service.log_file = service.log_path.open("w")
             service.process = subprocess.Popen(
@@ -236,7 +238,8 @@ class Shop:
 def run(args: argparse.Namespace, scenario: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"triage-example-{args.scenario}-"))
-    shop = Shop(args.scenario, args.endpoint, args.run_id, workdir)
+    shop = Shop(args.scenario, args.endpoint, args.run_id, workdir,
+                services_carry_run_id=not scenario.get("services_without_run_id"))
     summary: dict[str, Any] = {"scenario": args.scenario, "run_id": args.run_id, "endpoint": shop.endpoint}
     code: int | None = None
     outcomes: dict[str, str] = {}

@@ -35,7 +35,10 @@ TABLES = {"triage_facts_tests": "SELECT * EXCLUDE (run_id), $run_id AS run_id FR
           "triage_facts_nodes": "facts_nodes", "triage_facts_ops": "facts_ops",
           "triage_facts_latency": "facts_latency", "triage_facts_calls": "facts_calls",
           "triage_facts_logs": "facts_logs", "triage_facts_patterns": "facts_patterns",
-          "triage_facts_runs": "facts_run"}
+          "triage_facts_runs": "facts_run",
+          "triage_facts_stitched": "SELECT $run_id AS run_id, * FROM explain_stitched",
+          "triage_facts_peers": "facts_peer_addresses", "triage_facts_services": "facts_services",
+          "triage_facts_test_items": "facts_test_items"}
 
 Write = Callable[[str, dict[str, pa.Table]], None]
 
@@ -58,8 +61,13 @@ def compute(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, pa.Table]:
         counts = row_counts(cur)
         params = {"run_id": run_id}
         cur.execute(f"CREATE TEMP TABLE run_traces AS {sql('run_traces')}", params)
-        cur.execute(f"CREATE TEMP TABLE explain_spans AS {sql('facts_spans')}")
         cur.execute(f"CREATE TEMP TABLE explain_tests AS {sql('tests')}")
+        # Broken traces (a call made without its context) join the run as inferred children
+        # (stitch.sql): run membership, so they are part of the run's traces from here on.
+        cur.execute(f"CREATE TEMP TABLE explain_stitched AS {sql('stitch')}", params)
+        cur.execute("INSERT INTO run_traces SELECT DISTINCT $run_id, child_trace FROM explain_stitched "
+                    "WHERE child_trace NOT IN (SELECT TraceId FROM run_traces)", params)
+        cur.execute(f"CREATE TEMP TABLE explain_spans AS {sql('facts_spans')}")
         cur.execute(f"CREATE TEMP TABLE explain_tree AS {sql('facts_tree')}")
         out: dict[str, pa.Table] = {}
         for table, query in TABLES.items():

@@ -84,8 +84,17 @@ class DuckStore:
     def patterns(self, run_id: str) -> pa.Table:
         return self._of_run("triage_facts_patterns", run_id)
 
-    def metric_points(self, run_ids: list[str]) -> pa.Table:
-        return self._arrow(sql("metric_points"), {"run_ids": run_ids})
+    def metric_points(self, run_ids: list[str], window_slack_ns: int = 0) -> pa.Table:
+        return self._arrow(sql("metric_points"), {"run_ids": run_ids, "slack_ns": window_slack_ns})
+
+    def stitched(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_stitched", run_id)
+
+    def peer_addresses(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_peers", run_id)
+
+    def test_items(self, run_id: str) -> pa.Table:
+        return self._of_run("triage_facts_test_items", run_id)
 
     def code_versions(self) -> pa.Table:
         return self._arrow(sql("test_code_versions"))

@@ -7,6 +7,10 @@ Faults:
   timeout and fail with `database is locked`. The lock-wait histogram and the pool gauge show it.
 - noisy_baseline (the noise half): the stock cache is down, so every lookup records an ERROR
   `cache get` span and logs an ERROR, in passing and failing tests alike, then reads the DB.
+- context_dropped (the origin half): a new per-order hold limit rejects every reservation with an
+  exception (500); orders made the call without trace context, so this error sits in its own trace.
+- metrics_without_run_id: the metric_saturation fault, in a shop whose services do not carry the
+  run id (only the test runner does).
 - shared_cause: the process dies on its first real request (`database disk image is malformed`),
   so every test that touches stock fails; the span of that request never ends, only a log remains.
 """
@@ -58,6 +62,10 @@ def sql(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...] = ()) 
     cursor = conn.cursor()
     cursor.execute(statement, params)
     return cursor
+
+
+class HoldLimitExceeded(RuntimeError):
+    """A reservation would exceed the per-order hold limit."""
 
 
 class CacheUnavailable(Exception):
@@ -158,7 +166,7 @@ def build(tel: telemetry.Telemetry) -> tuple[Any, list[Callable[[], None]]]:
     app = web.create_app("inventory")
     on_stop: list[Callable[[], None]] = []
 
-    if faults.active("metric_saturation"):
+    if faults.active("metric_saturation", "metrics_without_run_id"):
         held, stop = threading.Event(), threading.Event()
         job = threading.Thread(target=hold_write_lock, args=(path, held, stop), name="recount", daemon=True)
         job.start()
@@ -192,6 +200,8 @@ def build(tel: telemetry.Telemetry) -> tuple[Any, list[Callable[[], None]]]:
         body = request.get_json(force=True)
         sku, qty, order_id = str(body["sku"]), int(body["qty"]), str(body["order_id"])
         cache_get(sku)
+        if faults.active("context_dropped"):
+            raise HoldLimitExceeded(f"hold limit 0 exceeded by {qty} x {sku} for {order_id}")
         update = "UPDATE stock SET available = available - ? WHERE sku = ? AND available >= ?"
         if faults.active("propagated_error"):
             update = "UPDATE stock SET available = available - ?, reserved_total = reserved_total + 1 WHERE sku = ? AND available >= ?"

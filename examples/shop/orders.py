@@ -6,6 +6,8 @@ message headers; the notifier's CONSUMER span links back to it from a separate t
 Faults:
 - noisy_baseline (the real half): the new order-record code reads a field the API never sends,
   so placing an order raises after stock is reserved and the card charged.
+- context_dropped: the new reservation path submits the call to a thread pool and does not carry
+  the trace context, so the reservation (and inventory's error) lands in a trace of its own.
 - everything else is relayed: a failed dependency becomes 502 (504 on timeout), except the fee
   lookup of a quote, which is retried once and then swallowed (fee 0) - see payments.
 """
@@ -16,6 +18,7 @@ import itertools
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import abort, jsonify, request
@@ -96,6 +99,7 @@ def fee_for(amount: float) -> float:
 
 def build() -> Any:
     app = web.create_app("orders")
+    workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reserve")
     orders: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
     ids = itertools.count(1)
@@ -104,13 +108,16 @@ def build() -> Any:
     def place_order() -> Any:
         body = request.get_json(force=True)
         order_id = f"ord-{next(ids):05d}"
-        reserve = web.call(
-            "inventory",
-            "POST",
-            "/reserve",
-            timeout=INVENTORY_TIMEOUT_S,
-            json={"order_id": order_id, "sku": body["sku"], "qty": body["qty"]},
-        )
+        reservation_args = {"order_id": order_id, "sku": body["sku"], "qty": body["qty"]}
+        if faults.active("context_dropped"):
+            # A pool thread has no current span: the call starts a new trace (the context is not passed).
+            reserve = workers.submit(
+                web.call, "inventory", "POST", "/reserve", timeout=INVENTORY_TIMEOUT_S, json=reservation_args
+            ).result()
+        else:
+            reserve = web.call(
+                "inventory", "POST", "/reserve", timeout=INVENTORY_TIMEOUT_S, json=reservation_args
+            )
         if reserve.status_code != 201:
             return jsonify(reserve.json()), reserve.status_code
         reservation = reserve.json()

@@ -7,12 +7,18 @@ Faults:
 - recovered_retry (the decoy half): every first fee lookup fails while the schedule cache
   warms up; orders retries and the second lookup succeeds.
 - third_party_throttled: the bank answers 429; payments answers 502 and names the provider.
+- crash_mid_request: the second charge crashes the process mid-request (it exits with 70 after
+  the fraud screen, before answering); that request's spans are lost, the caller sees the
+  connection drop, and every later call is refused. Callers record no peer.service here.
+- wrong_value: the fee schedule is keyed by the new channel name, so the lookup misses and a
+  fallback quotes the default rate with 200 and a WARN log; the quote is wrong, nothing errs.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from typing import Any
 
@@ -27,15 +33,17 @@ tracer = trace.get_tracer("shop.payments")
 BANK_TIMEOUT_S = 2.0
 FRAUD_DELAY_S = 1.2
 FEE_SCHEDULE = {"card_not_present": 0.03}
+DEFAULT_FEE_RATE = 0.05
 
 
 class FeeScheduleWarming(RuntimeError):
     """The fee schedule cache is still loading."""
 
 
-def build() -> Any:
+def build(tel: telemetry.Telemetry) -> Any:
     app = web.create_app("payments")
     fee_calls = itertools.count(1)
+    charge_calls = itertools.count(1)
 
     def screen_for_fraud(order_id: str, amount: float) -> None:
         with tracer.start_as_current_span("fraud screen", attributes={"order.id": order_id}) as span:
@@ -48,6 +56,11 @@ def build() -> Any:
         body = request.get_json(force=True)
         order_id, amount = str(body["order_id"]), float(body["amount"])
         screen_for_fraud(order_id, amount)
+        if faults.active("crash_mid_request") and next(charge_calls) == 2:
+            # A real crash: what was exported before survives, the request in flight is lost.
+            log.critical("ledger segment corrupt while charging %s; aborting", order_id)
+            tel.flush()
+            os._exit(70)
         response = web.call(
             "bank",
             "POST",
@@ -76,7 +89,14 @@ def build() -> Any:
         if faults.active("recovered_retry") and call_number % 2 == 1:
             raise FeeScheduleWarming("fee schedule cache is warming up")
         key = "card-not-present" if faults.active("swallowed_error") else "card_not_present"
-        rate = FEE_SCHEDULE[key]
+        if faults.active("wrong_value"):
+            key = "card_not_present/v2"  # the new channel name; the schedule was never migrated
+            rate = FEE_SCHEDULE.get(key)
+            if rate is None:  # the fallback that hides the miss: a plausible rate, HTTP 200
+                log.warning("no fee rate for channel %s; falling back to the default rate", key)
+                rate = DEFAULT_FEE_RATE
+        else:
+            rate = FEE_SCHEDULE[key]
         return jsonify(amount=amount, rate=rate, fee=round(amount * rate, 2))
 
     return app
@@ -84,4 +104,4 @@ def build() -> Any:
 
 def main() -> None:
     tel = telemetry.setup("payments")
-    web.serve(build(), tel)
+    web.serve(build(tel), tel)

@@ -64,3 +64,40 @@ def test_real_explanations_validate_against_the_published_schema(runs: dict[str,
         for test in run.explanation["failed_tests"]:
             if test["root_cause"] is not None:
                 assert test["candidates"][0] == test["root_cause"]
+
+
+def _cause(run: ScenarioRun) -> dict:
+    (first, *_) = run.explanation["failed_tests"]
+    assert first["root_cause"] is not None, first["no_cause_reason"]
+    return first["root_cause"]
+
+
+def test_a_crashed_service_is_named_from_its_address(runs: dict[str, ScenarioRun]) -> None:
+    """No caller records peer.service: the refused address is named by the service that served it."""
+    run = runs["crash_mid_request"]
+    services = {c["service"] for t in run.explanation["failed_tests"] for c in t["candidates"]}
+    assert not any(s.startswith("127.0.0.1") for s in services), services
+    port = run.outcome["ports"]["payments"]
+    details = [e["detail"] for t in run.explanation["failed_tests"] for e in t["root_cause"]["evidence"]
+               if e["kind"] == "peer-address"]
+    assert details and all(d.startswith(f"127.0.0.1:{port} is payments:") for d in details), details
+
+
+def test_a_call_made_without_context_is_stitched_back_as_an_inferred_link(runs: dict[str, ScenarioRun]) -> None:
+    for test in runs["context_dropped"].explanation["failed_tests"]:
+        cause = test["root_cause"]
+        (link,) = cause["inferred_links"]
+        assert link["rule"] == "same service" and 0 < link["confidence"] <= 1
+        marked = [p for p in cause["path"] if "(inferred link, confidence" in p]
+        assert len(marked) == 1 and marked[0].startswith("orders: POST /reserve"), cause["path"]
+
+
+def test_a_wrong_value_is_traced_to_the_changed_behaviour(runs: dict[str, ScenarioRun]) -> None:
+    cause = _cause(runs["wrong_value"])
+    assert cause["signal"] == "change"
+    assert any(e["kind"] == "log-template" and "new WARN log" in e["detail"] for e in cause["evidence"])
+
+
+def test_metrics_without_a_run_id_count_as_evidence(runs: dict[str, ScenarioRun]) -> None:
+    cause = _cause(runs["metrics_without_run_id"])
+    assert any(e["kind"] == "metric" and e["operation"] == "inventory.db.lock.wait_time" for e in cause["evidence"])

@@ -1,14 +1,14 @@
 -- The spans of the run in run_traces (one run: facts.py), with the attributes the correlator reads
 -- pulled out once into typed columns, the first exception event, the error logs, and whether the span
 -- errored (ERROR status, an exception event, or a server answering 5xx). Peers follow the semantic
--- conventions: peer.service, else server.address[:port], else the host of url.full; an
--- uninstrumented dependency is named from its client span this way.
+-- conventions: peer.service, else server.address[:port] (net.peer.name[:port] in older ones), else
+-- the host of url.full; an uninstrumented dependency is named from its client span this way.
 WITH attrs AS (
     -- Every attribute read below, in one pass over each span's JSON (one parse, not one per key).
     SELECT rt.RunId AS run_id, t.*,
            json_extract_string(t.SpanAttributes, ['$."url.full"', '$."url.path"', '$."http.response.status_code"',
                '$."http.status_code"', '$."error.type"', '$."peer.service"', '$."server.address"',
-               '$."server.port"', '$."http.url"']) AS a
+               '$."server.port"', '$."http.url"', '$."net.peer.name"', '$."net.peer.port"']) AS a
     FROM run_traces AS rt
     JOIN otel_traces AS t USING (TraceId)
 ),
@@ -31,6 +31,8 @@ SELECT
     coalesce(
         a[6],
         a[7] || coalesce(':' || a[8], ''),
+        -- older conventions (before server.*): net.peer.name / net.peer.port on the client side
+        a[10] || coalesce(':' || a[11], ''),
         nullif(regexp_extract(coalesce(a[1], a[9], ''), '^[a-z]+://([^/?#]+)', 1), '')
     ) AS peer,
     coalesce(a[2], regexp_extract(coalesce(a[1], ''), '^[a-z]+://[^/]+([^?#]*)', 1)) AS url_path

@@ -2,7 +2,8 @@
 -- explain_tests, tests.sql, of one run): the test's own subtree (never the whole trace, since
 -- pytest-opentelemetry puts a whole session in one trace), followed across span links into other
 -- traces (a consumer linked to a producer under the test). path holds the span ids from the test
--- down to the span, which later tells ancestors from descendants without another walk.
+-- down to the span, which later tells ancestors from descendants without another walk; and across
+-- the inferred links of broken traces (explain_stitched, stitch.sql).
 WITH RECURSIVE edges AS (
     SELECT TraceId AS parent_trace, ParentSpanId AS parent_span, TraceId AS child_trace, SpanId AS child_span
     FROM explain_spans WHERE ParentSpanId <> ''
@@ -20,6 +21,9 @@ WITH RECURSIVE edges AS (
       OR (t.link = 'time-window' AND s.start_ns >= t.start_unix_nano
           AND s.start_ns <= t.start_unix_nano + t.duration_ns)
     WHERE t.convention = 'junit' AND s.ParentSpanId = '' AND s.SpanId <> t.span_id AND s.service <> 'junit'
+    UNION ALL
+    -- A broken trace's root, joined by inference to the span it answered (stitch.sql).
+    SELECT parent_trace, parent_span, child_trace, child_span FROM explain_stitched
 ),
 tree(test_span, TraceId, SpanId, depth, path) AS (
     SELECT span_id, trace_id, span_id, 0, [span_id] FROM explain_tests

@@ -91,3 +91,37 @@ CREATE TABLE triage_facts_patterns (
     run_id VARCHAR NOT NULL, service VARCHAR NOT NULL, operation VARCHAR NOT NULL,
     pattern VARCHAR[] NOT NULL, c BIGINT NOT NULL
 );
+
+-- Broken traces stitched back (stitch.sql): the root span of a trace made without its context (a
+-- thread pool, a background task), joined by inference to the span of the run it answered. The
+-- child traces are part of the run (triage_facts_runs.traces, the tree, the nodes).
+CREATE TABLE triage_facts_stitched (
+    run_id VARCHAR NOT NULL, parent_trace VARCHAR NOT NULL, parent_span VARCHAR NOT NULL,
+    child_trace VARCHAR NOT NULL, child_span VARCHAR NOT NULL,
+    how VARCHAR NOT NULL,                    -- the rule: address | same service
+    confidence DOUBLE NOT NULL               -- the rule's base over the spans that could equally be the parent
+);
+
+-- Who serves an address (host:port) in the run (facts_peer_addresses.sql): server spans stating it,
+-- and client calls to it whose server side reported; names a peer known only by its address.
+CREATE TABLE triage_facts_peers (
+    run_id VARCHAR NOT NULL, address VARCHAR NOT NULL, service VARCHAR NOT NULL,
+    server_spans BIGINT NOT NULL, calls BIGINT NOT NULL
+);
+
+-- When each service of the run reported spans (facts_services.sql): metric points without a run id
+-- join the run by service and this time window (metric_points.sql).
+CREATE TABLE triage_facts_services (
+    run_id VARCHAR NOT NULL, service VARCHAR NOT NULL,
+    first_start_ns BIGINT NOT NULL, last_end_ns BIGINT NOT NULL
+);
+
+-- What each test of the run did under it, per (service, operation with digits masked) and item
+-- (facts_test_items.sql): spans, log templates, calls, attribute values; the subtree comparison of a
+-- failed test with no error reads them for the test's passing instances in the baseline run.
+CREATE TABLE triage_facts_test_items (
+    run_id VARCHAR NOT NULL, test_span VARCHAR NOT NULL,
+    change VARCHAR NOT NULL,                 -- span | log template | call | attribute
+    service VARCHAR NOT NULL, operation VARCHAR NOT NULL, item VARCHAR NOT NULL, n BIGINT NOT NULL,
+    severity INTEGER, severity_text VARCHAR  -- log templates only
+);
