@@ -162,7 +162,7 @@ class Extractor:
         """Stage 2: the runs in full (spans, events, links, logs, metric points)."""
         ids, where, params = self.run_traces(runs)
         n = self._load_spans(con, self._span_select(where), params) if ids else 0
-        params = {**self.params, "runs": runs, "ids": ids}
+        params = {**self.params, "runs": runs, "ids": ids, **_services_window(con, ids)}
         if self.schema.has("logs"):
             self._load(con, "otel_logs", self._logs_select(), params)
         for kind in ("gauge", "sum", "histogram"):
@@ -222,7 +222,24 @@ class Extractor:
                    toUnixTimestamp64Nano(toDateTime64(TimeUnix, 9)) AS TimeUnix_ns,
                    toUInt32({self._col(t, 'Flags', '0')}) AS Flags, '[]' AS Exemplars, {extra}
             FROM {self.opts.table(t)}
-            WHERE TimeUnix >= {SINCE} AND {RUN} IN {{runs:Array(String)}}"""
+            WHERE TimeUnix >= {SINCE} AND ({RUN} IN {{runs:Array(String)}}
+                  OR ({RUN} = '' AND toString(ServiceName) IN {{services:Array(String)}}
+                      AND toUnixTimestamp64Nano(toDateTime64(TimeUnix, 9)) BETWEEN {{lo:Int64}} AND {{hi:Int64}}))"""
+
+
+# Points without a run id join a run by service and time window (metric_points.sql); copy out those of
+# the runs' services from their first span to this long after their last, a superset of that window.
+METRICS_AFTER_NS = 60_000_000_000
+
+
+def _services_window(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, Any]:
+    """The copied runs' services and time span (their traces ``ids``), for metric points that carry
+    no run id."""
+    row = con.execute("SELECT list(DISTINCT ServiceName), min(epoch_ns(Timestamp)), "
+                      "max(epoch_ns(Timestamp) + Duration) FROM otel_traces "
+                      "WHERE TraceId IN (SELECT unnest($ids::VARCHAR[]))", {"ids": ids}).fetchone()
+    services, lo, hi = row if row else ([], 0, 0)
+    return {"services": services or [], "lo": lo or 0, "hi": (hi or 0) + METRICS_AFTER_NS}
 
 
 def memory_store() -> duckdb.DuckDBPyConnection:
