@@ -237,8 +237,8 @@ def _services_window(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str
     no run id."""
     row = con.execute("SELECT list(DISTINCT ServiceName), min(epoch_ns(Timestamp)), "
                       "max(epoch_ns(Timestamp) + Duration) FROM otel_traces "
-                      "WHERE TraceId IN (SELECT unnest($ids::VARCHAR[]))", {"ids": ids}).fetchone()
-    services, lo, hi = row if row else ([], 0, 0)
+                      "WHERE TraceId IN (SELECT unnest($ids::VARCHAR[]))", {"ids": ids}).fetchall()
+    services, lo, hi = row[0] if row else ([], 0, 0)  # fetchall: no result left open on the connection
     return {"services": services or [], "lo": lo or 0, "hi": (hi or 0) + METRICS_AFTER_NS}
 
 
