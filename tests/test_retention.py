@@ -208,5 +208,8 @@ def test_retain_days_and_a_file_that_stops_growing(tmp_path, db_path):
     print(f"file with 2 runs of 30k spans: {full / 2**20:.1f} MiB; after each prune-and-add: "
           + ", ".join(f"{s / 2**20:.1f}" for s in sizes) + " MiB")
     # Freed blocks are used again (DuckDB vacuums row groups with deletions at a checkpoint): the
-    # file oscillates below about twice its live data instead of growing by a run each cycle.
-    assert max(sizes) <= 2.5 * full, (full, sizes)
+    # file oscillates instead of growing by a run (full / 2) each cycle. The first cycles also add
+    # the per-run facts tables, a fixed ~256 KiB block each however small, so the bound on the size
+    # is loose and the one on the growth is tight.
+    assert max(sizes) <= 3 * full, (full, sizes)
+    assert sizes[-1] <= max(sizes[:2]) + full / 4, (full, sizes)
