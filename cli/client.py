@@ -51,12 +51,17 @@ def pb() -> Any:
     return triage_pb2
 
 
+RECEIVE_LIMIT = 256 << 20  # the daemon's grpc.max_send_message_length
+
+
 @contextmanager
 def daemon_stub(address: str) -> Iterator[triage_pb2_grpc.TriageStub]:
     import grpc
     from otel_triage.proto import triage_pb2_grpc
 
-    channel = grpc.insecure_channel(address)
+    # An explanation of a large run is several MB of JSON; grpc's 4 MB default receive limit would
+    # turn it into an error (the daemon sends up to 256 MB: cli/serve.py).
+    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", RECEIVE_LIMIT)])
     try:
         yield triage_pb2_grpc.TriageStub(channel)
     finally:
