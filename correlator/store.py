@@ -31,7 +31,7 @@ Tables, one row per:
 - ``subtrees(roots)``: span under one of the given (trace id, span id) roots (root_trace,
   root_span, SpanId, parent_span, depth, path of "service: name [→ peer]" labels, service,
   operation, duration_ns, start_ns, status Ok|Error), for the trace diff of a failed test beside
-  a passing one (passing tests have no facts of their own).
+  a passing one (from the per-run facts of every test's tree, passing tests included).
 """
 
 from __future__ import annotations
