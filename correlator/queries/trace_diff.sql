@@ -13,12 +13,12 @@ sides AS (
 ),
 labelled AS MATERIALIZED (  -- key: the path, hashed (partitioning and joining on long strings is slow)
     SELECT s.test_span, s.side, t.SpanId, t.parent_span, t.depth, t.path, t.service, t.operation, t.duration_ns,
-           t.status, t.start_ns, hash(array_to_string(t.path, ' > ')) AS key
+           t.status, t.seq, hash(array_to_string(t.path, ' > ')) AS key
     FROM sides AS s JOIN subtrees AS t USING (root_trace, root_span)
 ),
 numbered AS (  -- nth of the calls with one path, by start (a grouped list: a window per path is slow)
     SELECT test_span, side, unnest(ids) AS SpanId, generate_subscripts(ids, 1) AS nth
-    FROM (SELECT test_span, side, list(SpanId ORDER BY start_ns, SpanId) AS ids FROM labelled GROUP BY test_span, side, key)
+    FROM (SELECT test_span, side, list(SpanId ORDER BY seq) AS ids FROM labelled GROUP BY test_span, side, key)
 ),
 ranked AS MATERIALIZED (SELECT l.*, n.nth FROM labelled AS l JOIN numbered AS n USING (test_span, side, SpanId)),
 joined AS MATERIALIZED (
