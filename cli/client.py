@@ -231,7 +231,7 @@ def explain_json(db: str | None, daemon: str | None, run_id: str, baseline: str 
     `--db` prints), so `--daemon` does no second round of decoding and encoding."""
     if ch:
         with clickhouse_run(ch, run_id, baseline) as store:
-            return json.dumps(_without_history(_explain(store, run_id, baseline)).to_dict(), indent=2)
+            return api.to_json(_without_history(_explain(store, run_id, baseline)))
     if daemon:
         return _explain_daemon(daemon, run_id, baseline)
     with _store(db) as store:
