@@ -152,6 +152,10 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
     comparison by a change no test depends on or by a sample too small to be significant. (Weighing
     the two alike won two Nezha cases but let a noisy service outrank the errors every failed test
     agrees on, the e2e noisy_baseline scenario: docs/correlation.md.)
+
+    One scale: a test's comparison and change candidates count through the shift they are views of
+    (a change at a fixed score put a caller ahead of the callee whose change caused its own), and a
+    relaying service's test evidence is pruned as its shift is.
     """
     totals: dict[str, float] = defaultdict(float)
     causes: dict[str, int] = defaultdict(int)
