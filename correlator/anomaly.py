@@ -63,6 +63,22 @@ def rates(run: float, run_exposure: float, baseline: float, baseline_exposure: f
     return n * _kl(run / n, run_exposure / (run_exposure + baseline_exposure))
 
 
+def novelty(unseen: float, n: float, singletons: float, baseline_n: float) -> float:
+    """Surprise of ``unseen`` of ``n`` run spans showing a pattern no baseline span showed, when
+    ``singletons`` of the ``baseline_n`` baseline spans show one no other baseline span did.
+
+    A baseline span whose pattern is seen once would have been unseen had it been left out, so the
+    baseline's own rate of novelty is its singletons' share (Good-Turing's missing mass). Both
+    shares are estimates: compared as a 2x2 table (``rates``), a small baseline's sampling error
+    counts, as it does for calls and log lines. Taken as exact (a binomial against the missing
+    mass), 12 baseline spans made a changed mix of destinations of one generic client operation
+    the strongest sign of a run (44 nats; here 9). Upper tail only: less novelty is no surprise.
+    """
+    if unseen * baseline_n <= singletons * n:
+        return 0.0
+    return rates(unseen, n, singletons, baseline_n)
+
+
 def gaussian(z: float) -> float:
     """Surprise of a standard normal deviation ``z`` above the mean (upper tail)."""
     return z * z / 2 if z > 0 else 0.0

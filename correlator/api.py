@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 from otel_triage.correlator import diff, flaky, stitch, subtree_diff
 from otel_triage.correlator import peers as peer_names
-from otel_triage.correlator.compare import ServiceShift, compare
+from otel_triage.correlator.compare import MESSENGER_SHARE, ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import candidates_for_test
 from otel_triage.correlator.sql import Scratch
@@ -152,6 +152,10 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
     comparison by a change no test depends on or by a sample too small to be significant. (Weighing
     the two alike won two Nezha cases but let a noisy service outrank the errors every failed test
     agrees on, the e2e noisy_baseline scenario: docs/correlation.md.)
+
+    One scale: a test's comparison and change candidates count through the shift they are views of
+    (a change at a fixed score put a caller ahead of the callee whose change caused its own), and a
+    relaying service's test evidence is pruned as its shift is.
     """
     totals: dict[str, float] = defaultdict(float)
     causes: dict[str, int] = defaultdict(int)
@@ -160,8 +164,14 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
         for c in f.candidates:
             if c.signal == "comparison":  # counted below, as the shift it came from
                 continue
-            totals[c.service] += c.score
             mentions[c.service] += 1
+            # A change under one test is a per-test view of what the comparison measures over the
+            # run: where it measured the service, its nats speak for the change (one scale, and a
+            # caller that relays its callee's change is pruned); a change it cannot see (an
+            # attribute value, too few spans) speaks alone.
+            if c.signal == "change" and c.service in shifts:
+                continue
+            totals[c.service] += c.score
         if f.root_cause:
             causes[f.root_cause.service] += 1
     n_failed = max(1, len(failed))
@@ -170,7 +180,9 @@ def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tupl
     out = []
     for service in set(totals) | (set(shifts) if failed else set()):
         shift = shifts.get(service)
-        from_tests = totals[service] / n_failed
+        # Root pruning for the failed tests' evidence too: a service whose callee differs at least
+        # as much (``relays_from``) shows the failure passing through it, as its shift does.
+        from_tests = totals[service] / n_failed * (MESSENGER_SHARE if shift and shift.relays_from else 1.0)
         from_shift = shift.score / top_shift if shift else 0.0
         score = from_tests + open_question * from_shift
         if causes[service]:

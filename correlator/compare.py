@@ -239,8 +239,7 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
 
     for r in rows.get("patterns", []):
         shift(r["service"]).tested += 1
-        unseen = (r["baseline_singletons"] + 1) / (r["baseline_n"] + 1)  # Good-Turing missing mass
-        nats = anomaly.binomial(r["unseen"], r["n"], unseen)
+        nats = anomaly.novelty(r["unseen"], r["n"], r["baseline_singletons"], r["baseline_n"])
         if nats >= SIGNIFICANT:
             shift(r["service"]).add("patterns", nats, Evidence("pattern", r["service"], r["operation"], _pattern_detail(r)))
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from otel_triage.correlator import anomaly, weights
-from otel_triage.correlator.compare import compare
+from otel_triage.correlator.api import _suspects
+from otel_triage.correlator.compare import ServiceShift, compare
+from otel_triage.correlator.model import Candidate, FailedTest
 from otel_triage.correlator.score import candidates_for_test
 
 
@@ -101,3 +103,50 @@ def test_the_strongest_indicator_wins_not_the_sum() -> None:
     shifts = compare({"latency": [], "calls": busy + faulty, "logs": [], "metrics": []})
     assert sum(n for n, _ in shifts["busy"].items) > shifts["faulty"].strongest
     assert shifts["faulty"].score > shifts["busy"].score > 0
+
+
+def test_pattern_novelty_counts_the_baseline_sampling_error() -> None:
+    """31 of 55 run spans with a pattern none of 12 baseline spans showed: taken as exact, the
+    baseline's missing mass (1 in 13) made this 44 nats; as a 2x2 table, 12 spans say little. The
+    same share against 1000 baseline spans is still strong, and less novelty than the baseline's
+    own (its singletons' share) is no surprise."""
+    small = anomaly.novelty(31, 55, 0, 12)
+    assert small == pytest.approx(anomaly.rates(31, 55, 0, 12))
+    assert small < anomaly.binomial(31, 55, 1 / 13) / 4
+    assert anomaly.novelty(31, 55, 0, 1000) > 4 * small
+    assert anomaly.novelty(5, 100, 20, 100) == 0.0
+    row = {"service": "hub", "operation": "POST", "n": 55, "unseen": 31, "baseline_n": 12, "baseline_singletons": 0,
+           "usual": [], "unseen_pattern": []}
+    shifts = compare({"latency": [], "patterns": [row], "calls": [], "logs": [], "metrics": []})
+    assert shifts["hub"].by_signal["patterns"] == pytest.approx(small)
+
+
+def _failed(name: str, *cands: Candidate) -> FailedTest:
+    return FailedTest(name, "t", name, None, None, None, "quiet", tuple(cands))
+
+
+def _cand(service: str, score: float, signal: str) -> Candidate:
+    return Candidate(service, "op", score, "", signal)
+
+
+def test_a_callers_change_is_weighed_on_the_comparisons_scale() -> None:
+    """Quiet failed tests: the subtree comparison names the caller (its path changed because its
+    callee answered differently), the run's comparison finds the callee more surprising. The
+    change is weighed by the caller's nats, not by a fixed score of its own, so the callee leads."""
+    failed = [_failed(f"t{i}", _cand("caller", 0.48, "change"), _cand("callee", 0.9, "comparison")) for i in range(3)]
+    shifts = {"callee": ServiceShift("callee", score=21.0), "caller": ServiceShift("caller", score=17.0)}
+    ranked = [s.service for s in _suspects(failed, shifts)]
+    assert ranked == ["callee", "caller"]
+    # a change the comparison cannot see (an attribute value, too few spans) still speaks alone
+    only = _suspects([_failed("t", _cand("cart", 0.36, "change"))], {})
+    assert [(s.service, s.score) for s in only] == [("cart", 0.36)]
+
+
+def test_a_relays_failed_test_evidence_is_pruned_like_its_shift() -> None:
+    """A slow wire shows as latency of the caller in each failed test (its span is slow, its
+    callee's server span is not); the comparison finds the callee far more surprising and the caller
+    relaying it. Root pruning halves the caller's test evidence too, so the callee leads."""
+    failed = [_failed(f"t{i}", _cand("gateway", 0.7, "latency")) for i in range(3)] + [_failed("t3")]
+    shifts = {"travel": ServiceShift("travel", score=100.0),
+              "gateway": ServiceShift("gateway", score=30.0, relays_from=("travel",))}
+    assert [s.service for s in _suspects(failed, shifts)][:2] == ["travel", "gateway"]
