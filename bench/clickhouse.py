@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from otel_triage.collector.clickhouse import ClickHouseOptions, Connection
 from otel_triage.collector.clickhouse_extract import Extractor, memory_store
 from otel_triage.collector.clickhouse_runs import extract_run
-from otel_triage.collector.storage.db import open_reader
+from otel_triage.collector.storage.store import DuckStore, open_store
 from otel_triage.correlator import api
 
 from bench.explain import build
@@ -84,7 +84,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     data = build(sizes, args.baseline, "test", 0.05, 1)
     url = chdb_for(data.path)
-    ref = open_reader(data.path)
+    ref = open_store(data.path)
     opts = ClickHouseOptions(url=url, since=SINCE)
     print(f"{os.cpu_count()} cores (shared, contended: load average {os.getloadavg()[0]:.1f}), "
           f"duckdb {duckdb.__version__}; {url}")
@@ -113,7 +113,7 @@ def main() -> None:
             spans = con.execute("SELECT count(*) FROM otel_traces WHERE TraceId IN "
                                 "(SELECT TraceId FROM otel_traces WHERE RunId = $r)", {"r": run}).fetchone()[0]
             t0, c0 = time.perf_counter(), time.process_time()
-            got = api.explain(con, run).to_dict()
+            got = api.explain(DuckStore(con), run).to_dict()
             explain.append(time.perf_counter() - t0)
             explain_cpu.append(time.process_time() - c0)
             con.close()

@@ -24,7 +24,7 @@ from otel_triage.cli.main import cli
 
 from tests.clickhouse_load import CURRENT_DDL, OLDER_DDL, create_schema, load
 from tests.e2e.conftest import Recording
-from tests.e2e.scenarios import GROUND_TRUTH, ORDER
+from tests.e2e.scenarios import ORDER
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -117,11 +117,10 @@ def explain_json(*source: str, run_id: str) -> dict:
     return found
 
 
-# Scenarios whose services send metrics without the run id (issue #18): from a file those points join
-# the run by service and time window; the ClickHouse copy does not match that yet (issue #15 is open,
-# docs/clickhouse.md says so). Every other scenario must match field for field.
-NOT_YET = {name for name in ORDER if GROUND_TRUTH[name].get("services_without_run_id")}
-MATCHED = [name for name in ORDER if name not in NOT_YET]
+# Every scenario must match field for field (metrics_without_run_id included: its services' points
+# carry no run id and join the run by service and time window, from ClickHouse as from a file).
+NOT_YET: set[str] = set()
+MATCHED = list(ORDER)
 
 
 @pytest.mark.parametrize("name", MATCHED)
