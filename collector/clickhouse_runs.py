@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from otel_triage.collector.clickhouse import ClickHouseError, Connection, redact
+from otel_triage.collector.clickhouse import RUN_ID_KEY, ClickHouseError, Connection, redact
 from otel_triage.collector.clickhouse_extract import RUN, SINCE, Extractor, memory_store
 from otel_triage.collector.completion import SESSION_SETTLE_SECONDS
 from otel_triage.collector.storage import facts
@@ -93,9 +93,17 @@ def list_runs(conn: Connection) -> list[dict[str, Any]]:
         out[run] = {"run_id": run, "spans": n, "logs": 0, "metric_points": 0, "services": list(services),
                     "first_seen_unix_nano": first, "last_seen_unix_nano": last}
     if conn.schema.has("logs"):
+        # As runs.sql: a record counts by its resource's run id, else by a trace id of the run.
+        logs = conn.opts.table("logs")
         rows = conn.query_rows(f"""
-            SELECT {RUN} AS RunId, count(), groupUniqArray(toString(ServiceName)) FROM {conn.opts.table('logs')}
-            WHERE Timestamp >= {SINCE} AND {RUN} != '' GROUP BY RunId""", ex.params)
+            WITH runs AS (SELECT DISTINCT {RUN} AS RunId, TraceId FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} != '')
+            SELECT RunId, count(), groupUniqArray(service) FROM (
+                SELECT {RUN} AS RunId, toString(ServiceName) AS service FROM {logs}
+                WHERE Timestamp >= {SINCE} AND {RUN} != ''
+                UNION ALL
+                SELECT r.RunId, toString(l.ServiceName) FROM {logs} AS l INNER JOIN runs AS r ON l.TraceId = r.TraceId
+                WHERE l.Timestamp >= {SINCE} AND l.ResourceAttributes['{RUN_ID_KEY}'] = '' AND l.TraceId != ''
+            ) GROUP BY RunId""", ex.params)
         for run, n, services in rows:
             _merge(out, run, "logs", n, services)
     for kind in ("gauge", "sum", "histogram"):
