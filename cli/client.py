@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -22,7 +21,7 @@ from otel_triage.collector.clickhouse import ClickHouseOptions
 from otel_triage.collector.storage.db import StoreError, open_reader
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.collector.storage.store import DuckStore, open_store
-from otel_triage.correlator import api
+from otel_triage.correlator import api, flaky
 from otel_triage.correlator.model import Explanation, from_dict
 
 if TYPE_CHECKING:
@@ -138,7 +137,8 @@ def clickhouse_run(ch: ClickHouseOptions, run_id: str, baseline: str | None) -> 
 
     with clickhouse(ch) as conn:
         con = extract_run(conn, run_id, baseline,
-                          choose_baseline=lambda tests: api.default_baseline(tests, run_id))
+                          choose_baseline=lambda tests: api.default_baseline(tests, run_id),
+                          history_runs=lambda tests: flaky.runs_rescored(tests, run_id))
     try:
         yield DuckStore(con)
     finally:
@@ -189,18 +189,11 @@ def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | Non
             ch: ClickHouseOptions | None = None) -> Explanation:
     if ch:
         with clickhouse_run(ch, run_id, baseline) as r:
-            return _without_history(_explain(r, run_id, baseline))
+            return _explain(r, run_id, baseline)
     if daemon:
         return from_dict(json.loads(_explain_daemon(daemon, run_id, baseline)))
     with _store(db) as store:
         return _explain(store, run_id, baseline)
-
-
-def _without_history(found: Explanation) -> Explanation:
-    """From ClickHouse only the run, its baseline and the window's test spans are copied out, not
-    earlier failures' traces: their causes, and so a flaky verdict, would be guesses. Not given
-    (docs/clickhouse.md)."""
-    return replace(found, failed_tests=tuple(replace(f, history=None) for f in found.failed_tests))
 
 
 def _explain(store: DuckStore, run_id: str, baseline: str | None) -> Explanation:
@@ -215,7 +208,7 @@ def clickhouse_report(ch: ClickHouseOptions, run_id: str, baseline: str | None
     """`triage report --clickhouse`: the explanation, the failed tests' subtrees and their baseline
     tests' subtrees, from one extraction."""
     with clickhouse_run(ch, run_id, baseline) as store:
-        found = _without_history(_explain(store, run_id, baseline))
+        found = _explain(store, run_id, baseline)
         r = Reader(store.con)
         traces = {f.span_id: r.test_spans(f.trace_id, f.span_id, defaults.REPORT_MAX_SPANS)
                   for f in found.failed_tests}
@@ -231,7 +224,7 @@ def explain_json(db: str | None, daemon: str | None, run_id: str, baseline: str 
     `--db` prints), so `--daemon` does no second round of decoding and encoding."""
     if ch:
         with clickhouse_run(ch, run_id, baseline) as store:
-            return api.to_json(_without_history(_explain(store, run_id, baseline)))
+            return api.to_json(_explain(store, run_id, baseline))
     if daemon:
         return _explain_daemon(daemon, run_id, baseline)
     with _store(db) as store:

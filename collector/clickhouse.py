@@ -130,6 +130,12 @@ def _short(text: str) -> str:
     return text[:300]
 
 
+def _used(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters ``sql`` names: the driver formats every one it is given in Python, character
+    by character, and a run's trace-id list is ~1 MB of text (0.15 s each time)."""
+    return {k: v for k, v in (params or {}).items() if "{" + k + ":" in sql}
+
+
 class Connection:
     """A clickhouse-connect client with triage's error wording; ``chdb://`` URLs run embedded."""
 
@@ -162,7 +168,7 @@ class Connection:
 
     def query_rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         try:
-            return list(self.client.query(sql, parameters=params or {}, settings=SETTINGS).result_rows)
+            return list(self.client.query(sql, parameters=_used(sql, params), settings=SETTINGS).result_rows)
         except Exception as exc:
             raise self._error(exc) from exc
 
@@ -170,7 +176,7 @@ class Connection:
         """Record batches of a query, one block at a time (bounded memory on our side)."""
         settings = {**SETTINGS, "output_format_json_escape_forward_slashes": 0}
         try:
-            with self.client.query_arrow_stream(sql, parameters=params or {}, settings=settings) as stream:
+            with self.client.query_arrow_stream(sql, parameters=_used(sql, params), settings=settings) as stream:
                 yield from stream
         except ClickHouseError:
             raise

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 from otel_triage.collector.clickhouse import RUN_ID_KEY, ClickHouseError, Connection
 from otel_triage.collector.storage.db import open_writer
+from otel_triage.collector.storage.reader import sql
 
 KINDS = {"SPAN_KIND_UNSPECIFIED": "Unspecified", "SPAN_KIND_INTERNAL": "Internal", "SPAN_KIND_SERVER": "Server",
          "SPAN_KIND_CLIENT": "Client", "SPAN_KIND_PRODUCER": "Producer", "SPAN_KIND_CONSUMER": "Consumer"}
@@ -67,7 +68,7 @@ class Extractor:
             SELECT toUnixTimestamp64Nano(toDateTime64(Timestamp, 9)) AS ts, TraceId, SpanId, ParentSpanId,
                    {self._col(t, 'TraceState', "''")} AS TraceState, SpanName,
                    {_transform('SpanKind', KINDS)} AS SpanKind, toString(ServiceName) AS ServiceName,
-                   nullIf({RUN}, '') AS RunId, {_json('ResourceAttributes')} AS ResourceAttributes,
+                   nullIf({RUN}, '') AS RunId, cityHash64(ResourceAttributes) AS res_key,
                    {self._col(t, 'ScopeName', "''")} AS ScopeName, {self._col(t, 'ScopeVersion', "''")} AS ScopeVersion,
                    {_json('SpanAttributes')} AS SpanAttributes, toInt64(Duration) AS Duration,
                    {_transform('StatusCode', CODES)} AS StatusCode, StatusMessage,
@@ -116,15 +117,30 @@ class Extractor:
         return ids, "Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) AND TraceId IN {ids:Array(String)}", params
 
     # --- DuckDB side -----------------------------------------------------------------------------
-    def _load_spans(self, con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> int:
+    def _resource_select(self, where: str) -> str:
+        """The distinct resources of the spans ``where`` selects, as JSON, by the key spans carry."""
+        return f"""
+            SELECT cityHash64(ResourceAttributes) AS res_key, {_json('any(ResourceAttributes)')} AS ResourceAttributes
+            FROM {self.opts.table('traces')} WHERE {where} GROUP BY res_key"""
+
+    def _load_spans(self, con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]) -> int:
+        """Spans, their events and links. A span's resource is the same map on every span of its
+        process (a handful in a run of a million spans): the spans carry its hash, the maps travel
+        once as JSON (``ch_resources``), which halves ClickHouse's share of the work (bench/clickhouse.py)."""
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS ch_resources (res_key UBIGINT PRIMARY KEY, "
+                    "ResourceAttributes JSON NOT NULL)")
+        for batch in self.conn.stream_arrow(self._resource_select(where), params):
+            con.register("ch_batch", batch)
+            con.execute("INSERT OR IGNORE INTO ch_resources SELECT res_key, ResourceAttributes FROM ch_batch")
+            con.unregister("ch_batch")
         n = 0
-        for batch in self.conn.stream_arrow(sql, params):
+        for batch in self.conn.stream_arrow(self._span_select(where), params):
             con.register("ch_batch", batch)
             con.execute("""
                 INSERT INTO otel_traces SELECT make_timestamp_ns(ts), TraceId, SpanId, ParentSpanId, TraceState,
-                    0, SpanName, SpanKind, ServiceName, RunId, ResourceAttributes, '', 0, ScopeName, ScopeVersion,
+                    0, SpanName, SpanKind, ServiceName, RunId, r.ResourceAttributes, '', 0, ScopeName, ScopeVersion,
                     '{}', 0, '', SpanAttributes, Duration, StatusCode, StatusMessage, 0, 0, 0
-                FROM ch_batch""")
+                FROM ch_batch AS b JOIN ch_resources AS r ON r.res_key = b.res_key""")
             con.execute("""
                 INSERT INTO otel_traces_events
                 SELECT TraceId, SpanId, RunId, make_timestamp_ns(unnest(ev_ts)), unnest(ev_name), unnest(ev_attrs), 0
@@ -156,13 +172,13 @@ class Extractor:
         """Stage 1: the test spans of every run in the window (for the baseline and `triage runs`).
         tests.sql reads only spans of the runner's resource (the one carrying the run id)."""
         where = f"Timestamp >= {SINCE} AND {RUN} != '' AND {TEST_SPANS}"
-        return self._load_spans(con, self._span_select(where), self.params)
+        return self._load_spans(con, where, self.params)
 
     def run_data(self, con: duckdb.DuckDBPyConnection, runs: list[str]) -> int:
         """Stage 2: the runs in full (spans, events, links, logs, metric points)."""
         ids, where, params = self.run_traces(runs)
-        n = self._load_spans(con, self._span_select(where), params) if ids else 0
-        params = {**self.params, "runs": runs, "ids": ids, **_services_window(con, ids)}
+        n = self._load_spans(con, where, params) if ids else 0
+        params = {**self.params, "runs": runs, "ids": ids, **_services_window(con, runs)}
         if self.schema.has("logs"):
             self._load(con, "otel_logs", self._logs_select(), params)
         for kind in ("gauge", "sum", "histogram"):
@@ -224,22 +240,34 @@ class Extractor:
             FROM {self.opts.table(t)}
             WHERE TimeUnix >= {SINCE} AND ({RUN} IN {{runs:Array(String)}}
                   OR ({RUN} = '' AND toString(ServiceName) IN {{services:Array(String)}}
-                      AND toUnixTimestamp64Nano(toDateTime64(TimeUnix, 9)) BETWEEN {{lo:Int64}} AND {{hi:Int64}}))"""
+                      AND toUnixTimestamp64Nano(toDateTime64(TimeUnix, 9)) BETWEEN {{lo:Int64}} AND {{hi:Int64}}
+                      AND arrayExists((s, a, b) -> s = toString(ServiceName)
+                                      AND toUnixTimestamp64Nano(toDateTime64(TimeUnix, 9)) BETWEEN a AND b,
+                                      {{w_service:Array(String)}}, {{w_lo:Array(Int64)}}, {{w_hi:Array(Int64)}})))"""
 
 
 # Points without a run id join a run by service and time window (metric_points.sql); copy out those of
-# the runs' services from their first span to this long after their last, a superset of that window.
+# each run's services from the run's first span to this long after its last, a superset of that window.
 METRICS_AFTER_NS = 60_000_000_000
 
 
-def _services_window(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, Any]:
-    """The copied runs' services and time span (their traces ``ids``), for metric points that carry
-    no run id."""
-    row = con.execute("SELECT list(DISTINCT ServiceName), min(epoch_ns(Timestamp)), "
-                      "max(epoch_ns(Timestamp) + Duration) FROM otel_traces "
-                      "WHERE TraceId IN (SELECT unnest($ids::VARCHAR[]))", {"ids": ids}).fetchall()
-    services, lo, hi = row[0] if row else ([], 0, 0)  # fetchall: no result left open on the connection
-    return {"services": services or [], "lo": lo or 0, "hi": (hi or 0) + METRICS_AFTER_NS}
+def _services_window(con: duckdb.DuckDBPyConnection, runs: list[str]) -> dict[str, Any]:
+    """Each copied run's services and time span (its traces by run_traces.sql, as the facts take
+    them), for metric points that carry no run id: one (service, from, to) per run and service, and
+    their hull for the index. Per run, so an earlier run copied for the flaky verdict does not widen
+    the window to the days between it and this one."""
+    rows = con.execute(f"""
+        WITH rt AS ({sql('run_traces')}),
+        spans AS (SELECT rt.RunId, t.ServiceName, epoch_ns(t.Timestamp) AS s, epoch_ns(t.Timestamp) + t.Duration AS e
+                  FROM rt JOIN otel_traces AS t USING (TraceId) WHERE rt.RunId IN (SELECT unnest($runs)))
+        SELECT p.ServiceName, w.lo, w.hi
+        FROM (SELECT DISTINCT RunId, ServiceName FROM spans) AS p
+        JOIN (SELECT RunId, min(s) AS lo, max(e) AS hi FROM spans GROUP BY RunId) AS w USING (RunId)
+        ORDER BY ALL""", {"run_id": None, "runs": runs}).fetchall()  # fetchall: no result left open
+    return {"services": sorted({r[0] for r in rows}), "lo": min((r[1] for r in rows), default=0),
+            "hi": max((r[2] for r in rows), default=0) + METRICS_AFTER_NS,
+            "w_service": [r[0] for r in rows], "w_lo": [r[1] for r in rows],
+            "w_hi": [r[2] + METRICS_AFTER_NS for r in rows]}
 
 
 def memory_store() -> duckdb.DuckDBPyConnection:

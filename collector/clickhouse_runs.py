@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from otel_triage.collector.clickhouse import ClickHouseError, Connection, redact
+from otel_triage.collector.clickhouse import RUN_ID_KEY, ClickHouseError, Connection, redact
 from otel_triage.collector.clickhouse_extract import RUN, SINCE, Extractor, memory_store
 from otel_triage.collector.completion import SESSION_SETTLE_SECONDS
 from otel_triage.collector.storage import facts
@@ -24,11 +24,13 @@ def _no_run(conn: Connection, run_id: str) -> ClickHouseError:
 
 
 def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = None,
-                choose_baseline: Callable[[pa.Table], str | None] | None = None) -> duckdb.DuckDBPyConnection:
+                choose_baseline: Callable[[pa.Table], str | None] | None = None,
+                history_runs: Callable[[pa.Table], list[str]] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory triage store holding the run and its baseline run in full, and the test spans of
     every other run of the window. Without ``baseline_run_id``, ``choose_baseline`` (the
     correlator's rule, handed in by the CLI: the collector never imports the correlator) picks it
-    from every run's tests."""
+    from every run's tests; ``history_runs`` (the correlator's too) names the earlier runs whose
+    failures the flaky verdict re-scores, copied in full as well (at most a few)."""
     ex = Extractor(conn)
     con = memory_store()
     try:
@@ -41,10 +43,12 @@ def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = Non
             if not rows or not rows[0][0]:
                 raise _no_run(conn, run_id)
         reader.all_tests()
+        tests = con.sql("SELECT * FROM run_tests").to_arrow_table()
         baseline = baseline_run_id
         if not baseline and choose_baseline is not None:
-            baseline = choose_baseline(con.sql("SELECT * FROM run_tests").to_arrow_table())
-        runs = [run_id, *([baseline] if baseline and baseline != run_id else [])]
+            baseline = choose_baseline(tests)
+        earlier = history_runs(tests) if history_runs is not None else []
+        runs = list(dict.fromkeys([run_id, *([baseline] if baseline else []), *earlier]))
         # The runs' test spans are loaded again with everything else: drop the partial copies first.
         con.execute("CREATE TEMP TABLE ch_replaced AS SELECT DISTINCT TraceId FROM otel_traces "
                     "WHERE RunId IN (SELECT unnest($runs)) "
@@ -89,9 +93,17 @@ def list_runs(conn: Connection) -> list[dict[str, Any]]:
         out[run] = {"run_id": run, "spans": n, "logs": 0, "metric_points": 0, "services": list(services),
                     "first_seen_unix_nano": first, "last_seen_unix_nano": last}
     if conn.schema.has("logs"):
+        # As runs.sql: a record counts by its resource's run id, else by a trace id of the run.
+        logs = conn.opts.table("logs")
         rows = conn.query_rows(f"""
-            SELECT {RUN} AS RunId, count(), groupUniqArray(toString(ServiceName)) FROM {conn.opts.table('logs')}
-            WHERE Timestamp >= {SINCE} AND {RUN} != '' GROUP BY RunId""", ex.params)
+            WITH runs AS (SELECT DISTINCT {RUN} AS RunId, TraceId FROM {t} WHERE Timestamp >= {SINCE} AND {RUN} != '')
+            SELECT RunId, count(), groupUniqArray(service) FROM (
+                SELECT {RUN} AS RunId, toString(ServiceName) AS service FROM {logs}
+                WHERE Timestamp >= {SINCE} AND {RUN} != ''
+                UNION ALL
+                SELECT r.RunId, toString(l.ServiceName) FROM {logs} AS l INNER JOIN runs AS r ON l.TraceId = r.TraceId
+                WHERE l.Timestamp >= {SINCE} AND l.ResourceAttributes['{RUN_ID_KEY}'] = '' AND l.TraceId != ''
+            ) GROUP BY RunId""", ex.params)
         for run, n, services in rows:
             _merge(out, run, "logs", n, services)
     for kind in ("gauge", "sum", "histogram"):

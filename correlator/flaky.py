@@ -165,6 +165,29 @@ def annotate(store: Store, scratch: Scratch, explanation: Explanation) -> Explan
     return replace(explanation, failed_tests=tuple(tests))
 
 
+def runs_rescored(tests: pa.Table, run_id: str) -> list[str]:
+    """The earlier runs ``annotate`` re-scores for ``run_id``'s failed tests, newest first: what a
+    second source (ClickHouse) must copy out in full, beside the run and its baseline, for the same
+    verdicts. ``tests`` is every run's tests (``store.tests()``, or test spans copied out); the code
+    version decides verdicts, not which runs are re-scored, so none is needed here."""
+    versions = pa.table({"run_id": pa.array([], pa.string()), "span_id": pa.array([], pa.string()),
+                         "code_version": pa.array([], pa.string())})
+    scratch = Scratch(run_tests=tests, code_versions=versions)
+    try:
+        failed = [r[0] for r in scratch.con.execute(
+            "SELECT DISTINCT name_key FROM run_tests WHERE run_id = $r AND status = 'failed'", {"r": run_id}).fetchall()]
+        if not failed:
+            return []
+        history = outcomes(scratch, run_id)
+    finally:
+        scratch.close()
+    wanted: dict[str, set[str]] = {}
+    for key in failed:
+        for run, spans in _causes_needed(history.get(key, [])[:-1]).items():
+            wanted.setdefault(run, set()).update(spans)
+    return list(_newest_first(wanted, history))[:MAX_SCORED_RUNS]
+
+
 def list_tests(store: Store, flaky_only: bool = False) -> list[dict[str, Any]]:
     """Every test in the store with its pass/fail history (``triage tests``); a test that failed gets
     the verdict as of its latest failure. Flaky tests first, then by name."""

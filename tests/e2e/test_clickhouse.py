@@ -10,7 +10,6 @@ be opened by another: every client here is closed before a subprocess opens the 
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from otel_triage.cli.main import cli
 
 from tests.clickhouse_load import CURRENT_DDL, OLDER_DDL, create_schema, load
 from tests.e2e.conftest import Recording
-from tests.e2e.scenarios import GROUND_TRUTH, ORDER
+from tests.e2e.scenarios import ORDER
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -105,23 +104,16 @@ def triage(*args: str) -> tuple[int, str, str]:
 
 
 def explain_json(*source: str, run_id: str) -> dict:
-    """The explanation less each failed test's ``history``: from ClickHouse it is not given (only the
-    run and its baseline are copied out, not earlier failures' traces; docs/clickhouse.md)."""
+    """The whole explanation, each failed test's ``history`` (the flaky verdict over earlier runs)
+    included: from ClickHouse the earlier runs it re-scores are copied out in full too."""
     code, out, err = triage("explain", run_id, *source, "--json")
     assert code == 0, err
-    found = json.loads(out)
-    for test in found["failed_tests"]:
-        if "--clickhouse" in source:
-            assert test["history"] is None
-        test.pop("history")
-    return found
+    return json.loads(out)
 
 
-# Scenarios whose services send metrics without the run id (issue #18): from a file those points join
-# the run by service and time window; the ClickHouse copy does not match that yet (issue #15 is open,
-# docs/clickhouse.md says so). Every other scenario must match field for field.
-NOT_YET = {name for name in ORDER if GROUND_TRUTH[name].get("services_without_run_id")}
-MATCHED = [name for name in ORDER if name not in NOT_YET]
+# Every example scenario, metrics_without_run_id included (its services' metric points carry no run
+# id and join the run by service and time window, from ClickHouse as from a file).
+MATCHED = list(ORDER)
 
 
 @pytest.mark.parametrize("name", MATCHED)
@@ -130,8 +122,9 @@ def test_explain_from_clickhouse_equals_explain_from_the_file(recording: Recordi
     run_id = recording.runs[name].run_id
     from_file = explain_json("--db", str(recording.db), run_id=run_id)
     from_clickhouse = explain_json("--clickhouse", chdb_url, run_id=run_id)
-    assert from_clickhouse == from_file  # field for field: tests, causes, evidence, baseline, notes
+    assert from_clickhouse == from_file  # field for field: tests, causes, evidence, baseline, notes, history
     assert from_file["tests"] > 0 and from_file["run_id"] == run_id
+    assert all(t["history"] is not None for t in from_file["failed_tests"])
 
 
 def test_the_older_exporter_schema_explains_the_same(recording: Recording, chdb_url: str) -> None:
@@ -158,9 +151,7 @@ def test_runs_lists_what_the_file_lists(recording: Recording, chdb_url: str) -> 
     assert code == 0, err
     code, from_clickhouse, err = triage("runs", "--clickhouse", chdb_url, "--json")
     assert code == 0, err
-    skipped = {recording.runs[name].run_id for name in NOT_YET}
-    assert [r for r in json.loads(from_clickhouse)["runs"] if r["run_id"] not in skipped] == \
-        [r for r in json.loads(from_file)["runs"] if r["run_id"] not in skipped]
+    assert json.loads(from_clickhouse)["runs"] == json.loads(from_file)["runs"]
 
 
 def test_the_real_command_line(recording: Recording, chdb_url: str, tmp_path: Path) -> None:
@@ -177,17 +168,12 @@ def test_the_real_command_line(recording: Recording, chdb_url: str, tmp_path: Pa
     from_file = run("explain", run_id, "--db", str(recording.db), "--format", "markdown")
     from_ch = run("explain", run_id, "--format", "markdown", env={"TRIAGE_CLICKHOUSE": chdb_url})
     assert from_ch.returncode == 0, from_ch.stderr
-    history = re.compile(r"^- history: .*\n| · \*\*flaky\*\*", re.M)  # not given from ClickHouse
-    assert from_ch.stdout == history.sub("", from_file.stdout)
+    assert from_ch.stdout == from_file.stdout
+    assert "- history: " in from_ch.stdout
     waited = run("wait", run_id, "--clickhouse", chdb_url, "--timeout", "30", "--json", "--fail-on-failures")
     assert waited.returncode == 3, waited.stderr  # complete, with failed tests
     assert "complete (session-ended)" in waited.stderr
-    waited_json, file_json = json.loads(waited.stdout), json.loads(run("explain", run_id, "--db",
-                                                                        str(recording.db), "--json").stdout)
-    for found in (waited_json, file_json):
-        for test in found["failed_tests"]:
-            test.pop("history")
-    assert waited_json == file_json
+    assert json.loads(waited.stdout) == json.loads(run("explain", run_id, "--db", str(recording.db), "--json").stdout)
     page = tmp_path / "report.html"
     reported = run("report", run_id, "--clickhouse", chdb_url, "-o", str(page))
     assert reported.returncode == 0, reported.stderr
