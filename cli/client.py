@@ -51,16 +51,40 @@ def pb() -> Any:
     return triage_pb2
 
 
+_tls_ca: list[bytes | None] = [None]  # set by --tls-ca / env TRIAGE_TLS_CA: talk TLS, trusting it
+
+
+def use_tls_ca(path: str | None) -> None:
+    """``--tls-ca`` of a read command: the CA certificates the daemon's certificate must chain to."""
+    if not path:
+        _tls_ca[0] = None
+        return
+    from otel_triage.collector.tls import TlsError, load_ca
+
+    try:
+        _tls_ca[0] = load_ca(path)
+    except TlsError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tls-ca") from exc
+
+
+def channel(address: str) -> Any:
+    """A gRPC channel to the daemon: TLS when --tls-ca (or env TRIAGE_TLS_CA) is given."""
+    import grpc
+
+    if _tls_ca[0] is not None:
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_tls_ca[0]))
+    return grpc.insecure_channel(address)
+
+
 @contextmanager
 def daemon_stub(address: str) -> Iterator[triage_pb2_grpc.TriageStub]:
-    import grpc
     from otel_triage.proto import triage_pb2_grpc
 
-    channel = grpc.insecure_channel(address)
+    channel_ = channel(address)
     try:
-        yield triage_pb2_grpc.TriageStub(channel)
+        yield triage_pb2_grpc.TriageStub(channel_)
     finally:
-        channel.close()
+        channel_.close()
 
 
 _token: list[str | None] = [None]  # set by --auth-token-file, else read from TRIAGE_AUTH_TOKEN
@@ -95,9 +119,7 @@ def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
         except grpc.RpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.UNAVAILABLE:
-                raise click.ClickException(
-                    f"no triage daemon answers at {address} (start one with `triage serve`)"
-                ) from exc
+                raise click.ClickException(_unreachable(address, exc.details() or "")) from exc
             if code == grpc.StatusCode.UNAUTHENTICATED:
                 from otel_triage.collector import auth
 
@@ -106,6 +128,18 @@ def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
                     f"(give its token with --auth-token-file PATH or env {auth.ENV})"
                 ) from exc
             raise click.ClickException(f"{method} failed: {exc.details()}") from exc
+
+
+def _unreachable(address: str, details: str) -> str:
+    """Why the daemon could not be reached, with what to check (TLS failures look alike otherwise)."""
+    words = details.lower()
+    if _tls_ca[0] is not None and any(w in words for w in ("ssl", "tls", "handshake", "certificate")):
+        return (f"TLS with the triage daemon at {address} failed: {details} (is --tls-ca the CA that "
+                "signed its certificate, and the address one of the certificate's names?)")
+    if _tls_ca[0] is not None:
+        return f"no triage daemon answers TLS at {address}: {details} (does it serve TLS?)"
+    return (f"no triage daemon answers at {address} (start one with `triage serve`; if it serves TLS, "
+            "give its CA with --tls-ca PATH)")
 
 
 @contextmanager

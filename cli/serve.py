@@ -34,6 +34,7 @@ from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.collector.storage.store import DuckStore
 from otel_triage.collector.storage.writer import WriteJob, Writer
+from otel_triage.collector.tls import ServerTls
 from otel_triage.collector.watch import FolderWatcher
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
@@ -55,6 +56,7 @@ class ServeConfig:
     http_request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT
     auth_token: str | None = None  # required of every client when set (collector/auth.py)
     insecure: bool = False  # allow a non-loopback address without a token
+    tls: ServerTls | None = None  # --tls-cert/--tls-key, loaded and checked (collector/tls.py)
     watch: tuple[str, ...] = ()
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     settle_seconds: float = defaults.SETTLE_SECONDS
@@ -221,7 +223,11 @@ class Daemon:
         )
         triage_pb2_grpc.add_TriageServicer_to_server(QueryService(self), server)
         try:
-            self.port = server.add_insecure_port(f"{host}:{port}")
+            if cfg.tls is not None:
+                credentials = grpc.ssl_server_credentials([(cfg.tls.key_pem, cfg.tls.cert_pem)])
+                self.port = server.add_secure_port(f"{host}:{port}", credentials)
+            else:
+                self.port = server.add_insecure_port(f"{host}:{port}")
         except RuntimeError as exc:
             self._close_storage()
             raise ListenError(f"cannot listen on {cfg.listen}: {exc} (is another daemon running there?)") from exc
@@ -231,7 +237,8 @@ class Daemon:
         if http_address:
             try:
                 self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes,
-                                         cfg.http_request_timeout, cfg.auth_token)
+                                         cfg.http_request_timeout, cfg.auth_token,
+                                         cfg.tls.context if cfg.tls else None)
             except OSError as exc:
                 server.stop(0)
                 self._close_storage()
