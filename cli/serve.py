@@ -80,6 +80,15 @@ def split_host_port(address: str, option: str = "--listen", example: str = "127.
     return host, int(port)
 
 
+STREAM_WINDOW = 64 << 10  # what gRPC core may hold of a request no handler reads yet (HTTP/2 default window)
+
+
+def max_concurrent_rpcs(cfg: ServeConfig) -> int:
+    """Calls let in at once (beyond: gRPC answers RESOURCE_EXHAUSTED itself): the handler threads,
+    plus as many waiting calls as --max-pending-bytes would hold in read-ahead windows."""
+    return cfg.rpc_threads + max(cfg.rpc_threads, cfg.max_pending_bytes // STREAM_WINDOW)
+
+
 def run_to_proto(run: dict[str, Any]) -> triage_pb2.Run:
     return triage_pb2.Run(**run)
 
@@ -213,12 +222,17 @@ class Daemon:
         self.pipeline.warm_up()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
-            handlers=receiver.handlers(self.pipeline),
+            handlers=receiver.handlers(self.pipeline, cfg.max_request_bytes),
             interceptors=[auth.TokenInterceptor(cfg.auth_token)] if cfg.auth_token else None,
+            maximum_concurrent_rpcs=max_concurrent_rpcs(cfg),
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes),
                 ("grpc.max_send_message_length", 256 << 20),
                 ("grpc.so_reuseport", 0),  # a second daemon on the same port must fail, not share it
+                # gRPC core reads a stream ahead of the handler up to its HTTP/2 window; BDP probing
+                # grows that window to megabytes, so every waiting request would be buffered. Off, the
+                # window is 64 KiB and a message is read in full only once the receiver admitted it.
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
         triage_pb2_grpc.add_TriageServicer_to_server(QueryService(self), server)
