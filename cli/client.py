@@ -360,3 +360,10 @@ def list_tests(db: str | None, daemon: str | None, flaky_only: bool) -> list[dic
 
     with _store(db) as store:
         return from_store(store, flaky_only)
+
+
+def prune_daemon(daemon: str, keep_runs: int | None, older_than: float | None) -> tuple[dict[str, Any], str]:
+    """`triage prune --daemon`: what was deleted (the `--json` dict) and the daemon's file path."""
+    request = pb().PruneRequest(keep_runs=keep_runs or 0, older_than_days=older_than or 0.0)
+    response = call(daemon, "Prune", request, timeout=600)  # a big prune and its checkpoint take a while
+    return json.loads(response.json), str(response.db_path)

@@ -326,6 +326,9 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
 
 
 @cli.command()
+@token_option
+@click.option("--daemon", metavar="HOST:PORT", default=None,
+              help="Prune through this running `triage serve` (the file it holds) instead of --db.")
 @click.option("--db", metavar="PATH", envvar="TRIAGE_DB", default=client.DEFAULT_DB, show_default=True,
               help="DuckDB file to prune (env TRIAGE_DB); no daemon may hold it.")
 @click.option("--keep-runs", type=click.IntRange(min=1), default=None, metavar="N",
@@ -333,24 +336,33 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
 @click.option("--older-than", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
               help="Delete runs whose newest data is older than DAYS.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
-def prune(db: str, keep_runs: int | None, older_than: float | None, as_json: bool) -> None:
+def prune(daemon: str | None, db: str, keep_runs: int | None, older_than: float | None, as_json: bool) -> None:
     """Delete whole runs (spans, events, links, logs, metrics, completion) and give the space back."""
     from otel_triage.collector import retention
-    from otel_triage.collector.storage.db import StoreLocked
 
     if keep_runs is None and older_than is None:
         raise click.UsageError("say what to keep: --keep-runs N and/or --older-than DAYS")
-    try:
-        found = retention.prune_file(db, retention.Policy(keep_runs, older_than))
-    except StoreLocked as exc:
-        raise click.ClickException(f"{db} is held by a running triage daemon: stop it first, or start it with "
-                                   "--retain-runs / --retain-days to prune as it runs") from exc
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if daemon:
+        found, db = client.prune_daemon(daemon, keep_runs, older_than)
+    else:
+        found = _prune_file(db, retention.Policy(keep_runs, older_than))
     if as_json:
         click.echo(json.dumps(found, indent=2))
     else:
         click.echo(f"triage: {found['summary']}; {db}: {found['bytes_before']:,} → {found['bytes_after']:,} bytes")
+
+
+def _prune_file(db: str, policy: Any) -> dict[str, Any]:
+    from otel_triage.collector import retention
+    from otel_triage.collector.storage.db import StoreLocked
+
+    try:
+        return retention.prune_file(db, policy)
+    except StoreLocked as exc:
+        raise click.ClickException(f"{db} is held by a running triage daemon: prune through it with --daemon "
+                                   "HOST:PORT, or start it with --retain-runs / --retain-days") from exc
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def main() -> None:

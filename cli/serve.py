@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from otel_triage.collector import auth, defaults, receiver
+from otel_triage.collector import auth, defaults, receiver, retention
 from otel_triage.collector.completion import CompletionStore, CompletionTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
@@ -163,6 +165,23 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         files = self._daemon.read(lambda cur: Reader(cur).files())
         return triage_pb2.ListFilesResponse(files=[triage_pb2.DroppedFile(**f) for f in files])
 
+    def Prune(self, request: triage_pb2.PruneRequest, context: grpc.ServicerContext) -> Any:
+        days = request.older_than_days
+        if not math.isfinite(days):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"older_than_days is {days}; give a number of days")
+        try:
+            policy = retention.Policy(request.keep_runs or None, days or None)
+        except retention.RetentionError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if not policy.active:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "say what to keep: keep_runs (--keep-runs N) and/or older_than_days (--older-than DAYS)")
+        db = self._daemon.config.db
+        before = os.path.getsize(db)
+        pruned = retention.prune_on(self._daemon.exclusive, policy, self._daemon.forget_runs)
+        found = retention.report(pruned, before, os.path.getsize(db))
+        return triage_pb2.PruneResponse(json=json.dumps(found), db_path=db)
+
 
 class Daemon:
     def __init__(self, config: ServeConfig) -> None:
@@ -194,7 +213,7 @@ class Daemon:
         self._facts_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-facts")
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
-        self.retainer = Retainer(policy, self._writer.exclusive) if policy.active else None
+        self.retainer = Retainer(policy, self._writer.exclusive, forget=self.forget_runs) if policy.active else None
         store = self._completion_store = CompletionStore(self._writer.read)
         self.notifier: Notifier | None = None
         if cfg.notify:
@@ -303,6 +322,14 @@ class Daemon:
 
     def read(self, fn: Any) -> Any:
         return self._writer.read(fn)
+
+    def forget_runs(self, run_ids: list[str]) -> None:
+        """Runs retention deleted: the completion tracker stops tracking them."""
+        self.completion.forget(run_ids)
+
+    def exclusive(self, fn: Any) -> Any:
+        """``fn(con)`` in a transaction of its own between two commits, then a checkpoint (pruning)."""
+        return self._writer.exclusive(fn)
 
     def wait(self, timeout: float | None = None) -> bool:
         assert self._server is not None
