@@ -51,20 +51,44 @@ def pb() -> Any:
 
 
 RECEIVE_LIMIT = 256 << 20  # the daemon's grpc.max_send_message_length
+# An explanation of a large run is several MB of JSON; grpc's 4 MB default receive limit would
+# turn it into an error (the daemon sends up to 256 MB: cli/serve.py).
+OPTIONS = [("grpc.max_receive_message_length", RECEIVE_LIMIT)]
+_tls_ca: list[bytes | None] = [None]  # set by --tls-ca / env TRIAGE_TLS_CA: talk TLS, trusting it
+
+
+def use_tls_ca(path: str | None) -> None:
+    """``--tls-ca`` of a read command: the CA certificates the daemon's certificate must chain to."""
+    if not path:
+        _tls_ca[0] = None
+        return
+    from otel_triage.collector.tls import TlsError, load_ca
+
+    try:
+        _tls_ca[0] = load_ca(path)
+    except TlsError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tls-ca") from exc
+
+
+def channel(address: str) -> Any:
+    """A gRPC channel to the daemon: TLS when --tls-ca (or env TRIAGE_TLS_CA) is given."""
+    import grpc
+
+    if _tls_ca[0] is not None:
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_tls_ca[0]),
+                                   options=OPTIONS)
+    return grpc.insecure_channel(address, options=OPTIONS)
 
 
 @contextmanager
 def daemon_stub(address: str) -> Iterator[triage_pb2_grpc.TriageStub]:
-    import grpc
     from otel_triage.proto import triage_pb2_grpc
 
-    # An explanation of a large run is several MB of JSON; grpc's 4 MB default receive limit would
-    # turn it into an error (the daemon sends up to 256 MB: cli/serve.py).
-    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", RECEIVE_LIMIT)])
+    channel_ = channel(address)
     try:
-        yield triage_pb2_grpc.TriageStub(channel)
+        yield triage_pb2_grpc.TriageStub(channel_)
     finally:
-        channel.close()
+        channel_.close()
 
 
 _token: list[str | None] = [None]  # set by --auth-token-file, else read from TRIAGE_AUTH_TOKEN
@@ -99,9 +123,7 @@ def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
         except grpc.RpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.UNAVAILABLE:
-                raise click.ClickException(
-                    f"no triage daemon answers at {address} (start one with `triage serve`)"
-                ) from exc
+                raise click.ClickException(_unreachable(address, exc.details() or "")) from exc
             if code == grpc.StatusCode.UNAUTHENTICATED:
                 from otel_triage.collector import auth
 
@@ -110,6 +132,18 @@ def call(address: str, method: str, request: Any, timeout: float = 30.0) -> Any:
                     f"(give its token with --auth-token-file PATH or env {auth.ENV})"
                 ) from exc
             raise click.ClickException(f"{method} failed: {exc.details()}") from exc
+
+
+def _unreachable(address: str, details: str) -> str:
+    """Why the daemon could not be reached, with what to check (TLS failures look alike otherwise)."""
+    words = details.lower()
+    if _tls_ca[0] is not None and any(w in words for w in ("ssl", "tls", "handshake", "certificate")):
+        return (f"TLS with the triage daemon at {address} failed: {details} (is --tls-ca the CA that "
+                "signed its certificate, and the address one of the certificate's names?)")
+    if _tls_ca[0] is not None:
+        return f"no triage daemon answers TLS at {address}: {details} (does it serve TLS?)"
+    return (f"no triage daemon answers at {address} (start one with `triage serve`; if it serves TLS, "
+            "give its CA with --tls-ca PATH)")
 
 
 @contextmanager
@@ -324,3 +358,10 @@ def list_tests(db: str | None, daemon: str | None, flaky_only: bool) -> list[dic
 
     with _store(db) as store:
         return from_store(store, flaky_only)
+
+
+def prune_daemon(daemon: str, keep_runs: int | None, older_than: float | None) -> tuple[dict[str, Any], str]:
+    """`triage prune --daemon`: what was deleted (the `--json` dict) and the daemon's file path."""
+    request = pb().PruneRequest(keep_runs=keep_runs or 0, older_than_days=older_than or 0.0)
+    response = call(daemon, "Prune", request, timeout=600)  # a big prune and its checkpoint take a while
+    return json.loads(response.json), str(response.db_path)

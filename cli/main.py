@@ -23,7 +23,16 @@ from otel_triage.correlator.model import Explanation
 
 
 def token_option(fn: Any) -> Any:
-    """``--auth-token-file``: what every command that may ask a daemon sends it."""
+    """``--auth-token-file`` and ``--tls-ca``: how every command that may ask a daemon reaches it."""
+    fn = click.option(
+        "--tls-ca",
+        metavar="PATH",
+        envvar="TRIAGE_TLS_CA",
+        default=None,
+        expose_value=False,
+        callback=lambda _ctx, _param, value: client.use_tls_ca(value),
+        help="Talk TLS to --daemon, trusting the CA certificates (PEM) in this file (env TRIAGE_TLS_CA).",
+    )(fn)
     return click.option(
         "--auth-token-file",
         metavar="PATH",
@@ -78,6 +87,12 @@ def render_explanation(found: Explanation, fmt: str) -> str:
     return render.explanation_text(found)
 
 
+class StartError(click.ClickException):
+    """A setting that makes `serve` refuse to start (one line, exit code 2, as a usage error)."""
+
+    exit_code = 2
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="otel-triage")
 def cli() -> None:
@@ -109,6 +124,10 @@ def cli() -> None:
                    "TRIAGE_AUTH_TOKEN) on every OTLP export and query; others get UNAUTHENTICATED / 401.")
 @click.option("--insecure", is_flag=True,
               help="Allow a non-loopback --listen/--listen-http without a token (a trusted network).")
+@click.option("--tls-cert", metavar="PATH", default=None,
+              help="Serve TLS on the gRPC (OTLP and query API) and OTLP/HTTP ports with this PEM certificate "
+                   "(chain); needs --tls-key.")
+@click.option("--tls-key", metavar="PATH", default=None, help="The unencrypted PEM private key of --tls-cert.")
 @click.option("--watch", "watch", metavar="DIR", multiple=True,
               help="Take in JUnit XML and OTLP/JSON files dropped into DIR, each once (repeatable).")
 @click.option("--max-file-bytes", type=int, default=defaults.MAX_FILE_BYTES, show_default=True,
@@ -129,14 +148,24 @@ def cli() -> None:
               help="Delete runs whose newest data is older than DAYS (at start, then every 10 min).")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
           max_pending_bytes: int, decode_workers: int, listen_http: str, http_request_timeout: float,
-          auth_token_file: str | None, insecure: bool, watch: tuple[str, ...],
+          auth_token_file: str | None, insecure: bool, tls_cert: str | None, tls_key: str | None,
+          watch: tuple[str, ...],
           max_file_bytes: int, settle_seconds: float, quiet_period: float, notify: tuple[str, ...],
           notify_timeout: float, notify_attempts: int, retain_runs: int | None, retain_days: float | None) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
     # Imported here: the server stack (gRPC server, SDK metrics) is not needed by read commands.
     from otel_triage.cli.serve import Daemon, ListenError, ServeConfig
     from otel_triage.collector.auth import TokenError, load_token
+    from otel_triage.collector.tls import TlsError, load_server
 
+    tls = None
+    if tls_cert or tls_key:  # checked before the file is opened or anything listens
+        if not (tls_cert and tls_key):
+            raise StartError("--tls-cert and --tls-key go together: give both")
+        try:
+            tls = load_server(tls_cert, tls_key)
+        except TlsError as exc:
+            raise StartError(str(exc)) from exc
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
@@ -146,7 +175,7 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
                          watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds,
                          quiet_period=quiet_period, notify=notify,
                          notify_timeout=notify_timeout, notify_attempts=notify_attempts,
-                         retain_runs=retain_runs, retain_days=retain_days)
+                         retain_runs=retain_runs, retain_days=retain_days, tls=tls)
     try:
         config.auth_token = load_token(auth_token_file)
     except TokenError as exc:
@@ -163,11 +192,13 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     # The gRPC line last: scripts (and tests/daemon.py) wait for it as the sign everything is up.
+    over = " (TLS)" if tls else ""
     if daemon.http is not None:
-        click.echo(f"triage: OTLP/HTTP listening on {config.listen_http.rpartition(':')[0]}:{daemon.http.port}", err=True)
+        click.echo(f"triage: OTLP/HTTP listening on {config.listen_http.rpartition(':')[0]}:{daemon.http.port}{over}",
+                   err=True)
     for folder in watch:
         click.echo(f"triage: watching {folder}", err=True)
-    click.echo(f"triage: listening on {daemon.host}:{port}", err=True)
+    click.echo(f"triage: listening on {daemon.host}:{port}{over}", err=True)
     while not stop.wait(3600):
         pass
     click.echo("triage: stopping: draining in-flight exports", err=True)
@@ -297,6 +328,9 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
 
 
 @cli.command()
+@token_option
+@click.option("--daemon", metavar="HOST:PORT", default=None,
+              help="Prune through this running `triage serve` (the file it holds) instead of --db.")
 @click.option("--db", metavar="PATH", envvar="TRIAGE_DB", default=client.DEFAULT_DB, show_default=True,
               help="DuckDB file to prune (env TRIAGE_DB); no daemon may hold it.")
 @click.option("--keep-runs", type=click.IntRange(min=1), default=None, metavar="N",
@@ -304,24 +338,33 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
 @click.option("--older-than", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
               help="Delete runs whose newest data is older than DAYS.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
-def prune(db: str, keep_runs: int | None, older_than: float | None, as_json: bool) -> None:
+def prune(daemon: str | None, db: str, keep_runs: int | None, older_than: float | None, as_json: bool) -> None:
     """Delete whole runs (spans, events, links, logs, metrics, completion) and give the space back."""
     from otel_triage.collector import retention
-    from otel_triage.collector.storage.db import StoreLocked
 
     if keep_runs is None and older_than is None:
         raise click.UsageError("say what to keep: --keep-runs N and/or --older-than DAYS")
-    try:
-        found = retention.prune_file(db, retention.Policy(keep_runs, older_than))
-    except StoreLocked as exc:
-        raise click.ClickException(f"{db} is held by a running triage daemon: stop it first, or start it with "
-                                   "--retain-runs / --retain-days to prune as it runs") from exc
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if daemon:
+        found, db = client.prune_daemon(daemon, keep_runs, older_than)
+    else:
+        found = _prune_file(db, retention.Policy(keep_runs, older_than))
     if as_json:
         click.echo(json.dumps(found, indent=2))
     else:
         click.echo(f"triage: {found['summary']}; {db}: {found['bytes_before']:,} → {found['bytes_after']:,} bytes")
+
+
+def _prune_file(db: str, policy: Any) -> dict[str, Any]:
+    from otel_triage.collector import retention
+    from otel_triage.collector.storage.db import StoreLocked
+
+    try:
+        return retention.prune_file(db, policy)
+    except StoreLocked as exc:
+        raise click.ClickException(f"{db} is held by a running triage daemon: prune through it with --daemon "
+                                   "HOST:PORT, or start it with --retain-runs / --retain-days") from exc
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def main() -> None:

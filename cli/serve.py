@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from otel_triage.collector import auth, defaults, receiver
+from otel_triage.collector import auth, defaults, receiver, retention
 from otel_triage.collector.completion import CompletionStore, CompletionTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
@@ -34,6 +36,7 @@ from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.collector.storage.store import DuckStore
 from otel_triage.collector.storage.writer import WriteJob, Writer
+from otel_triage.collector.tls import ServerTls
 from otel_triage.collector.watch import FolderWatcher
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
@@ -55,6 +58,7 @@ class ServeConfig:
     http_request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT
     auth_token: str | None = None  # required of every client when set (collector/auth.py)
     insecure: bool = False  # allow a non-loopback address without a token
+    tls: ServerTls | None = None  # --tls-cert/--tls-key, loaded and checked (collector/tls.py)
     watch: tuple[str, ...] = ()
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     settle_seconds: float = defaults.SETTLE_SECONDS
@@ -76,6 +80,15 @@ def split_host_port(address: str, option: str = "--listen", example: str = "127.
     if not sep or not port.isdigit() or not host:
         raise ListenError(f"{option} expects HOST:PORT (e.g. {example}), got {address!r}")
     return host, int(port)
+
+
+STREAM_WINDOW = 64 << 10  # what gRPC core may hold of a request no handler reads yet (HTTP/2 default window)
+
+
+def max_concurrent_rpcs(cfg: ServeConfig) -> int:
+    """Calls let in at once (beyond: gRPC answers RESOURCE_EXHAUSTED itself): the handler threads,
+    plus as many waiting calls as --max-pending-bytes would hold in read-ahead windows."""
+    return cfg.rpc_threads + max(cfg.rpc_threads, cfg.max_pending_bytes // STREAM_WINDOW)
 
 
 def run_to_proto(run: dict[str, Any]) -> triage_pb2.Run:
@@ -152,6 +165,23 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         files = self._daemon.read(lambda cur: Reader(cur).files())
         return triage_pb2.ListFilesResponse(files=[triage_pb2.DroppedFile(**f) for f in files])
 
+    def Prune(self, request: triage_pb2.PruneRequest, context: grpc.ServicerContext) -> Any:
+        days = request.older_than_days
+        if not math.isfinite(days):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"older_than_days is {days}; give a number of days")
+        try:
+            policy = retention.Policy(request.keep_runs or None, days or None)
+        except retention.RetentionError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if not policy.active:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "say what to keep: keep_runs (--keep-runs N) and/or older_than_days (--older-than DAYS)")
+        db = self._daemon.config.db
+        before = os.path.getsize(db)
+        pruned = retention.prune_on(self._daemon.exclusive, policy, self._daemon.forget_runs)
+        found = retention.report(pruned, before, os.path.getsize(db))
+        return triage_pb2.PruneResponse(json=json.dumps(found), db_path=db)
+
 
 class Daemon:
     def __init__(self, config: ServeConfig) -> None:
@@ -183,7 +213,7 @@ class Daemon:
         self._facts_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-facts")
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
-        self.retainer = Retainer(policy, self._writer.exclusive) if policy.active else None
+        self.retainer = Retainer(policy, self._writer.exclusive, forget=self.forget_runs) if policy.active else None
         store = self._completion_store = CompletionStore(self._writer.read)
         self.notifier: Notifier | None = None
         if cfg.notify:
@@ -211,17 +241,26 @@ class Daemon:
         self.pipeline.warm_up()
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
-            handlers=receiver.handlers(self.pipeline),
+            handlers=receiver.handlers(self.pipeline, cfg.max_request_bytes),
             interceptors=[auth.TokenInterceptor(cfg.auth_token)] if cfg.auth_token else None,
+            maximum_concurrent_rpcs=max_concurrent_rpcs(cfg),
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes),
                 ("grpc.max_send_message_length", 256 << 20),
                 ("grpc.so_reuseport", 0),  # a second daemon on the same port must fail, not share it
+                # gRPC core reads a stream ahead of the handler up to its HTTP/2 window; BDP probing
+                # grows that window to megabytes, so every waiting request would be buffered. Off, the
+                # window is 64 KiB and a message is read in full only once the receiver admitted it.
+                ("grpc.http2.bdp_probe", 0),
             ],
         )
         triage_pb2_grpc.add_TriageServicer_to_server(QueryService(self), server)
         try:
-            self.port = server.add_insecure_port(f"{host}:{port}")
+            if cfg.tls is not None:
+                credentials = grpc.ssl_server_credentials([(cfg.tls.key_pem, cfg.tls.cert_pem)])
+                self.port = server.add_secure_port(f"{host}:{port}", credentials)
+            else:
+                self.port = server.add_insecure_port(f"{host}:{port}")
         except RuntimeError as exc:
             self._close_storage()
             raise ListenError(f"cannot listen on {cfg.listen}: {exc} (is another daemon running there?)") from exc
@@ -231,7 +270,8 @@ class Daemon:
         if http_address:
             try:
                 self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes,
-                                         cfg.http_request_timeout, cfg.auth_token)
+                                         cfg.http_request_timeout, cfg.auth_token,
+                                         cfg.tls.context if cfg.tls else None)
             except OSError as exc:
                 server.stop(0)
                 self._close_storage()
@@ -282,6 +322,14 @@ class Daemon:
 
     def read(self, fn: Any) -> Any:
         return self._writer.read(fn)
+
+    def forget_runs(self, run_ids: list[str]) -> None:
+        """Runs retention deleted: the completion tracker stops tracking them."""
+        self.completion.forget(run_ids)
+
+    def exclusive(self, fn: Any) -> Any:
+        """``fn(con)`` in a transaction of its own between two commits, then a checkpoint (pruning)."""
+        return self._writer.exclusive(fn)
 
     def wait(self, timeout: float | None = None) -> bool:
         assert self._server is not None

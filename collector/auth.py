@@ -78,8 +78,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
             return continuation(details)
         error = refusal(header)
 
-        def deny(_request: bytes, context: grpc.ServicerContext) -> None:
+        def deny(_requests: object, context: grpc.ServicerContext) -> None:
             context.abort(error.grpc_code, str(error))
 
-        # All of our methods and OTLP's are unary; the request is never parsed.
-        return grpc.unary_unary_rpc_method_handler(deny)
+        # Stream-unary (the same bytes on the wire as unary): the refused request is never received,
+        # so an unauthenticated client cannot make the daemon buffer --max-request-bytes.
+        return grpc.stream_unary_rpc_method_handler(deny)

@@ -173,6 +173,15 @@ class CompletionTracker:
                 return self._done[run_id]
         return self._complete(run_id, reason)
 
+    def forget(self, run_ids: list[str]) -> None:
+        """Retention deleted these runs: stop tracking them, so no completion row brings one back
+        (a run with only a completion row would still count as a run, and be kept in a pruned run's place)."""
+        with self._cond:
+            for run in run_ids:
+                self._last_seen.pop(run, None)
+                self._session_ended.pop(run, None)
+                self._done.pop(run, None)
+
     def status(self, run_id: str) -> tuple[bool, Completion | None]:
         """(known to the daemon, its completion if complete)."""
         with self._cond:
@@ -189,7 +198,10 @@ class CompletionTracker:
                 self._cond.wait(min(left, 1.0))
         return self.status(run_id)
 
-    def _complete(self, run_id: str, reason: str) -> Completion:
+    def _complete(self, run_id: str, reason: str, only_if_open: bool = False) -> Completion | None:
+        with self._cond:
+            if only_if_open and run_id not in self._last_seen and run_id not in self._session_ended:
+                return None  # forgotten (pruned) since it fell due
         c = Completion(run_id, reason, time.time_ns())
         try:
             fresh = self._store.record(c)
@@ -221,4 +233,4 @@ class CompletionTracker:
     def _tick_loop(self) -> None:
         while not self._stop.wait(min(0.5, self.settle / 2 or 0.5)):
             for run_id, reason in self.due():
-                self._complete(run_id, reason)
+                self._complete(run_id, reason, only_if_open=True)

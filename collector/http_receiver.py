@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
-from otel_triage.collector import auth, defaults, errors
+from otel_triage.collector import auth, defaults, errors, tls
 from otel_triage.collector.http_body import (
     BadFraming,
     Collected,
@@ -253,9 +255,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = True
 
     def __init__(self, address: tuple[str, int], pipeline: Pipeline, max_request_bytes: int,
-                 request_timeout: float, token: str | None) -> None:
+                 request_timeout: float, token: str | None, tls_context: ssl.SSLContext | None = None) -> None:
         self.pipeline = pipeline
         self.token = token
+        self.tls_context = tls_context
         self.max_request_bytes = max_request_bytes
         self.idle_timeout = defaults.HTTP_IDLE_SECONDS
         self.read_timeout = defaults.HTTP_READ_SECONDS
@@ -266,6 +269,19 @@ class _Server(ThreadingHTTPServer):
     def stopping_since(self) -> float | None:
         return self._stopping
 
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:  # type: ignore[override]
+        """With TLS, handshake first, in this connection's thread (tls.accept bounds its time)."""
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        secure = tls.accept(request, self.tls_context, self.read_timeout)
+        if secure is None:
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            secure.close()
+
     def begin_stop(self) -> None:
         self._stopping = time.monotonic()
 
@@ -274,8 +290,9 @@ class HttpReceiver:
     """Started and stopped by the daemon next to the gRPC server."""
 
     def __init__(self, host: str, port: int, pipeline: Pipeline, max_request_bytes: int,
-                 request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT, token: str | None = None) -> None:
-        self._server = _Server((host, port), pipeline, max_request_bytes, request_timeout, token)
+                 request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT, token: str | None = None,
+                 tls_context: ssl.SSLContext | None = None) -> None:
+        self._server = _Server((host, port), pipeline, max_request_bytes, request_timeout, token, tls_context)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="triage-http", daemon=True)
 

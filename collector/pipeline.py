@@ -46,9 +46,16 @@ class Reservation:
         self.client_facing = client_facing  # a refusal is answered to a client (and counted)
         self.size = 0
 
-    def grow(self, size: int) -> None:
-        """Count ``size`` more bytes, or raise Overloaded / Closed (the request is then refused)."""
-        self._pipeline._grow(self, size)
+    def grow(self, size: int, wait: float = 0.0) -> None:
+        """Count ``size`` more bytes, or raise Overloaded / Closed (the request is then refused).
+
+        ``wait`` > 0: while others hold the budget, wait up to that many seconds for them to commit."""
+        self._pipeline._grow(self, size, wait)
+
+    def settle(self, size: int) -> None:
+        """The request turned out to hold ``size`` bytes: give back what was reserved beyond them
+        (the gRPC receiver reserves the largest possible request before it receives one)."""
+        self._pipeline._settle(self, size)
 
     def release(self) -> None:
         self._pipeline._release(self)
@@ -74,7 +81,7 @@ class Pipeline:
         self._pool: Executor | None = self._new_pool()
         self._max_pending = max_pending_bytes
         self._pending = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when bytes are released
         self._closed = False
         self._on_committed = on_committed  # run completion tracking: a dict update, no I/O
 
@@ -95,18 +102,25 @@ class Pipeline:
         """Memory for one request, grown as its bytes arrive (before they are decoded, or even read)."""
         return Reservation(self, signal)
 
-    def _grow(self, reservation: Reservation, size: int) -> None:
+    def _grow(self, reservation: Reservation, size: int, wait: float = 0.0) -> None:
+        deadline = time.monotonic() + wait
         with self._lock:
-            if self._closed:
-                refused: Exception = Closed("triage is shutting down")
-            elif self._pending - reservation.size > 0 and self._pending + size > self._max_pending:
-                # Others hold memory and this would pass the budget. A request alone may exceed it
-                # (--max-request-bytes bounds it), so the budget is max(pending bytes, one request).
-                refused = Overloaded(f"{self._pending} bytes waiting to be committed")
-            else:
-                self._pending += size
-                reservation.size += size
-                return
+            while True:
+                if self._closed:
+                    refused: Exception = Closed("triage is shutting down")
+                elif self._pending - reservation.size > 0 and self._pending + size > self._max_pending:
+                    # Others hold memory and this would pass the budget. A request alone may exceed it
+                    # (--max-request-bytes bounds it), so the budget is max(pending bytes, one request).
+                    refused = Overloaded(f"{self._pending} bytes waiting to be committed")
+                    left = deadline - time.monotonic()
+                    if left > 0:
+                        self._lock.wait(left)
+                        continue
+                else:
+                    self._pending += size
+                    reservation.size += size
+                    return
+                break
         if reservation.client_facing:
             self.count_refused(reservation.signal)
         raise refused
@@ -116,9 +130,15 @@ class Pipeline:
         self._metrics.requests.add(1, {"signal": signal, "outcome": "refused"})
 
     def _release(self, reservation: Reservation) -> None:
+        self._settle(reservation, 0)
+
+    def _settle(self, reservation: Reservation, size: int) -> None:
         with self._lock:
-            self._pending -= reservation.size
-            reservation.size = 0
+            freed = max(0, reservation.size - size)
+            self._pending -= freed
+            reservation.size -= freed
+            if freed:
+                self._lock.notify_all()
 
     def _decode(self, signal: str, data: bytes) -> Decoded:
         if self._pool is None:
@@ -218,5 +238,6 @@ class Pipeline:
         """Refuse new requests; in-flight ones finish (the server drains them before this)."""
         with self._lock:
             self._closed = True
+            self._lock.notify_all()
         if self._pool is not None:
             self._pool.shutdown()

@@ -12,12 +12,20 @@ The mapping itself lives in ``errors.answer``, shared with the OTLP/HTTP receive
 
 Requests are registered with a generic handler that receives the raw bytes, so a request is parsed
 once, where it is decoded (possibly in a worker process), not also in the gRPC thread.
+
+Memory is admitted before a request is received, not after: Python's gRPC server receives a unary
+request whole before the handler runs, and cannot say how large it will be. So Export is served as
+a stream-unary method (the same bytes on the wire: one message, then half-close), whose handler runs
+first, reserves the largest request there can be (``--max-request-bytes``, which gRPC enforces) in
+``--max-pending-bytes``, waiting up to ``ADMIT_WAIT_SECONDS`` for others to commit, and only then
+pulls the one message; the reservation then shrinks to the request's real size. A request refused
+for now was never received: ``UNAVAILABLE`` with ``RetryInfo``, as for any overload.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -67,16 +75,35 @@ def _abort_with(context: grpc.ServicerContext, signal: str, exc: Exception) -> N
     _abort(context, outcome.grpc_code, outcome.message, detail)
 
 
+ADMIT_WAIT_SECONDS = float(errors.RETRY_SECONDS)  # no longer than the client's own retry would wait
+
+
 def _signal_handler(
-    pipeline: Pipeline, signal: str, response_cls: type, partial_field: str
-) -> Callable[[bytes, grpc.ServicerContext], bytes]:
-    def export(data: bytes, context: grpc.ServicerContext) -> bytes:
-        if not data:
-            return response_cls().SerializeToString()
+    pipeline: Pipeline, signal: str, response_cls: type, partial_field: str, max_request_bytes: int
+) -> Callable[[Iterator[bytes], grpc.ServicerContext], bytes]:
+    def export(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        reservation = pipeline.reserve(signal)
         try:
-            decoded: Decoded = pipeline.ingest(signal, data)
-        except Exception as exc:
-            _abort_with(context, signal, exc)
+            try:
+                remaining = context.time_remaining()
+                wait = ADMIT_WAIT_SECONDS if remaining is None else max(0.0, min(ADMIT_WAIT_SECONDS, remaining - 1))
+                reservation.grow(max_request_bytes, wait)
+                data = next(requests, None)  # only now does gRPC receive the request
+                if data is None:
+                    raise errors.InvalidArgument("an Export call carries exactly one request message; got none")
+                reservation.settle(len(data))
+            except grpc.RpcError:  # the client cancelled, or gRPC refused the message (too large)
+                return b""
+            except Exception as exc:
+                _abort_with(context, signal, exc)
+            if not data:
+                return response_cls().SerializeToString()
+            try:
+                decoded: Decoded = pipeline.ingest(signal, data, reservation)
+            except Exception as exc:
+                _abort_with(context, signal, exc)
+        finally:
+            reservation.release()
         response = response_cls()
         if decoded.rejected:
             partial = response.partial_success
@@ -87,11 +114,7 @@ def _signal_handler(
     return export
 
 
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-def handlers(pipeline: Pipeline) -> list[grpc.GenericRpcHandler]:
+def handlers(pipeline: Pipeline, max_request_bytes: int) -> list[grpc.GenericRpcHandler]:
     """The three OTLP services, named from the generated opentelemetry-proto descriptors."""
     specs = [
         (trace_svc, "TraceService", "traces", trace_svc.ExportTraceServiceResponse, "rejected_spans"),
@@ -107,10 +130,10 @@ def handlers(pipeline: Pipeline) -> list[grpc.GenericRpcHandler]:
     out = []
     for module, service, signal, response_cls, partial_field in specs:
         full_name = module.DESCRIPTOR.services_by_name[service].full_name
-        method = grpc.unary_unary_rpc_method_handler(
-            _signal_handler(pipeline, signal, response_cls, partial_field),
-            request_deserializer=_identity,
-            response_serializer=_identity,
+        method = grpc.stream_unary_rpc_method_handler(
+            _signal_handler(pipeline, signal, response_cls, partial_field, max_request_bytes),
+            request_deserializer=None,  # the raw bytes, parsed once where they are decoded
+            response_serializer=None,  # the handler serializes its response itself
         )
         out.append(grpc.method_handlers_generic_handler(full_name, {"Export": method}))
     return out

@@ -140,17 +140,42 @@ def prune_file(path: str, policy: Policy) -> dict[str, Any]:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    return {**pruned.to_dict(), "summary": summary(pruned), "bytes_before": before,
-            "bytes_after": os.path.getsize(path)}
+    return report(pruned, before, os.path.getsize(path))
+
+
+def report(pruned: Pruned, bytes_before: int, bytes_after: int) -> dict[str, Any]:
+    """What `triage prune --json` prints, whether the file was pruned here or by the daemon."""
+    return {**pruned.to_dict(), "summary": summary(pruned), "bytes_before": bytes_before,
+            "bytes_after": bytes_after}
+
+
+def prune_on(exclusive: Callable[[Callable[[Any], Any]], Any], policy: Policy,
+             forget: Callable[[list[str]], None] | None = None) -> Pruned:
+    """Prune through the daemon's writer (Writer.exclusive: between two commits, then a checkpoint).
+
+    ``forget`` (the run completion tracker's) is told the deleted runs before the deletes commit, so
+    a completion falling due meanwhile does not record a row for a run that is gone."""
+    def run(con: Any) -> Pruned:
+        pruned = prune(con, policy)
+        if forget is not None and pruned.runs:
+            forget(pruned.runs)
+        return pruned
+
+    pruned = exclusive(run)
+    assert isinstance(pruned, Pruned)
+    if pruned.runs or any(pruned.rows.values()):
+        log.info("retention: %s", summary(pruned))
+    return pruned
 
 
 class Retainer:
     """The daemon's retention: a pass at start, then one every ``every`` seconds, on the writer."""
 
     def __init__(self, policy: Policy, exclusive: Callable[[Callable[[Any], Any]], Any],
-                 every: float = PRUNE_EVERY) -> None:
+                 every: float = PRUNE_EVERY, forget: Callable[[list[str]], None] | None = None) -> None:
         self.policy = policy
         self._exclusive = exclusive  # Writer.exclusive: between two commits, then a checkpoint
+        self._forget = forget  # the completion tracker's: deleted runs are not tracked any more
         self._every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="triage-retention", daemon=True)
@@ -159,11 +184,7 @@ class Retainer:
         self._thread.start()
 
     def prune_now(self) -> Pruned:
-        pruned = self._exclusive(lambda con: prune(con, self.policy))
-        assert isinstance(pruned, Pruned)
-        if pruned.runs or any(pruned.rows.values()):
-            log.info("retention: %s", summary(pruned))
-        return pruned
+        return prune_on(self._exclusive, self.policy, self._forget)
 
     def _run(self) -> None:
         while not self._stop.is_set():

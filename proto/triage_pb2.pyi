@@ -174,3 +174,19 @@ class ListTestsResponse(_message.Message):
     JSON_FIELD_NUMBER: _ClassVar[int]
     json: str
     def __init__(self, json: _Optional[str] = ...) -> None: ...
+
+class PruneRequest(_message.Message):
+    __slots__ = ("keep_runs", "older_than_days")
+    KEEP_RUNS_FIELD_NUMBER: _ClassVar[int]
+    OLDER_THAN_DAYS_FIELD_NUMBER: _ClassVar[int]
+    keep_runs: int
+    older_than_days: float
+    def __init__(self, keep_runs: _Optional[int] = ..., older_than_days: _Optional[float] = ...) -> None: ...
+
+class PruneResponse(_message.Message):
+    __slots__ = ("json", "db_path")
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    DB_PATH_FIELD_NUMBER: _ClassVar[int]
+    json: str
+    db_path: str
+    def __init__(self, json: _Optional[str] = ..., db_path: _Optional[str] = ...) -> None: ...

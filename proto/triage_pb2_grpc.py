@@ -69,6 +69,11 @@ class TriageStub:
                 request_serializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsRequest.SerializeToString,
                 response_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsResponse.FromString,
                 _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/triage.v1.Triage/Prune',
+                request_serializer=otel__triage_dot_proto_dot_triage__pb2.PruneRequest.SerializeToString,
+                response_deserializer=otel__triage_dot_proto_dot_triage__pb2.PruneResponse.FromString,
+                _registered_method=True)
 
 
 class TriageServicer:
@@ -126,6 +131,15 @@ class TriageServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Prune(self, request, context):
+        """Delete whole runs now, as `triage prune` does to a file no daemon holds (and `serve --retain-runs` /
+        `--retain-days` every 10 minutes): keep the keep_runs most recent runs and/or delete the runs whose
+        newest data is older than older_than_days (at least one of them), then checkpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TriageServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +177,11 @@ def add_TriageServicer_to_server(servicer, server):
                     servicer.ListTests,
                     request_deserializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsRequest.FromString,
                     response_serializer=otel__triage_dot_proto_dot_triage__pb2.ListTestsResponse.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=otel__triage_dot_proto_dot_triage__pb2.PruneRequest.FromString,
+                    response_serializer=otel__triage_dot_proto_dot_triage__pb2.PruneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +373,33 @@ class Triage:
             '/triage.v1.Triage/ListTests',
             otel__triage_dot_proto_dot_triage__pb2.ListTestsRequest.SerializeToString,
             otel__triage_dot_proto_dot_triage__pb2.ListTestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/triage.v1.Triage/Prune',
+            otel__triage_dot_proto_dot_triage__pb2.PruneRequest.SerializeToString,
+            otel__triage_dot_proto_dot_triage__pb2.PruneResponse.FromString,
             options,
             channel_credentials,
             insecure,
