@@ -19,8 +19,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otel_triage.collector import tables
+from otel_triage.collector import fastdecode, tables
 from otel_triage.collector.anyvalue import attributes_dict, attributes_json, double, kind_name, to_python
+from otel_triage.collector.columnar import Irregular
 from otel_triage.collector.errors import InvalidArgument
 
 RUN_ID_KEY = "cicd.pipeline.run.id"
@@ -363,9 +364,20 @@ def decode_metrics(data: bytes, default_run_id: str | None = None, limits: Limit
     return out
 
 
+def decode_traces_fast(data: bytes, default_run_id: str | None = None, limits: Limits = Limits()) -> Decoded:
+    """The columnar path (fastdecode) for regular requests, this module's decoder for the others."""
+    request = _parse(ExportTraceServiceRequest, data)
+    try:
+        built, spans = fastdecode.decode_traces(request, data, default_run_id, limits.max_item_bytes)
+    except Irregular:
+        return decode_traces(data, default_run_id, limits)
+    return Decoded("traces", built, accepted=spans)
+
+
 DECODERS = {"traces": decode_traces, "logs": decode_logs, "metrics": decode_metrics}
+FAST_DECODERS = {**DECODERS, "traces": decode_traces_fast}
 
 
 def decode(signal: str, data: bytes, default_run_id: str | None, limits: Limits) -> Decoded:
     """Entry point for worker processes (a module-level function pickles by name)."""
-    return DECODERS[signal](data, default_run_id, limits)
+    return FAST_DECODERS[signal](data, default_run_id, limits)
