@@ -10,6 +10,8 @@ bytes, nested arrays and kvlists (which ptars hands over as serialized ``AnyValu
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -75,32 +77,42 @@ def _quoted(strings: pa.Array) -> pa.Array:
     return pc.replace_with_mask(plain, escape, pa.array([orjson.dumps(s).decode() for s in rare], pa.string()))
 
 
-def _python_values(values: pa.StructArray, mask: pa.Array, encode: object) -> pa.Array:
-    """The masked values, each turned into JSON text by ``encode`` in Python (rare kinds only)."""
-    return pa.array([encode(v) for v in values.filter(mask).to_pylist()], pa.string())
+def _python_values(values: pa.StructArray, mask: pa.Array) -> pa.Array:
+    """The masked values as JSON text, built in Python (rare kinds only)."""
+    return pa.array([orjson.dumps(_py_value(v)).decode() for v in values.filter(mask).to_pylist()], pa.string())
 
 
-def _nested(kind: str) -> object:
-    def encode(v: dict) -> str:
-        items = v[kind]["values"]
-        if kind == "array_value":
-            return orjson.dumps([to_python(AnyValue.FromString(b)) for b in items]).decode()
-        out = {}
-        for b in items:
-            kv = KeyValue.FromString(b)
-            out[kv.key] = to_python(kv.value)
-        return orjson.dumps(out).decode()
-
-    return encode
-
-
-def _other(v: dict) -> str:
-    """bytes, doubles and profile string indexes, as ``anyvalue.to_python`` writes them."""
+def _py_value(v: dict | bytes | None) -> Any:
+    """An AnyValue as ptars hands it over (a struct as a dict; below some depth, since AnyValue is
+    recursive, its serialized bytes) → the JSON-ready value ``anyvalue.to_python`` gives."""
+    if v is None:
+        return None
+    if isinstance(v, bytes):
+        return to_python(AnyValue.FromString(v))
+    if v["string_value"] is not None:
+        return v["string_value"]
+    if v["bool_value"] is not None:
+        return v["bool_value"]
+    if v["int_value"] is not None:
+        return v["int_value"]
     if v["double_value"] is not None:
-        return orjson.dumps(double(v["double_value"])).decode()
+        return double(v["double_value"])
+    if v["array_value"] is not None:
+        return [_py_value(item) for item in v["array_value"]["values"]]
+    if v["kvlist_value"] is not None:
+        out = {}
+        for item in v["kvlist_value"]["values"]:
+            if isinstance(item, bytes):
+                kv = KeyValue.FromString(item)
+                out[kv.key] = to_python(kv.value)
+            else:
+                out[item["key"]] = _py_value(item["value"])
+        return out
     if v["bytes_value"] is not None:
-        return orjson.dumps(to_python(AnyValue(bytes_value=v["bytes_value"]))).decode()
-    return orjson.dumps({"stringValueStrindex": v["string_value_strindex"]}).decode()
+        return to_python(AnyValue(bytes_value=v["bytes_value"]))
+    if v["string_value_strindex"] is not None:
+        return {"stringValueStrindex": v["string_value_strindex"]}
+    return None
 
 
 def value_json(values: pa.StructArray) -> pa.Array:
@@ -111,14 +123,11 @@ def value_json(values: pa.StructArray) -> pa.Array:
     out = _quoted(fields["string_value"])
     out = pc.coalesce(out, pc.cast(fields["int_value"], pa.string()))
     out = pc.coalesce(out, pc.if_else(fields["bool_value"], "true", "false"))
-    for kind in ("array_value", "kvlist_value"):
-        present = pc.is_valid(fields[kind])
-        if pc.any(present).as_py():
-            out = pc.replace_with_mask(out, present, _python_values(values, present, _nested(kind)))
-    other = pc.or_kleene(pc.or_kleene(pc.is_valid(fields["double_value"]), pc.is_valid(fields["bytes_value"])),
-                         pc.is_valid(fields["string_value_strindex"]))
+    other = pc.is_valid(fields["double_value"])
+    for kind in ("array_value", "kvlist_value", "bytes_value", "string_value_strindex"):
+        other = pc.or_(other, pc.is_valid(fields[kind]))
     if pc.any(other).as_py():
-        out = pc.replace_with_mask(out, other, _python_values(values, other, _other))
+        out = pc.replace_with_mask(out, other, _python_values(values, other))
     return out.fill_null("null")
 
 

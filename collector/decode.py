@@ -374,8 +374,17 @@ def decode_traces_fast(data: bytes, default_run_id: str | None = None, limits: L
     return Decoded("traces", built, accepted=spans)
 
 
+def decode_logs_fast(data: bytes, default_run_id: str | None = None, limits: Limits = Limits()) -> Decoded:
+    request = _parse(ExportLogsServiceRequest, data)
+    try:
+        built, records = fastdecode.decode_logs(request, data, default_run_id, limits.max_item_bytes)
+    except Irregular:
+        return decode_logs(data, default_run_id, limits)
+    return Decoded("logs", built, accepted=records)
+
+
 DECODERS = {"traces": decode_traces, "logs": decode_logs, "metrics": decode_metrics}
-FAST_DECODERS = {**DECODERS, "traces": decode_traces_fast}
+FAST_DECODERS = {**DECODERS, "traces": decode_traces_fast, "logs": decode_logs_fast}
 
 
 def decode(signal: str, data: bytes, default_run_id: str | None, limits: Limits) -> Decoded:

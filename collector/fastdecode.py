@@ -84,12 +84,12 @@ def _check_size(json_text: pa.Array, max_item_bytes: int) -> None:
         raise Irregular("an item above the size limit")
 
 
-def _group_columns(groups: list[tuple[Any, Any]], default_run_id: str | None,
-                   index: pa.Array) -> dict[str, pa.Array]:
+def _group_columns(groups: list[tuple[Any, Any]], default_run_id: str | None, index: pa.Array,
+                   layout: str = tables.TRACES) -> dict[str, pa.Array]:
     """Resource and scope columns: computed per (resource, scope) group in Python, taken per item."""
     from otel_triage.collector.decode import _extend_scope, _Resource  # the reference's own rules
 
-    cols: dict[str, list] = {name: [] for name, _ in tables.LAYOUTS[tables.TRACES]}
+    cols: dict[str, list] = {name: [] for name, _ in tables.LAYOUTS[layout]}
     run_ids = []
     for outer, inner in groups:
         resource = _Resource.of(outer, default_run_id)
@@ -97,7 +97,7 @@ def _group_columns(groups: list[tuple[Any, Any]], default_run_id: str | None,
         _extend_scope(cols, inner, 1)
         run_ids.append(resource.run_id)
     out = {}
-    for name, typ in tables.LAYOUTS[tables.TRACES]:
+    for name, typ in tables.LAYOUTS[layout]:
         if name.startswith(("Resource", "Scope")) or name in ("ServiceName", "RunId"):
             values = cols[name]
             arr = pa.array(values, pa.binary()).cast(pa.string()) if typ is tables.JSON else pa.array(values, typ)
@@ -175,3 +175,45 @@ def decode_traces(request: ExportTraceServiceRequest, data: bytes, default_run_i
             "DroppedAttributesCount": lk["dropped_attributes_count"],
         })
     return out, n
+
+
+def _body(body: pa.StructArray) -> tuple[pa.Array, pa.Array]:
+    """(Body, BodyType) as the reference writes them: a string as is, other kinds as JSON, an
+    empty or absent body NULL and 'empty'."""
+    fields = dict(zip((f.name for f in body.type), body.flatten()))
+    kind = pa.nulls(len(body), pa.string())
+    for name, child in reversed(fields.items()):  # the first set field wins, as in the oneof
+        kind = pc.if_else(pc.is_valid(child), name[: -len("_value")], kind)
+    text = pc.if_else(pc.is_valid(fields["string_value"]), fields["string_value"], value_json(body))
+    text = pc.if_else(pc.is_null(kind), pa.scalar(None, pa.string()), text)
+    return text, kind.fill_null("empty")
+
+
+def decode_logs(request: ExportLogsServiceRequest, data: bytes, default_run_id: str | None,
+                max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
+    """(tables, log records) of a parsed request; raises Irregular as ``decode_traces`` does."""
+    batch = _handler(ExportLogsServiceRequest).list_to_record_batch([data])
+    rl, _ = _children(batch.column(0))
+    sl, _ = _children(rl.field("scope_logs"))
+    records, group = _children(sl.field("log_records"))
+    if len(records) == 0:
+        return {}, 0
+    f = dict(zip((t.name for t in records.type), records.flatten()))
+    _check_ids(f["trace_id"], 16, optional=True)
+    _check_ids(f["span_id"], 8, optional=True)
+    _check_times(f["time_unix_nano"], f["observed_time_unix_nano"])
+    attrs = attributes_json(f["attributes"])
+    body, body_type = _body(f["body"])
+    size = pc.add(pc.binary_length(attrs), pc.fill_null(pc.utf8_length(body), 0))
+    if pc.max(size).as_py() > max_item_bytes:
+        raise Irregular("an item above the size limit")
+    cols = _group_columns(_groups(request, "resource_logs", "scope_logs"), default_run_id, group, tables.LOGS)
+    cols.update({
+        "Timestamp": _ts(f["time_unix_nano"], zero_is_null=True),
+        "ObservedTimestamp": _ts(f["observed_time_unix_nano"], zero_is_null=True),
+        "TraceId": hex_ids(f["trace_id"]), "SpanId": hex_ids(f["span_id"]), "TraceFlags": f["flags"],
+        "SeverityText": f["severity_text"], "SeverityNumber": f["severity_number"],
+        "Body": body, "BodyType": body_type, "EventName": f["event_name"], "LogAttributes": attrs,
+        "DroppedAttributesCount": f["dropped_attributes_count"],
+    })
+    return {tables.LOGS: _table(tables.LOGS, cols)}, len(records)
