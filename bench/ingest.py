@@ -15,10 +15,13 @@ that parses each request and drops it. Verifies that every acknowledged span is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import multiprocessing as mp
 import os
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -179,6 +182,38 @@ def process_rss(pid: int) -> tuple[float, float]:
     return out["VmHWM:"] / 1024, out["VmRSS:"] / 1024
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process, by thread id."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            fields = (task / "stat").read_text().split(") ")[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Thread id → name: Python's names from `py-spy dump` when py-spy is installed, else the OS's
+    (CPython 3.11 leaves every thread's OS name "python"); digits dropped, so the pool's threads add up."""
+    names: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            names[int(task.name)] = (task / "comm").read_text().strip()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        dump = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True,
+                              timeout=30).stdout
+        for tid, name in re.findall(r'^Thread (\d+) \(\w+\): "([^"]+)"', dump, re.M):
+            names[int(tid)] = name
+    return {tid: name.rstrip("0123456789") for tid, name in names.items()}
+
+
 def peak_rss_mb(pids: list[int]) -> float:
     return sum(process_rss(pid)[0] for pid in pids)
 
@@ -223,6 +258,7 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
     wire = sum(ready.get() for _ in procs)
     pids = [p for p in process_tree(pids[0]) if p not in pids] + pids  # workers started since
     cpu0 = {pid: process_cpu(pid) for pid in pids}
+    threads0 = thread_cpu(pids[-1])
     load0 = os.getloadavg()[0]
     sampler = RssSampler(pids)
     start = time.perf_counter()
@@ -232,12 +268,17 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
         p.join()
     elapsed = max(e for e, _, _ in ends) - start
     spans = per_client * args.clients * args.batch
+    names = thread_names(pids[-1])
+    threads: dict[str, float] = {}
+    for tid, cpu in thread_cpu(pids[-1]).items():
+        name = names.get(tid, "?")
+        threads[name] = threads.get(name, 0.0) + cpu - threads0.get(tid, 0.0)
     per_process = [(pid, process_name(pid), process_cpu(pid) - cpu0.get(pid, 0.0), *process_rss(pid))
                    for pid in pids]
     return {"spans": spans, "seconds": elapsed, "spans_per_s": spans / elapsed,
             "cpu_s": sum(cpu for _, _, cpu, _, _ in per_process), "peak_rss_mb": peak_rss_mb(pids),
             "peak_sum_rss_mb": sampler.stop(), "wire_mb": wire / 2**20,
-            "retries": sum(f for _, f, _ in ends), "per_process": per_process,
+            "retries": sum(f for _, f, _ in ends), "per_process": per_process, "threads": threads,
             "client_cpu_s": [c for _, _, c in ends], "load": (load0, os.getloadavg()[0])}
 
 
@@ -246,6 +287,9 @@ def report(r: dict) -> None:
     for pid, name, cpu, hwm, rss in r["per_process"]:
         print(f"    {name:<7} pid {pid}: CPU {cpu:.1f}s = {cpu / r['spans'] * 1e6:.1f} us/span; "
               f"peak RSS {hwm:.0f} MB (now {rss:.0f} MB)")
+    busy = sorted(((cpu, name) for name, cpu in r["threads"].items() if cpu >= 0.05), reverse=True)
+    print("    threads of the first process: " + ", ".join(
+        f"{name} {cpu / r['spans'] * 1e6:.1f}" for cpu, name in busy) + " us/span")
     for i, cpu in enumerate(r["client_cpu_s"]):
         print(f"    client  {i}: CPU {cpu:.1f}s = {cpu / r['spans'] * 1e6:.1f} us/span")
     print(f"  load average (1 min) {r['load'][0]:.1f} at the start, {r['load'][1]:.1f} at the end; "
@@ -279,6 +323,8 @@ def main() -> None:
                         help="OTLP/gRPC (--listen) or OTLP/HTTP protobuf POSTs (--listen-http), with a "
                              "Content-Length or chunked")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the bare grpcio comparison")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="record the daemon with py-spy (collapsed stacks, native frames) into FILE")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="an extra `triage serve` option, e.g. --serve-arg=--max-pending-bytes=1000000")
     args = parser.parse_args()
@@ -291,9 +337,18 @@ def main() -> None:
         daemon = DaemonProcess(db, serve_args + args.serve_arg).start()
         time.sleep(1.0)
         pids = process_tree(daemon.pid)
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(["py-spy", "record", "--native", "--threads", "--format", "raw", "--rate", "200",
+                                    "-o", args.profile, "--pid", str(daemon.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         args.protocol_now = args.protocol
         r = drive(daemon.http_address if args.protocol.startswith("http") else daemon.address, pids, args)
         args.protocol_now = "grpc"
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            spy.wait(60)
         daemon.terminate()
         stored = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM otel_traces").fetchone()[0]
         size_mb = db.stat().st_size / 2**20
