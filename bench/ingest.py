@@ -256,9 +256,10 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
     for p in procs:
         p.start()
     wire = sum(ready.get() for _ in procs)
-    pids = [p for p in process_tree(pids[0]) if p not in pids] + pids  # workers started since
+    main_pid = pids[0]
+    pids = pids + [p for p in process_tree(main_pid) if p not in pids]  # workers started since
     cpu0 = {pid: process_cpu(pid) for pid in pids}
-    threads0 = thread_cpu(pids[-1])
+    threads0 = thread_cpu(main_pid)
     load0 = os.getloadavg()[0]
     sampler = RssSampler(pids)
     start = time.perf_counter()
@@ -268,9 +269,9 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
         p.join()
     elapsed = max(e for e, _, _ in ends) - start
     spans = per_client * args.clients * args.batch
-    names = thread_names(pids[-1])
+    names = thread_names(main_pid)
     threads: dict[str, float] = {}
-    for tid, cpu in thread_cpu(pids[-1]).items():
+    for tid, cpu in thread_cpu(main_pid).items():
         name = names.get(tid, "?")
         threads[name] = threads.get(name, 0.0) + cpu - threads0.get(tid, 0.0)
     per_process = [(pid, process_name(pid), process_cpu(pid) - cpu0.get(pid, 0.0), *process_rss(pid))
@@ -288,7 +289,7 @@ def report(r: dict) -> None:
         print(f"    {name:<7} pid {pid}: CPU {cpu:.1f}s = {cpu / r['spans'] * 1e6:.1f} us/span; "
               f"peak RSS {hwm:.0f} MB (now {rss:.0f} MB)")
     busy = sorted(((cpu, name) for name, cpu in r["threads"].items() if cpu >= 0.05), reverse=True)
-    print("    threads of the first process: " + ", ".join(
+    print("    threads of the daemon process: " + ", ".join(
         f"{name} {cpu / r['spans'] * 1e6:.1f}" for cpu, name in busy) + " us/span")
     for i, cpu in enumerate(r["client_cpu_s"]):
         print(f"    client  {i}: CPU {cpu:.1f}s = {cpu / r['spans'] * 1e6:.1f} us/span")

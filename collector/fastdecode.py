@@ -46,6 +46,12 @@ def _handler(message: type) -> Any:
     return handler
 
 
+def _record_batch(message: type, data: bytes | bytearray) -> pa.RecordBatch:
+    """ptars takes bytes only (a bytearray raises TypeError); the OTLP/HTTP receiver's body is a bytearray (copied for the call,
+    the copy freed with it)."""
+    return _handler(message).list_to_record_batch([data if isinstance(data, bytes) else bytes(data)])
+
+
 def _children(lists: pa.Array) -> tuple[pa.StructArray, pa.Array]:
     """The items of a list column and, for each, the index of the row it belongs to."""
     return lists.flatten(), pc.list_parent_indices(lists)
@@ -117,7 +123,7 @@ def _table(name: str, cols: dict[str, pa.Array]) -> pa.Table:
 def decode_traces(request: ExportTraceServiceRequest, data: bytes, default_run_id: str | None,
                   max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
     """(tables, spans) of a parsed request; raises Irregular when the reference decoder must do it."""
-    batch = _handler(ExportTraceServiceRequest).list_to_record_batch([data])
+    batch = _record_batch(ExportTraceServiceRequest, data)
     rs, _ = _children(batch.column(0))
     ss, _ = _children(rs.field("scope_spans"))
     spans, group = _children(ss.field("spans"))
@@ -192,7 +198,7 @@ def _body(body: pa.StructArray) -> tuple[pa.Array, pa.Array]:
 def decode_logs(request: ExportLogsServiceRequest, data: bytes, default_run_id: str | None,
                 max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
     """(tables, log records) of a parsed request; raises Irregular as ``decode_traces`` does."""
-    batch = _handler(ExportLogsServiceRequest).list_to_record_batch([data])
+    batch = _record_batch(ExportLogsServiceRequest, data)
     rl, _ = _children(batch.column(0))
     sl, _ = _children(rl.field("scope_logs"))
     records, group = _children(sl.field("log_records"))

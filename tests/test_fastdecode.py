@@ -188,3 +188,10 @@ def test_logs_match_the_reference_decoder() -> None:
         _tables, records = fastdecode.decode_logs(ExportLogsServiceRequest.FromString(data), data, None, 1 << 20)
         taken += records > 0
     assert taken > 100  # the columnar path takes them (none of these is irregular)
+
+
+def test_a_bytearray_body_as_the_http_receiver_reads_it() -> None:
+    for make, reference, fast in ((_span_request, d.decode_traces, d.decode_traces_fast),
+                                  (_log_request, d.decode_logs, d.FAST_DECODERS["logs"])):
+        data = make(11)
+        _same(reference(data), fast(bytearray(data)))
