@@ -15,6 +15,7 @@ the two paths to the same output.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -49,7 +50,10 @@ def _handler(message: type) -> Any:
 def _record_batch(message: type, data: bytes | bytearray) -> pa.RecordBatch:
     """ptars takes bytes only (a bytearray raises TypeError); the OTLP/HTTP receiver's body is a bytearray (copied for the call,
     the copy freed with it)."""
-    return _handler(message).list_to_record_batch([data if isinstance(data, bytes) else bytes(data)])
+    try:
+        return _handler(message).list_to_record_batch([data if isinstance(data, bytes) else bytes(data)])
+    except Exception as exc:  # not valid protobuf: the reference decoder says why (MalformedRequest)
+        raise Irregular(f"ptars: {exc}") from None
 
 
 def _children(lists: pa.Array) -> tuple[pa.StructArray, pa.Array]:
@@ -83,6 +87,16 @@ def _enum_names(codes: pa.Array, names: pa.Array) -> pa.Array:
     if len(codes) and (pc.min(codes).as_py() < 0 or pc.max(codes).as_py() >= len(names)):
         raise Irregular("an enum value outside the known ones")
     return names.take(codes)
+
+
+def _check_raw_size(attrs: pa.Array, max_item_bytes: int) -> None:
+    """Before any JSON is built: a string value longer than the limit makes its item too large (its
+    JSON is longer still), and the reference decoder rejects it; large requests go there early."""
+    flat = attrs.flatten()
+    if len(flat):
+        strings = flat.field("value").field("string_value")
+        if len(strings) and (pc.max(pc.binary_length(strings)).as_py() or 0) > max_item_bytes:
+            raise Irregular("an item above the size limit")
 
 
 def _check_size(json_text: pa.Array, max_item_bytes: int) -> None:
@@ -120,21 +134,26 @@ def _table(name: str, cols: dict[str, pa.Array]) -> pa.Table:
     return pa.Table.from_arrays([cols[n] for n, _ in layout], names=[n for n, _ in layout])
 
 
-def decode_traces(request: ExportTraceServiceRequest, data: bytes, default_run_id: str | None,
+def decode_traces(parse: Callable[[], Any], data: bytes, default_run_id: str | None,
                   max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
-    """(tables, spans) of a parsed request; raises Irregular when the reference decoder must do it."""
+    """(tables, spans) of a request; raises Irregular when the reference decoder must do it.
+
+    ``parse`` gives the protobuf message (upb: it validates UTF-8 and raises MalformedRequest), called
+    after the columns are checked, so an irregular request is never held three times."""
     batch = _record_batch(ExportTraceServiceRequest, data)
     rs, _ = _children(batch.column(0))
     ss, _ = _children(rs.field("scope_spans"))
     spans, group = _children(ss.field("spans"))
     n = len(spans)
     if n == 0:
+        parse()  # still checked: a request without items may hold invalid UTF-8
         return {}, 0
     f = dict(zip((t.name for t in spans.type), spans.flatten()))
     _check_ids(f["trace_id"], 16, optional=False)
     _check_ids(f["span_id"], 8, optional=False)
     _check_ids(f["parent_span_id"], 8, optional=True)
     _check_times(f["start_time_unix_nano"], f["end_time_unix_nano"])
+    _check_raw_size(f["attributes"], max_item_bytes)
     attrs = attributes_json(f["attributes"])
     _check_size(attrs, max_item_bytes)
     events, ev_span = _children(f["events"])
@@ -144,7 +163,7 @@ def decode_traces(request: ExportTraceServiceRequest, data: bytes, default_run_i
     start = pc.cast(f["start_time_unix_nano"], pa.int64())
     status = dict(zip((t.name for t in spans.type.field("status").type), f["status"].flatten()))
     trace_hex, span_hex = hex_ids(f["trace_id"]), hex_ids(f["span_id"])
-    cols = _group_columns(_groups(request, "resource_spans", "scope_spans"), default_run_id, group)
+    cols = _group_columns(_groups(parse(), "resource_spans", "scope_spans"), default_run_id, group)
     cols.update({
         "Timestamp": start.cast(tables.TS),
         "TraceId": trace_hex,
@@ -195,7 +214,7 @@ def _body(body: pa.StructArray) -> tuple[pa.Array, pa.Array]:
     return text, kind.fill_null("empty")
 
 
-def decode_logs(request: ExportLogsServiceRequest, data: bytes, default_run_id: str | None,
+def decode_logs(parse: Callable[[], Any], data: bytes, default_run_id: str | None,
                 max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
     """(tables, log records) of a parsed request; raises Irregular as ``decode_traces`` does."""
     batch = _record_batch(ExportLogsServiceRequest, data)
@@ -203,17 +222,22 @@ def decode_logs(request: ExportLogsServiceRequest, data: bytes, default_run_id: 
     sl, _ = _children(rl.field("scope_logs"))
     records, group = _children(sl.field("log_records"))
     if len(records) == 0:
+        parse()  # still checked: a request without items may hold invalid UTF-8
         return {}, 0
     f = dict(zip((t.name for t in records.type), records.flatten()))
     _check_ids(f["trace_id"], 16, optional=True)
     _check_ids(f["span_id"], 8, optional=True)
     _check_times(f["time_unix_nano"], f["observed_time_unix_nano"])
+    _check_raw_size(f["attributes"], max_item_bytes)
+    body_strings = f["body"].field("string_value")
+    if len(body_strings) and (pc.max(pc.binary_length(body_strings)).as_py() or 0) > max_item_bytes:
+        raise Irregular("a body above the size limit")
     attrs = attributes_json(f["attributes"])
     body, body_type = _body(f["body"])
     size = pc.add(pc.binary_length(attrs), pc.fill_null(pc.utf8_length(body), 0))
     if pc.max(size).as_py() > max_item_bytes:
         raise Irregular("an item above the size limit")
-    cols = _group_columns(_groups(request, "resource_logs", "scope_logs"), default_run_id, group, tables.LOGS)
+    cols = _group_columns(_groups(parse(), "resource_logs", "scope_logs"), default_run_id, group, tables.LOGS)
     cols.update({
         "Timestamp": _ts(f["time_unix_nano"], zero_is_null=True),
         "ObservedTimestamp": _ts(f["observed_time_unix_nano"], zero_is_null=True),

@@ -119,9 +119,9 @@ def test_traces_match_the_reference_decoder(regular: bool) -> None:
         data = _span_request(seed, regular=regular)
         for run_id in (None, "default-run"):
             _same(d.decode_traces(data, run_id), d.decode_traces_fast(data, run_id))
-        request = ExportTraceServiceRequest.FromString(data)
         try:
-            fastdecode.decode_traces(request, data, None, d.Limits().max_item_bytes)
+            fastdecode.decode_traces(lambda: ExportTraceServiceRequest.FromString(data), data, None,  # noqa: B023
+                                     d.Limits().max_item_bytes)
             taken += 1
         except Irregular:
             pass
@@ -150,7 +150,7 @@ def test_every_value_kind_in_one_request() -> None:
     span.attributes.extend([KeyValue(key=f"k{i}", value=v) for i, v in enumerate(values)])
     data = req.SerializeToString()
     _same(d.decode_traces(data), d.decode_traces_fast(data))
-    assert fastdecode.decode_traces(req, data, None, 1 << 20)[1] == 1  # taken by the columnar path
+    assert fastdecode.decode_traces(lambda: req, data, None, 1 << 20)[1] == 1  # taken by the columnar path
 
 
 def test_hex_ids_of_any_length_and_slices() -> None:
@@ -185,7 +185,8 @@ def test_logs_match_the_reference_decoder() -> None:
         data = _log_request(seed)
         for run_id in (None, "default-run"):
             _same(d.decode_logs(data, run_id), d.FAST_DECODERS["logs"](data, run_id))
-        _tables, records = fastdecode.decode_logs(ExportLogsServiceRequest.FromString(data), data, None, 1 << 20)
+        _tables, records = fastdecode.decode_logs(lambda: ExportLogsServiceRequest.FromString(data), data,  # noqa: B023
+                                                  None, 1 << 20)
         taken += records > 0
     assert taken > 100  # the columnar path takes them (none of these is irregular)
 
@@ -195,3 +196,15 @@ def test_a_bytearray_body_as_the_http_receiver_reads_it() -> None:
                                   (_log_request, d.decode_logs, d.FAST_DECODERS["logs"])):
         data = make(11)
         _same(reference(data), fast(bytearray(data)))
+
+
+def test_invalid_utf8_is_malformed_with_or_without_items() -> None:
+    for with_span in (False, True):
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.extend([KeyValue(key="service.name", value=AnyValue(string_value="svc"))])
+        if with_span:
+            rs.scope_spans.add().spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="op")
+        data = req.SerializeToString().replace(b"svc", b"sv\xff", 1)
+        with pytest.raises(d.MalformedRequest):
+            d.decode_traces_fast(data)
