@@ -1,23 +1,27 @@
 """Ingest throughput of `triage serve` against a parse-and-drop gRPC ceiling, on the same load.
 
-    python bench/ingest.py [--spans 400000] [--clients 2] [--streams 4] [--batch 512] [--decode-workers 1]
-                           [--protocol grpc|http|http-chunked]
+    python bench/ingest.py [--spans 400000] [--clients 2] [--streams 4] [--batch 512] [--decode-workers N]
+                           [--protocol grpc|http|http-chunked] [--no-ceiling] [--serve-arg=--flag=value ...]
 
 Client processes send pre-serialized, realistic OTLP trace requests (unique ids, ~10 attributes a
 span, 20% with an event, 4% with an exception event, 5 services) over several concurrent gRPC calls
 each (or OTLP/HTTP protobuf POSTs on keep-alive connections with --protocol http). Prints accepted
-spans/s with ack-after-commit, the daemon's CPU (its decode workers included)
-and peak RSS, then the same load against a bare grpcio receiver that parses each request and drops
-it. Verifies that every acknowledged span is in the file.
+spans/s with ack-after-commit, the CPU per span and peak RSS of every process (the daemon, each of
+its workers, each client), the load average (on a shared machine, CPU per span is the steady figure:
+wall-clock throughput depends on what else runs), then the same load against a bare grpcio receiver
+that parses each request and drops it. Verifies that every acknowledged span is in the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import multiprocessing as mp
 import os
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -115,6 +119,7 @@ def client_main(client: int, address: str, n_requests: int, batch: int, streams:
     payloads = make_requests(client, n_requests, batch)
     ready.put(sum(len(p) for p in payloads))
     go.wait()
+    cpu0 = time.process_time()
     channel = grpc.insecure_channel(address)
     call = channel.unary_unary(METHOD, request_serializer=lambda b: b, response_deserializer=lambda b: b)
     failures = 0
@@ -140,7 +145,7 @@ def client_main(client: int, address: str, n_requests: int, batch: int, streams:
         t.start()
     for t in threads:
         t.join()
-    result.put((time.perf_counter(), failures))
+    result.put((time.perf_counter(), failures, time.process_time() - cpu0))
     channel.close()
 
 
@@ -156,28 +161,89 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss(pid: int) -> tuple[float, float]:
+    """(peak, current) resident set of one process, MB (VmHWM, VmRSS)."""
+    out = {"VmHWM:": 0, "VmRSS:": 0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key = line.split(":", 1)[0] + ":"
+            if key in out:
+                out[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return out["VmHWM:"] / 1024, out["VmRSS:"] / 1024
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process, by thread id."""
+    out: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            fields = (task / "stat").read_text().split(") ")[1].split()
         except OSError:
-            pass
-    return total
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Thread id → name: Python's names from `py-spy dump` when py-spy is installed, else the OS's
+    (CPython 3.11 leaves every thread's OS name "python"); digits dropped, so the pool's threads add up."""
+    names: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            names[int(task.name)] = (task / "comm").read_text().strip()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        dump = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True,
+                              timeout=30).stdout
+        for tid, name in re.findall(r'^Thread (\d+) \(\w+\): "([^"]+)"', dump, re.M):
+            names[int(tid)] = name
+    return {tid: name.rstrip("0123456789") for tid, name in names.items()}
 
 
 def peak_rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+    return sum(process_rss(pid)[0] for pid in pids)
+
+
+def process_name(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(c.decode(errors="replace") for c in cmd if c)
+    return "worker" if "multiprocessing" in text else ("daemon" if "serve" in text else "process")
+
+
+class RssSampler:
+    """Sums the processes' current RSS every 50 ms: the peak of the sum, which VmHWM (a peak per
+    process, reached at different moments) can only bound from above."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.peak, self._stop = pids, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, sum(process_rss(pid)[1] for pid in self.pids))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
@@ -190,17 +256,45 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
     for p in procs:
         p.start()
     wire = sum(ready.get() for _ in procs)
-    cpu0 = cpu_seconds(pids)
+    main_pid = pids[0]
+    pids = pids + [p for p in process_tree(main_pid) if p not in pids]  # workers started since
+    cpu0 = {pid: process_cpu(pid) for pid in pids}
+    threads0 = thread_cpu(main_pid)
+    load0 = os.getloadavg()[0]
+    sampler = RssSampler(pids)
     start = time.perf_counter()
     go.set()
     ends = [result.get() for _ in procs]
     for p in procs:
         p.join()
-    elapsed = max(e for e, _ in ends) - start
+    elapsed = max(e for e, _, _ in ends) - start
     spans = per_client * args.clients * args.batch
+    names = thread_names(main_pid)
+    threads: dict[str, float] = {}
+    for tid, cpu in thread_cpu(main_pid).items():
+        name = names.get(tid, "?")
+        threads[name] = threads.get(name, 0.0) + cpu - threads0.get(tid, 0.0)
+    per_process = [(pid, process_name(pid), process_cpu(pid) - cpu0.get(pid, 0.0), *process_rss(pid))
+                   for pid in pids]
     return {"spans": spans, "seconds": elapsed, "spans_per_s": spans / elapsed,
-            "cpu_s": cpu_seconds(pids) - cpu0, "peak_rss_mb": peak_rss_mb(pids), "wire_mb": wire / 2**20,
-            "retries": sum(f for _, f in ends)}
+            "cpu_s": sum(cpu for _, _, cpu, _, _ in per_process), "peak_rss_mb": peak_rss_mb(pids),
+            "peak_sum_rss_mb": sampler.stop(), "wire_mb": wire / 2**20,
+            "retries": sum(f for _, f, _ in ends), "per_process": per_process, "threads": threads,
+            "client_cpu_s": [c for _, _, c in ends], "load": (load0, os.getloadavg()[0])}
+
+
+def report(r: dict) -> None:
+    """Every process's CPU per span and peak RSS, and the clients' CPU (they share the cores)."""
+    for pid, name, cpu, hwm, rss in r["per_process"]:
+        print(f"    {name:<7} pid {pid}: CPU {cpu:.1f}s = {cpu / r['spans'] * 1e6:.1f} us/span; "
+              f"peak RSS {hwm:.0f} MB (now {rss:.0f} MB)")
+    busy = sorted(((cpu, name) for name, cpu in r["threads"].items() if cpu >= 0.05), reverse=True)
+    print("    threads of the daemon process: " + ", ".join(
+        f"{name} {cpu / r['spans'] * 1e6:.1f}" for cpu, name in busy) + " us/span")
+    for i, cpu in enumerate(r["client_cpu_s"]):
+        print(f"    client  {i}: CPU {cpu:.1f}s = {cpu / r['spans'] * 1e6:.1f} us/span")
+    print(f"  load average (1 min) {r['load'][0]:.1f} at the start, {r['load'][1]:.1f} at the end; "
+          f"{os.cpu_count()} cores")
 
 
 def ceiling_main(port_q) -> None:
@@ -224,32 +318,55 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--decode-workers", type=int, default=1)
+    parser.add_argument("--decode-workers", type=int, default=None,
+                        help="passed to `triage serve` (default: the daemon's own default)")
     parser.add_argument("--protocol", choices=["grpc", "http", "http-chunked"], default="grpc",
                         help="OTLP/gRPC (--listen) or OTLP/HTTP protobuf POSTs (--listen-http), with a "
                              "Content-Length or chunked")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the bare grpcio comparison")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="record the daemon with py-spy (collapsed stacks, native frames) into FILE")
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="an extra `triage serve` option, e.g. --serve-arg=--max-pending-bytes=1000000")
     args = parser.parse_args()
     print(f"load: {args.spans} spans in requests of {args.batch}, {args.clients} client processes x "
           f"{args.streams} concurrent calls, {os.cpu_count()} cores")
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        daemon = DaemonProcess(db, ["--decode-workers", str(args.decode_workers)]).start()
+        serve_args = [] if args.decode_workers is None else ["--decode-workers", str(args.decode_workers)]
+        daemon = DaemonProcess(db, serve_args + args.serve_arg).start()
         time.sleep(1.0)
         pids = process_tree(daemon.pid)
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(["py-spy", "record", "--native", "--threads", "--format", "raw", "--rate", "200",
+                                    "-o", args.profile, "--pid", str(daemon.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
         args.protocol_now = args.protocol
         r = drive(daemon.http_address if args.protocol.startswith("http") else daemon.address, pids, args)
         args.protocol_now = "grpc"
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            spy.wait(60)
         daemon.terminate()
         stored = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM otel_traces").fetchone()[0]
         size_mb = db.stat().st_size / 2**20
-    print(f"triage serve over OTLP/{args.protocol} (ack after commit, decode workers {args.decode_workers}): "
+    workers = "default" if args.decode_workers is None else args.decode_workers
+    print(f"triage serve over OTLP/{args.protocol} (ack after commit, decode workers {workers}): "
           f"{r['spans_per_s']:,.0f} spans/s  ({r['spans']:,} spans in {r['seconds']:.2f}s; "
           f"{r['wire_mb']:.0f} MB on the wire)")
     print(f"  daemon CPU {r['cpu_s']:.1f}s = {r['cpu_s'] / r['seconds']:.2f} cores, "
           f"{r['cpu_s'] / r['spans'] * 1e6:.1f} us/span; peak RSS {r['peak_rss_mb']:.0f} MB "
-          f"(all daemon processes); UNAVAILABLE retries {r['retries']}")
+          f"(sum of each daemon process's peak; peak of the sum {r['peak_sum_rss_mb']:.0f} MB); "
+          f"retries (UNAVAILABLE / 503) {r['retries']}")
+    report(r)
     print(f"  stored {stored:,} of {r['spans']:,} acknowledged spans; file {size_mb:.0f} MB")
+    if stored != r["spans"]:
+        raise SystemExit("LOST DATA: stored count differs from acknowledged")
+    if args.no_ceiling:
+        return
 
     ctx = mp.get_context("spawn")
     port_q = ctx.Queue()
@@ -259,10 +376,9 @@ def main() -> None:
     c = drive(f"127.0.0.1:{port}", [ceiling.pid], args)
     ceiling.terminate()
     print(f"ceiling, bare grpcio parse-and-drop: {c['spans_per_s']:,.0f} spans/s; "
-          f"CPU {c['cpu_s'] / c['seconds']:.2f} cores, peak RSS {c['peak_rss_mb']:.0f} MB")
+          f"CPU {c['cpu_s'] / c['seconds']:.2f} cores, {c['cpu_s'] / c['spans'] * 1e6:.1f} us/span, "
+          f"peak RSS {c['peak_rss_mb']:.0f} MB")
     print(f"triage reaches {r['spans_per_s'] / c['spans_per_s']:.0%} of the ceiling")
-    if stored != r["spans"]:
-        raise SystemExit("LOST DATA: stored count differs from acknowledged")
 
 
 if __name__ == "__main__":

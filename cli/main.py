@@ -112,8 +112,10 @@ def cli() -> None:
               help="Largest span / log record / data point (attributes and body); larger ones are rejected.")
 @click.option("--max-pending-bytes", type=int, default=defaults.MAX_PENDING_BYTES, show_default=True,
               help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
-@click.option("--decode-workers", type=int, default=1, show_default=True,
+@click.option("--decode-workers", type=int, default=0, show_default=True,
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
+@click.option("--db-memory-limit", metavar="SIZE", default=defaults.DB_MEMORY_LIMIT, show_default=True,
+              help="DuckDB's memory limit (e.g. 256MB, 1GB); larger queries spill to <db>.tmp.")
 @click.option("--listen-http", metavar="HOST:PORT|off", envvar="TRIAGE_LISTEN_HTTP", default=defaults.LISTEN_HTTP,
               show_default=True, help="OTLP/HTTP listener (POST /v1/traces, /v1/logs, /v1/metrics); 'off' disables it.")
 @click.option("--http-request-timeout", type=click.FloatRange(min=0.1), default=defaults.HTTP_REQUEST_TIMEOUT,
@@ -147,9 +149,9 @@ def cli() -> None:
 @click.option("--retain-days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
               help="Delete runs whose newest data is older than DAYS (at start, then every 10 min).")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
-          max_pending_bytes: int, decode_workers: int, listen_http: str, http_request_timeout: float,
-          auth_token_file: str | None, insecure: bool, tls_cert: str | None, tls_key: str | None,
-          watch: tuple[str, ...],
+          max_pending_bytes: int, decode_workers: int, db_memory_limit: str, listen_http: str,
+          http_request_timeout: float, auth_token_file: str | None, insecure: bool, tls_cert: str | None,
+          tls_key: str | None, watch: tuple[str, ...],
           max_file_bytes: int, settle_seconds: float, quiet_period: float, notify: tuple[str, ...],
           notify_timeout: float, notify_attempts: int, retain_runs: int | None, retain_days: float | None) -> None:
     """Run the sidecar daemon: receive OTLP (gRPC, HTTP, dropped files) into DuckDB."""
@@ -169,6 +171,7 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
+                         db_memory_limit=db_memory_limit,
                          max_pending_bytes=max_pending_bytes,
                          listen_http=None if listen_http.lower() in ("off", "none", "") else listen_http,
                          http_request_timeout=http_request_timeout, insecure=insecure,

@@ -27,6 +27,7 @@ from otel_triage.collector.completion import CompletionStore, CompletionTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
 from otel_triage.collector.http_receiver import HttpReceiver
+from otel_triage.collector.memory import bound_allocators
 from otel_triage.collector.notify import Notifier
 from otel_triage.collector.pipeline import Pipeline
 from otel_triage.collector.retention import Policy, Retainer
@@ -52,6 +53,7 @@ class ServeConfig:
     max_request_bytes: int = defaults.MAX_REQUEST_BYTES
     max_item_bytes: int = defaults.MAX_ITEM_BYTES
     max_pending_bytes: int = defaults.MAX_PENDING_BYTES
+    db_memory_limit: str = defaults.DB_MEMORY_LIMIT
     decode_workers: int = 0
     rpc_threads: int = 32
     listen_http: str | None = defaults.LISTEN_HTTP  # None: no OTLP/HTTP listener
@@ -208,7 +210,8 @@ class Daemon:
             if not folder.is_dir():
                 raise ListenError(f"--watch {folder}: not a directory")
         policy = Policy(cfg.retain_runs, cfg.retain_days)  # checked before the file is opened
-        con = open_writer(cfg.db)
+        bound_allocators()
+        con = open_writer(cfg.db, cfg.db_memory_limit)
         self._facts_lock = threading.Lock()
         self._facts_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-facts")
         self.metrics = SelfMetrics(lambda: self._writer.depth())

@@ -4,7 +4,12 @@ DB = "triage.duckdb"
 LISTEN = "127.0.0.1:4317"
 MAX_REQUEST_BYTES = 64 << 20  # the OTLP spec's recommendation, measured after decompression
 MAX_ITEM_BYTES = 1 << 20
-MAX_PENDING_BYTES = 512 << 20
+# Request bytes waiting to commit (decoded, they take ~2x): a sidecar's share, not the machine's. 64 MiB
+# holds ~140 SDK batches of 512 spans, far more than 2 clients x 4 streams keep in flight.
+MAX_PENDING_BYTES = 64 << 20
+# DuckDB's buffer pool (rows not yet checkpointed, query intermediates; beyond it DuckDB spills to
+# <db>.tmp). Its default, 80% of the machine's memory, is no budget for a sidecar.
+DB_MEMORY_LIMIT = "256MB"
 LISTEN_HTTP = "127.0.0.1:4318"
 MAX_FILE_BYTES = 256 << 20  # a dropped file is read and committed whole
 SETTLE_SECONDS = 1.0  # a dropped file is complete once its size and mtime held still this long

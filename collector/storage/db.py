@@ -107,16 +107,26 @@ def private_files() -> None:
     os.umask(os.umask(0o077) | 0o077)
 
 
-def open_writer(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """The daemon's connection: creates or upgrades the schema; new files are private (0600)."""
+def open_writer(path: str | Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """The daemon's connection: creates or upgrades the schema; new files are private (0600).
+
+    ``memory_limit``: DuckDB's buffer pool (the daemon passes --db-memory-limit; None keeps
+    DuckDB's default, for short-lived openers)."""
     path = str(path)
     private_files()
     try:
         con = quiet(duckdb.connect(path))
     except duckdb.Error as exc:
         raise _friendly(exc, path) from exc
-    # Fewer, larger checkpoints: most of an insert's cost is writing WAL and checkpoints.
-    con.execute("SET checkpoint_threshold = '256MB'")
+    if memory_limit is not None:
+        try:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"--db-memory-limit {memory_limit!r}: {exc}") from exc
+    # Few checkpoints (most of an insert's cost is writing WAL and checkpoints), but rows not yet
+    # checkpointed stay in memory: 64 MB of WAL is ~3x that in memory, within --db-memory-limit.
+    con.execute("SET checkpoint_threshold = '64MB'")
     _upgrade(con, path)
     return con
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
+from otel_triage.collector.tables import json_typed
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Writer:
                             con.execute(f"DELETE FROM {name} WHERE run_id = ?", [run_id])
                             by_table.setdefault(name, []).append(table)
                     for name, parts in by_table.items():
-                        batch = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                        batch = json_typed(name, parts[0] if len(parts) == 1 else pa.concat_tables(parts))
                         con.register("_batch", batch)
                         try:
                             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
