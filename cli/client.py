@@ -51,6 +51,7 @@ def pb() -> Any:
     return triage_pb2
 
 
+RECEIVE_LIMIT = 256 << 20  # the daemon's grpc.max_send_message_length
 _tls_ca: list[bytes | None] = [None]  # set by --tls-ca / env TRIAGE_TLS_CA: talk TLS, trusting it
 
 
@@ -68,12 +69,16 @@ def use_tls_ca(path: str | None) -> None:
 
 
 def channel(address: str) -> Any:
-    """A gRPC channel to the daemon: TLS when --tls-ca (or env TRIAGE_TLS_CA) is given."""
+    """A gRPC channel to the daemon: TLS when --tls-ca (or env TRIAGE_TLS_CA) is given.
+
+    An explanation of a large run is several MB of JSON; grpc's 4 MB default receive limit would
+    turn it into an error (the daemon sends up to 256 MB: cli/serve.py)."""
     import grpc
 
+    options = [("grpc.max_receive_message_length", RECEIVE_LIMIT)]
     if _tls_ca[0] is not None:
-        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_tls_ca[0]))
-    return grpc.insecure_channel(address)
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_tls_ca[0]), options)
+    return grpc.insecure_channel(address, options)
 
 
 @contextmanager
@@ -260,7 +265,7 @@ def explain_json(db: str | None, daemon: str | None, run_id: str, baseline: str 
     `--db` prints), so `--daemon` does no second round of decoding and encoding."""
     if ch:
         with clickhouse_run(ch, run_id, baseline) as store:
-            return json.dumps(_without_history(_explain(store, run_id, baseline)).to_dict(), indent=2)
+            return api.to_json(_without_history(_explain(store, run_id, baseline)))
     if daemon:
         return _explain_daemon(daemon, run_id, baseline)
     with _store(db) as store:

@@ -77,7 +77,9 @@ def format_options(fn: Any) -> Any:
 
 def render_explanation(found: Explanation, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(found.to_dict(), indent=2)
+        from otel_triage.correlator.api import to_json
+
+        return to_json(found)
     if fmt == "markdown":
         return render_markdown.explanation_markdown(found)
     if fmt == "slack":

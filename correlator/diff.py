@@ -64,7 +64,8 @@ def _interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _trace_diff(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> TraceDiff:
-    """One failed test's rows of trace_diff.sql, counted and put in words."""
+    """One failed test's rows of trace_diff.sql (its changed calls, each row with the test's span
+    counts), counted and put in words."""
     changed = [r for r in rows if r["change"]]
     count = {k: sum(1 for r in changed if r["change"] == k) for k in ORDER}
     shown = _interleave([r for r in changed if not r["under_changed"]])[:MAX_CHANGES]
@@ -81,7 +82,7 @@ def _trace_diff(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> TraceDi
     return TraceDiff(
         baseline_run_id=baseline["baseline_run_id"], baseline_trace_id=baseline["baseline_trace_id"],
         baseline_span_id=baseline["baseline_span_id"],
-        spans=sum(1 for r in rows if r["span_id"]), baseline_spans=sum(1 for r in rows if r["baseline_span_id"]),
+        spans=rows[0]["spans"] if rows else 0, baseline_spans=rows[0]["baseline_spans"] if rows else 0,
         appeared=count["appeared"], vanished=count["vanished"], slower=count["slower"],
         status_changed=count["status"], changes=changes, summary=summary)
 

@@ -54,27 +54,31 @@ def past_causes(store: Store, scratch: Scratch, wanted: dict[str, set[str]]) -> 
 
     Each run is scored from its facts, as ``api.explain`` scores the run it explains but with no
     baseline run (its passing tests set the latency reference and discount noise), on a scratch
-    DuckDB of its own, over the subtrees of the failed tests asked about only."""
+    DuckDB of their own, over the subtrees of the failed tests asked about only."""
     out: dict[tuple[str, str], str] = {}
-    for run_id in list(wanted)[:MAX_SCORED_RUNS]:
-        spans = wanted[run_id]
-        nodes = store.nodes(run_id)
-        ops = store.operations(run_id)
-        tests = scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table()
-        past = Scratch(tests=tests, nodes=nodes.filter(pc.is_in(nodes["test_span"], pa.array(sorted(spans), pa.string()))),
-                       run_ops=ops, baseline_ops=ops.slice(0, 0))
-        try:
+    runs = list(wanted)[:MAX_SCORED_RUNS]
+    if not runs:
+        return out
+    past = Scratch()  # one for every run re-scored (each opens a DuckDB: ~50 ms), its inputs replaced per run
+    try:
+        for run_id in runs:
+            spans = wanted[run_id]
+            nodes = store.nodes(run_id)
+            ops = store.operations(run_id)
+            tests = scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table()
+            past.add(tests=tests, nodes=nodes.filter(pc.is_in(nodes["test_span"], pa.array(sorted(spans), pa.string()))),
+                     run_ops=ops, baseline_ops=ops.slice(0, 0))
             by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for n in past.rows("explain_nodes", SQL):
                 by_test[n["test_span"]].append(n)
             names = dict(past.con.execute(
                 "SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes WHERE SpanId IN (SELECT unnest($ids))",
                 {"ids": sorted({x for ns in by_test.values() for n in ns for x in n["path"]})}).fetchall())
-        finally:
-            past.close()
-        for span in spans:
-            cands = candidates_for_test(by_test.get(span, []), names)
-            out[(run_id, span)] = cands[0].service if cands and cands[0].score >= CAUSE_THRESHOLD else NO_CAUSE
+            for span in spans:
+                cands = candidates_for_test(by_test.get(span, []), names)
+                out[(run_id, span)] = cands[0].service if cands and cands[0].score >= CAUSE_THRESHOLD else NO_CAUSE
+    finally:
+        past.close()
     return out
 
 

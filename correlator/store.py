@@ -30,8 +30,8 @@ Tables, one row per:
   vcs.ref.head.revision, else service.version; NULL when not recorded), for the flaky verdict;
 - ``subtrees(roots)``: span under one of the given (trace id, span id) roots (root_trace,
   root_span, SpanId, parent_span, depth, path of "service: name [→ peer]" labels, service,
-  operation, duration_ns, start_ns, status Ok|Error), for the trace diff of a failed test beside
-  a passing one (passing tests have no facts of their own).
+  operation, duration_ns, seq: its place under the root by start time, status Ok|Error), for the trace diff of a failed test beside
+  a passing one (from the per-run facts of every test's tree, passing tests included).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ TABLES = {"triage_facts_tests": "SELECT * EXCLUDE (run_id), $run_id AS run_id FR
           "triage_facts_runs": "facts_run",
           "triage_facts_stitched": "SELECT $run_id AS run_id, * FROM explain_stitched",
           "triage_facts_peers": "facts_peer_addresses", "triage_facts_services": "facts_services",
-          "triage_facts_test_items": "facts_test_items"}
+          "triage_facts_test_items": "facts_test_items", "triage_facts_test_tree": "facts_test_tree"}
 
 Write = Callable[[str, dict[str, pa.Table]], None]
 

@@ -11,14 +11,17 @@ sides AS (
     SELECT test_span, 'run' AS side, trace_id AS root_trace, span_id AS root_span FROM diff_pairs
     UNION ALL SELECT test_span, 'baseline', b_trace_id, b_span_id FROM diff_pairs
 ),
-labelled AS (
-    SELECT s.test_span, s.side, t.SpanId, t.parent_span, t.depth, t.path, array_to_string(t.path, ' > ') AS key,
-           t.service, t.operation, t.duration_ns, t.status,
-           row_number() OVER (PARTITION BY s.test_span, s.side, array_to_string(t.path, ' > ')
-                              ORDER BY t.start_ns, t.SpanId) AS nth
+labelled AS MATERIALIZED (  -- key: the path, hashed (partitioning and joining on long strings is slow)
+    SELECT s.test_span, s.side, t.SpanId, t.parent_span, t.depth, t.path, t.service, t.operation, t.duration_ns,
+           t.status, t.seq, hash(array_to_string(t.path, ' > ')) AS key
     FROM sides AS s JOIN subtrees AS t USING (root_trace, root_span)
 ),
-joined AS (
+numbered AS (  -- nth of the calls with one path, by start (a grouped list: a window per path is slow)
+    SELECT test_span, side, unnest(ids) AS SpanId, generate_subscripts(ids, 1) AS nth
+    FROM (SELECT test_span, side, list(SpanId ORDER BY seq) AS ids FROM labelled GROUP BY test_span, side, key)
+),
+ranked AS MATERIALIZED (SELECT l.*, n.nth FROM labelled AS l JOIN numbered AS n USING (test_span, side, SpanId)),
+joined AS MATERIALIZED (
     SELECT coalesce(a.test_span, b.test_span) AS test_span, coalesce(a.path, b.path) AS path, coalesce(a.depth, b.depth) AS depth,
            coalesce(a.service, b.service) AS service, coalesce(a.operation, b.operation) AS operation,
            coalesce(a.SpanId, '') AS span_id, coalesce(b.SpanId, '') AS baseline_span_id,
@@ -31,16 +34,25 @@ joined AS (
                 WHEN a.duration_ns >= b.duration_ns * $slower_ratio AND a.duration_ns - b.duration_ns >= $slower_min_ns
                     THEN 'slower'
            END AS change
-    FROM (SELECT * FROM labelled WHERE side = 'run') AS a
-    FULL OUTER JOIN (SELECT * FROM labelled WHERE side = 'baseline') AS b
+    FROM (SELECT * FROM ranked WHERE side = 'run') AS a
+    FULL OUTER JOIN (SELECT * FROM ranked WHERE side = 'baseline') AS b
       ON a.test_span = b.test_span AND a.key = b.key AND a.nth = b.nth
+),
+changed AS MATERIALIZED (SELECT * FROM joined WHERE change IS NOT NULL),
+counts AS (
+    SELECT test_span, count(*) FILTER (WHERE span_id <> '') AS spans,
+           count(*) FILTER (WHERE baseline_span_id <> '') AS baseline_spans
+    FROM joined GROUP BY test_span
 )
+-- Only changed calls leave the query, each with its test's span counts (a test with no change gets
+-- one row, change NULL): at 1M spans the unchanged calls are many and diff.py only counts them.
 -- under_changed: the call sits inside a subtree that appeared or vanished as a whole; renderers list
 -- only the top of such a subtree.
-SELECT j.* EXCLUDE (parent_span, baseline_parent_span),
+SELECT c.test_span, c.spans, c.baseline_spans, j.* EXCLUDE (test_span, parent_span, baseline_parent_span),
        coalesce(pa.change = 'appeared', false) OR coalesce(pb.change = 'vanished', false) AS under_changed
-FROM joined AS j
-LEFT JOIN joined AS pa ON j.change = 'appeared' AND pa.test_span = j.test_span
-                       AND pa.span_id = j.parent_span AND pa.span_id <> ''
-LEFT JOIN joined AS pb ON j.change = 'vanished' AND pb.test_span = j.test_span
-                       AND pb.baseline_span_id = j.baseline_parent_span AND pb.baseline_span_id <> ''
+FROM counts AS c
+LEFT JOIN changed AS j USING (test_span)
+LEFT JOIN changed AS pa ON j.change = 'appeared' AND pa.test_span = j.test_span
+                        AND pa.span_id = j.parent_span AND pa.span_id <> ''
+LEFT JOIN changed AS pb ON j.change = 'vanished' AND pb.test_span = j.test_span
+                        AND pb.baseline_span_id = j.baseline_parent_span AND pb.baseline_span_id <> ''

@@ -17,6 +17,8 @@ SELECT
     run_id,
     TraceId, SpanId, ParentSpanId,
     ServiceName AS service,
+    SpanName AS span_name,
+    a[6] AS peer_service,
     -- HTTP client spans are named by method alone ("GET"); add the path so calls can be told apart.
     CASE WHEN SpanKind = 'Client' AND NOT contains(SpanName, ' ') AND coalesce(a[1], a[2]) IS NOT NULL
          THEN SpanName || ' ' || coalesce(a[2], regexp_extract(a[1], '^[a-z]+://[^/]+([^?#]*)', 1))
