@@ -51,9 +51,6 @@ def pb() -> Any:
 
 
 RECEIVE_LIMIT = 256 << 20  # the daemon's grpc.max_send_message_length
-# An explanation of a large run is several MB of JSON; grpc's 4 MB default receive limit would
-# turn it into an error (the daemon sends up to 256 MB: cli/serve.py).
-OPTIONS = [("grpc.max_receive_message_length", RECEIVE_LIMIT)]
 _tls_ca: list[bytes | None] = [None]  # set by --tls-ca / env TRIAGE_TLS_CA: talk TLS, trusting it
 
 
@@ -71,13 +68,16 @@ def use_tls_ca(path: str | None) -> None:
 
 
 def channel(address: str) -> Any:
-    """A gRPC channel to the daemon: TLS when --tls-ca (or env TRIAGE_TLS_CA) is given."""
+    """A gRPC channel to the daemon: TLS when --tls-ca (or env TRIAGE_TLS_CA) is given.
+
+    An explanation of a large run is several MB of JSON; grpc's 4 MB default receive limit would
+    turn it into an error (the daemon sends up to 256 MB: cli/serve.py)."""
     import grpc
 
+    options = [("grpc.max_receive_message_length", RECEIVE_LIMIT)]
     if _tls_ca[0] is not None:
-        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_tls_ca[0]),
-                                   options=OPTIONS)
-    return grpc.insecure_channel(address, options=OPTIONS)
+        return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=_tls_ca[0]), options)
+    return grpc.insecure_channel(address, options)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from otel_triage.collector.http_receiver import HttpReceiver
 from otel_triage.collector.memory import bound_allocators
 from otel_triage.collector.notify import Notifier
 from otel_triage.collector.pipeline import Pipeline
+from otel_triage.collector.query_gate import ReceiveGate
 from otel_triage.collector.retention import Policy, Retainer
 from otel_triage.collector.selfmetrics import SelfMetrics
 from otel_triage.collector.storage import facts
@@ -245,7 +246,9 @@ class Daemon:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.rpc_threads, thread_name_prefix="triage-rpc"),
             handlers=receiver.handlers(self.pipeline, cfg.max_request_bytes),
-            interceptors=[auth.TokenInterceptor(cfg.auth_token)] if cfg.auth_token else None,
+            # The token first (a refused call is never received), then the query API's receive gate.
+            interceptors=[*([auth.TokenInterceptor(cfg.auth_token)] if cfg.auth_token else []),
+                          ReceiveGate(f"/{triage_pb2.DESCRIPTOR.package}.")],
             maximum_concurrent_rpcs=max_concurrent_rpcs(cfg),
             options=[
                 ("grpc.max_receive_message_length", cfg.max_request_bytes),

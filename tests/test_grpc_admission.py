@@ -87,3 +87,42 @@ def test_grpc_memory_is_admitted_before_a_request_is_received(db_path: Path) -> 
         if d.proc and d.proc.poll() is None:
             d.kill()
     assert query(db_path, "SELECT count(*) FROM otel_traces WHERE RunId = 'adm'") == [(5,)]
+
+
+def test_query_api_requests_are_received_a_few_at_a_time(db_path: Path) -> None:
+    """The query API's methods are unary: gRPC received 24 concurrent 60 MB requests to ListRuns whole
+    (+935 MB) before any handler could refuse them. Now they are received in QUERY_SLOTS slots, a
+    garbage one gets INVALID_ARGUMENT, and real queries are still answered."""
+    from otel_triage.proto import triage_pb2, triage_pb2_grpc
+
+    d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000"]).start()
+    try:
+        before = _peak_rss_mb(d.pid)
+        body = b"\x0a" + b"x" * (60 << 20)  # never parses as a ListRunsRequest
+        answers: list[str] = []
+
+        def send() -> None:
+            with grpc.insecure_channel(d.address, options=[("grpc.max_send_message_length", 1 << 30)]) as ch:
+                call = ch.unary_unary("/triage.v1.Triage/ListRuns", request_serializer=lambda b: b,
+                                      response_deserializer=lambda b: b)
+                try:
+                    call(body, timeout=120)
+                    answers.append("OK")
+                except grpc.RpcError as exc:
+                    answers.append(exc.code().name)
+
+        threads = [threading.Thread(target=send) for _ in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        grown = _peak_rss_mb(d.pid) - before
+        print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {set(answers)}")
+        assert set(answers) == {"INVALID_ARGUMENT"}
+        assert grown < 600, f"peak RSS grew {grown:.0f} MB"
+        with grpc.insecure_channel(d.address) as ch:
+            assert triage_pb2_grpc.TriageStub(ch).ListRuns(triage_pb2.ListRunsRequest(), timeout=30).runs == []
+        assert d.terminate() == 0
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.kill()
