@@ -32,20 +32,22 @@ SPAN_KINDS = pa.array(["Unspecified", "Internal", "Server", "Client", "Producer"
 STATUS_CODES = pa.array(["Unset", "Ok", "Error"])
 BODY_TYPES = ("string", "bool", "int", "double", "array", "kvlist", "bytes", "string_value_strindex")
 
-_local = threading.local()
+_handlers: dict[type, Any] = {}
+_handlers_lock = threading.Lock()
 
 
 def _handler(message: type) -> Any:
-    """One ptars handler per thread and message type (built once: it compiles the descriptors)."""
-    handlers = getattr(_local, "handlers", None)
-    if handlers is None:
-        handlers = _local.handlers = {}
-    handler = handlers.get(message)
+    """One ptars handler per message type, shared by the threads (it holds the GIL while it
+    converts), built on first use: it compiles the descriptors."""
+    handler = _handlers.get(message)
     if handler is None:
-        import ptars  # imported on first use: worker processes and the CLI that never ingest skip it
+        with _handlers_lock:
+            handler = _handlers.get(message)
+            if handler is None:
+                import ptars  # on first use: the CLI's read commands never pay for it
 
-        handler = ptars.HandlerPool([message.DESCRIPTOR.file]).get_for_message(message.DESCRIPTOR)
-        handlers[message] = handler
+                handler = ptars.HandlerPool([message.DESCRIPTOR.file]).get_for_message(message.DESCRIPTOR)
+                _handlers[message] = handler
     return handler
 
 
