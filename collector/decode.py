@@ -19,9 +19,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otel_triage.collector import fastdecode, tables
+from otel_triage.collector import tables
 from otel_triage.collector.anyvalue import attributes_dict, attributes_json, double, kind_name, to_python
-from otel_triage.collector.columnar import Irregular
 from otel_triage.collector.errors import InvalidArgument
 
 RUN_ID_KEY = "cicd.pipeline.run.id"
@@ -379,33 +378,12 @@ def decode_metrics(data: bytes, default_run_id: str | None = None, limits: Limit
     return out
 
 
-def _fast(message: type, build: Any, reference: Any, signal: str, data: bytes, default_run_id: str | None,
-          limits: Limits) -> Decoded:
-    """The columnar path (fastdecode) for regular requests, ``reference`` for the others. Everything
-    the columnar path built is dropped before the reference starts (a large request is held once)."""
-    try:
-        built, items = build(lambda: _parse(message, data), data, default_run_id, limits.max_item_bytes)
-    except Irregular:
-        built = None
-    if built is None:  # outside the except block, whose traceback would keep the arrays alive
-        return reference(data, default_run_id, limits)
-    return Decoded(signal, built, accepted=items)
-
-
-def decode_traces_fast(data: bytes, default_run_id: str | None = None, limits: Limits = Limits()) -> Decoded:
-    return _fast(ExportTraceServiceRequest, fastdecode.decode_traces, decode_traces, "traces", data,
-                 default_run_id, limits)
-
-
-def decode_logs_fast(data: bytes, default_run_id: str | None = None, limits: Limits = Limits()) -> Decoded:
-    return _fast(ExportLogsServiceRequest, fastdecode.decode_logs, decode_logs, "logs", data,
-                 default_run_id, limits)
-
-
 DECODERS = {"traces": decode_traces, "logs": decode_logs, "metrics": decode_metrics}
-FAST_DECODERS = {**DECODERS, "traces": decode_traces_fast, "logs": decode_logs_fast}
 
 
 def decode(signal: str, data: bytes, default_run_id: str | None, limits: Limits) -> Decoded:
-    """Entry point for worker processes (a module-level function pickles by name)."""
-    return FAST_DECODERS[signal](data, default_run_id, limits)
+    """Entry point for worker processes (a module-level function pickles by name): traces and logs
+    take the columnar path first (fastdecode, which imports this module: hence imported here)."""
+    from otel_triage.collector import fastdecode
+
+    return fastdecode.DECODERS[signal](data, default_run_id, limits)

@@ -22,28 +22,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otel_triage.collector import decode as reference
 from otel_triage.collector import tables
 from otel_triage.collector.columnar import Irregular, attributes_json, hex_ids, value_json
+from otel_triage.collector.decode import Decoded, Limits
 
 MAX_TIME_NS = (1 << 63) - 1
 SPAN_KINDS = pa.array(["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"])
 STATUS_CODES = pa.array(["Unset", "Ok", "Error"])
 BODY_TYPES = ("string", "bool", "int", "double", "array", "kvlist", "bytes", "string_value_strindex")
 
-_local = threading.local()
+_handlers: dict[type, Any] = {}
+_handlers_lock = threading.Lock()
 
 
 def _handler(message: type) -> Any:
-    """One ptars handler per thread and message type (built once: it compiles the descriptors)."""
-    handlers = getattr(_local, "handlers", None)
-    if handlers is None:
-        handlers = _local.handlers = {}
-    handler = handlers.get(message)
+    """One ptars handler per message type, shared by the threads (it holds the GIL while it
+    converts), built on first use: it compiles the descriptors."""
+    handler = _handlers.get(message)
     if handler is None:
-        import ptars  # imported on first use: worker processes and the CLI that never ingest skip it
+        with _handlers_lock:
+            handler = _handlers.get(message)
+            if handler is None:
+                import ptars  # on first use: the CLI's read commands never pay for it
 
-        handler = ptars.HandlerPool([message.DESCRIPTOR.file]).get_for_message(message.DESCRIPTOR)
-        handlers[message] = handler
+                handler = ptars.HandlerPool([message.DESCRIPTOR.file]).get_for_message(message.DESCRIPTOR)
+                _handlers[message] = handler
     return handler
 
 
@@ -107,14 +111,12 @@ def _check_size(json_text: pa.Array, max_item_bytes: int) -> None:
 def _group_columns(groups: list[tuple[Any, Any]], default_run_id: str | None, index: pa.Array,
                    layout: str = tables.TRACES) -> dict[str, pa.Array]:
     """Resource and scope columns: computed per (resource, scope) group in Python, taken per item."""
-    from otel_triage.collector.decode import _extend_scope, _Resource  # the reference's own rules
-
     cols: dict[str, list] = {name: [] for name, _ in tables.LAYOUTS[layout]}
     run_ids = []
     for outer, inner in groups:
-        resource = _Resource.of(outer, default_run_id)
+        resource = reference._Resource.of(outer, default_run_id)  # the reference's own rules
         resource.extend(cols, 1)
-        _extend_scope(cols, inner, 1)
+        reference._extend_scope(cols, inner, 1)
         run_ids.append(resource.run_id)
     out = {}
     for name, typ in tables.LAYOUTS[layout]:
@@ -134,7 +136,7 @@ def _table(name: str, cols: dict[str, pa.Array]) -> pa.Table:
     return pa.Table.from_arrays([cols[n] for n, _ in layout], names=[n for n, _ in layout])
 
 
-def decode_traces(parse: Callable[[], Any], data: bytes, default_run_id: str | None,
+def build_traces(parse: Callable[[], Any], data: bytes, default_run_id: str | None,
                   max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
     """(tables, spans) of a request; raises Irregular when the reference decoder must do it.
 
@@ -214,9 +216,9 @@ def _body(body: pa.StructArray) -> tuple[pa.Array, pa.Array]:
     return text, kind.fill_null("empty")
 
 
-def decode_logs(parse: Callable[[], Any], data: bytes, default_run_id: str | None,
+def build_logs(parse: Callable[[], Any], data: bytes, default_run_id: str | None,
                 max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
-    """(tables, log records) of a parsed request; raises Irregular as ``decode_traces`` does."""
+    """(tables, log records) of a parsed request; raises Irregular as ``build_traces`` does."""
     batch = _record_batch(ExportLogsServiceRequest, data)
     rl, _ = _children(batch.column(0))
     sl, _ = _children(rl.field("scope_logs"))
@@ -247,3 +249,29 @@ def decode_logs(parse: Callable[[], Any], data: bytes, default_run_id: str | Non
         "DroppedAttributesCount": f["dropped_attributes_count"],
     })
     return {tables.LOGS: _table(tables.LOGS, cols)}, len(records)
+
+
+def _fast(message: type, build: Callable[..., tuple[dict[str, pa.Table], int]], slow: Callable[..., Decoded],
+          signal: str, data: bytes, default_run_id: str | None, limits: Limits) -> Decoded:
+    """The columnar path for regular requests, the reference decoder (``slow``) for the others.
+    Everything the columnar path built is dropped before the reference starts (a large request is
+    held once)."""
+    try:
+        built, items = build(lambda: reference._parse(message, data), data, default_run_id, limits.max_item_bytes)
+    except Irregular:
+        built = None
+    if built is None:  # outside the except block, whose traceback would keep the arrays alive
+        return slow(data, default_run_id, limits)
+    return Decoded(signal, built, accepted=items)
+
+
+def decode_traces(data: bytes, default_run_id: str | None = None, limits: Limits = Limits()) -> Decoded:
+    return _fast(ExportTraceServiceRequest, build_traces, reference.decode_traces, "traces", data,
+                 default_run_id, limits)
+
+
+def decode_logs(data: bytes, default_run_id: str | None = None, limits: Limits = Limits()) -> Decoded:
+    return _fast(ExportLogsServiceRequest, build_logs, reference.decode_logs, "logs", data, default_run_id, limits)
+
+
+DECODERS = {**reference.DECODERS, "traces": decode_traces, "logs": decode_logs}

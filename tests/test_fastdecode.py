@@ -118,9 +118,9 @@ def test_traces_match_the_reference_decoder(regular: bool) -> None:
     for seed in range(150):
         data = _span_request(seed, regular=regular)
         for run_id in (None, "default-run"):
-            _same(d.decode_traces(data, run_id), d.decode_traces_fast(data, run_id))
+            _same(d.decode_traces(data, run_id), fastdecode.decode_traces(data, run_id))
         try:
-            fastdecode.decode_traces(lambda: ExportTraceServiceRequest.FromString(data), data, None,  # noqa: B023
+            fastdecode.build_traces(lambda: ExportTraceServiceRequest.FromString(data), data, None,  # noqa: B023
                                      d.Limits().max_item_bytes)
             taken += 1
         except Irregular:
@@ -136,7 +136,7 @@ def test_an_item_over_the_size_limit_is_rejected_as_before() -> None:
         data = _span_request(seed)
         reference = d.decode_traces(data, None, limits)
         bitten += reference.rejected > 0 and reference.accepted > 0
-        _same(reference, d.decode_traces_fast(data, None, limits))
+        _same(reference, fastdecode.decode_traces(data, None, limits))
     assert bitten  # the limit is low enough to reject some items and keep others
 
 
@@ -149,8 +149,8 @@ def test_every_value_kind_in_one_request() -> None:
               + [AnyValue(int_value=i) for i in INTS] + [_value(rnd) for _ in range(60)])
     span.attributes.extend([KeyValue(key=f"k{i}", value=v) for i, v in enumerate(values)])
     data = req.SerializeToString()
-    _same(d.decode_traces(data), d.decode_traces_fast(data))
-    assert fastdecode.decode_traces(lambda: req, data, None, 1 << 20)[1] == 1  # taken by the columnar path
+    _same(d.decode_traces(data), fastdecode.decode_traces(data))
+    assert fastdecode.build_traces(lambda: req, data, None, 1 << 20)[1] == 1  # taken by the columnar path
 
 
 def test_hex_ids_of_any_length_and_slices() -> None:
@@ -184,16 +184,16 @@ def test_logs_match_the_reference_decoder() -> None:
     for seed in range(150):
         data = _log_request(seed)
         for run_id in (None, "default-run"):
-            _same(d.decode_logs(data, run_id), d.FAST_DECODERS["logs"](data, run_id))
-        _tables, records = fastdecode.decode_logs(lambda: ExportLogsServiceRequest.FromString(data), data,  # noqa: B023
+            _same(d.decode_logs(data, run_id), fastdecode.decode_logs(data, run_id))
+        _tables, records = fastdecode.build_logs(lambda: ExportLogsServiceRequest.FromString(data), data,  # noqa: B023
                                                   None, 1 << 20)
         taken += records > 0
     assert taken > 100  # the columnar path takes them (none of these is irregular)
 
 
 def test_a_bytearray_body_as_the_http_receiver_reads_it() -> None:
-    for make, reference, fast in ((_span_request, d.decode_traces, d.decode_traces_fast),
-                                  (_log_request, d.decode_logs, d.FAST_DECODERS["logs"])):
+    for make, reference, fast in ((_span_request, d.decode_traces, fastdecode.decode_traces),
+                                  (_log_request, d.decode_logs, fastdecode.decode_logs)):
         data = make(11)
         _same(reference(data), fast(bytearray(data)))
 
@@ -207,4 +207,4 @@ def test_invalid_utf8_is_malformed_with_or_without_items() -> None:
             rs.scope_spans.add().spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="op")
         data = req.SerializeToString().replace(b"svc", b"sv\xff", 1)
         with pytest.raises(d.MalformedRequest):
-            d.decode_traces_fast(data)
+            fastdecode.decode_traces(data)
