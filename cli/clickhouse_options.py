@@ -31,7 +31,7 @@ OPTIONS = [
     click.option("--table-prefix", "ch_prefix", metavar="PREFIX", default=DEFAULT_PREFIX, show_default=True,
                  help="With --clickhouse: the exporter's table prefix (otel_traces, otel_logs, ...)."),
     click.option("--since", "ch_since", metavar="DURATION", default=DEFAULT_SINCE, show_default=True,
-                 help="With --clickhouse: how far back runs and baselines are looked for (90s, 30m, 24h, 7d)."),
+                 help="With --clickhouse: how far back runs, baselines and a test's history are looked for (90s, 30m, 24h, 7d)."),
     click.option("--max-spans", "ch_max_spans", type=click.IntRange(min=1), default=DEFAULT_MAX_SPANS,
                  show_default=True, help="With --clickhouse: refuse to extract more spans than this into memory."),
 ]
