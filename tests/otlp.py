@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
@@ -56,3 +61,17 @@ def export_request(address: str, request: object, timeout: float = 30.0) -> obje
             return logs_service_pb2_grpc.LogsServiceStub(channel).Export(request, timeout=timeout)
         assert isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest)
         return metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(request, timeout=timeout)
+
+
+@contextmanager
+def budget_held(http_address: str) -> Iterator[None]:
+    """While open, an OTLP/HTTP request whose body stopped half-way holds the daemon's
+    --max-pending-bytes (its pieces count as they arrive), so a gRPC export meets backpressure:
+    it waits for room (the receiver's 1 s) and is refused. Without it, whether a burst of exports
+    is refused depends on how fast each commits, that is, on the machine."""
+    host, port = http_address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as held:
+        held.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: triage\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: 1000000\r\n\r\n" + b"\0" * 100_000)
+        time.sleep(1.0)  # the receiver reads and counts the first piece
+        yield

@@ -99,10 +99,11 @@ def test_stats_counts_refused_requests(db_path):
                 refused.append(exc)
 
         threads = [threading.Thread(target=send) for _ in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with otlp.budget_held(d.http_address):
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         assert refused and all(e.code() == grpc.StatusCode.UNAVAILABLE for e in refused)
         out = subprocess.run([sys.executable, "-m", "otel_triage.cli", "stats", "--daemon", d.address, "--json"],
                              capture_output=True, text=True, timeout=60, check=True).stdout

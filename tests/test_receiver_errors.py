@@ -133,12 +133,13 @@ def test_overload_answers_unavailable_with_retry_info_and_exporters_retry(db_pat
                 codes.append(exc)
 
         threads = [threading.Thread(target=send) for _ in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with otlp.budget_held(d.http_address):
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         refused = [e for e in codes if e is not None]
-        assert refused, "twelve concurrent requests against a 1-byte budget must meet backpressure"
+        assert refused, "twelve concurrent requests against a 1-byte budget held by another request must meet backpressure"
         for err in refused:
             assert err.code() == grpc.StatusCode.UNAVAILABLE
             retry = error_details_pb2.RetryInfo()
