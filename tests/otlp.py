@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from otel_triage.collector.http_body import PIECE
 
 
 def tracer_provider(address: str, resource: dict, **exporter_kw: object) -> TracerProvider:
@@ -71,7 +72,9 @@ def budget_held(http_address: str) -> Iterator[None]:
     is refused depends on how fast each commits, that is, on the machine."""
     host, port = http_address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as held:
+        # The receiver reads a body a piece (collector/http_body.py PIECE, 1 MiB) at a time and counts
+        # each piece it has: send one whole piece of a body four times as long.
         held.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: triage\r\nContent-Type: application/x-protobuf\r\n"
-                     b"Content-Length: 1000000\r\n\r\n" + b"\0" * 100_000)
+                     + f"Content-Length: {4 * PIECE}\r\n\r\n".encode() + b"\0" * (PIECE + 1))
         time.sleep(1.0)  # the receiver reads and counts the first piece
         yield
