@@ -73,3 +73,11 @@ class DaemonProcess:
     @property
     def stderr(self) -> str:
         return "".join(self.stderr_lines)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (VmHWM), MB: what the memory tests and benches bound."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")

@@ -20,14 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests import otlp
 from tests.conftest import query
-from tests.daemon import DaemonProcess
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+from tests.daemon import DaemonProcess, peak_rss_mb
 
 
 def _one_span(value: str) -> bytes:
@@ -44,7 +37,7 @@ def test_grpc_memory_is_admitted_before_a_request_is_received(db_path: Path) -> 
     d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000", "--max-request-bytes", str(64 << 20)]).start()
     try:
         otlp.raw_export(d.address, "traces", _one_span("warm-up"))
-        before = _peak_rss_mb(d.pid)
+        before = peak_rss_mb(d.pid)
         body = _one_span("x" * (60 << 20))  # rejected alone by --max-item-bytes once decoded
         answers: list[str] = []
         retry_info: list[bool] = []
@@ -74,7 +67,7 @@ def test_grpc_memory_is_admitted_before_a_request_is_received(db_path: Path) -> 
             t.start()
         for t in threads:
             t.join()
-        grown = _peak_rss_mb(d.pid) - before
+        grown = peak_rss_mb(d.pid) - before
         print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {sorted(answers)}")
         assert "OK" in answers and "UNAVAILABLE" in answers and set(answers) <= {"OK", "UNAVAILABLE"}
         assert all(retry_info), "a refusal for now carries RetryInfo, so exporters back off and retry"
@@ -97,7 +90,7 @@ def test_query_api_requests_are_received_a_few_at_a_time(db_path: Path) -> None:
 
     d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000"]).start()
     try:
-        before = _peak_rss_mb(d.pid)
+        before = peak_rss_mb(d.pid)
         body = b"\x0a" + b"x" * (60 << 20)  # never parses as a ListRunsRequest
         answers: list[str] = []
 
@@ -116,7 +109,7 @@ def test_query_api_requests_are_received_a_few_at_a_time(db_path: Path) -> None:
             t.start()
         for t in threads:
             t.join()
-        grown = _peak_rss_mb(d.pid) - before
+        grown = peak_rss_mb(d.pid) - before
         print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {set(answers)}")
         assert set(answers) == {"INVALID_ARGUMENT"}
         assert grown < 600, f"peak RSS grew {grown:.0f} MB"

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import grpc
 import pytest
@@ -27,7 +26,7 @@ from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
 from tests import otlp
 from tests.conftest import query
-from tests.daemon import DaemonProcess
+from tests.daemon import DaemonProcess, peak_rss_mb
 
 LAST_U64 = 2**64 - 1  # a legal OTLP fixed64, after the year 2262 that signed nanoseconds reach
 RUN = {"service.name": "svc", "cicd.pipeline.run.id": "hostile"}
@@ -165,12 +164,6 @@ def test_a_full_disk_says_no_space_left_on_device(tmp_path):
         subprocess.run(["umount", str(disk)], check=True)
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
 
 def test_memory_is_counted_before_a_request_is_read_whole(db_path):
     """24 concurrent 60 MB OTLP/HTTP requests against a 2 MB --max-pending-bytes: one is taken, the
@@ -178,7 +171,7 @@ def test_memory_is_counted_before_a_request_is_read_whole(db_path):
     d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000", "--max-request-bytes", str(64 << 20)]).start()
     try:
         otlp.raw_export(d.address, "traces", _spans(1, "warm-up"))
-        before = _peak_rss_mb(d.pid)
+        before = peak_rss_mb(d.pid)
         body = _spans(1, "x" * (60 << 20), "huge")  # one span: rejected by --max-item-bytes once decoded
         host, port = d.http_address.rsplit(":", 1)
         statuses: list[int | str] = []
@@ -198,7 +191,7 @@ def test_memory_is_counted_before_a_request_is_read_whole(db_path):
             t.start()
         for t in threads:
             t.join()
-        grown = _peak_rss_mb(d.pid) - before
+        grown = peak_rss_mb(d.pid) - before
         print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {sorted(map(str, statuses))}")
         # Refused ones read their 503 (the daemon reads their body to the end and drops it); on a
         # starved machine a drain can meet the time limits, and then the connection is reset instead.

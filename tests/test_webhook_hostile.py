@@ -12,11 +12,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from tests.daemon import DaemonProcess
+from tests.daemon import DaemonProcess, peak_rss_mb
 from tests.sharing_run import send_run
 from tests.webhook import Receiver
 
@@ -85,12 +84,6 @@ def redirect_to(location: str) -> Callable[[socket.socket], None]:
         conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: " + location.encode() + b"\r\nContent-Length: 0\r\n\r\n")
     return answer
 
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 def test_hostile_receivers_are_bounded_and_later_runs_still_delivered(db_path):
