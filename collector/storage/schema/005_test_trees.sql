@@ -5,8 +5,8 @@
 -- trace) means every span of both runs: 14 s of a 20 s explanation at 100k spans.
 -- A span reached twice under a test keeps its shallowest place; the label path from the test down
 -- is rebuilt for the few tests asked about by following parent_seq (test_subtrees.sql). Small
--- per-test numbers instead of a parent span id and a start time, and rows in test order: 30 bytes
--- a span instead of 38 (random hex ids do not compress).
+-- per-test numbers instead of a parent span id and a start time, and rows in test order: 20 bytes
+-- a span instead of 37 (random hex ids do not compress; bench/explain.py's 2.1M-span file).
 CREATE TABLE triage_facts_test_tree (
     run_id VARCHAR NOT NULL, test_span VARCHAR NOT NULL,
     seq INTEGER NOT NULL,           -- the span's place under its test, by start time (then span id)
