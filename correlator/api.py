@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 from otel_triage.correlator import diff, flaky, stitch, subtree_diff
 from otel_triage.correlator import peers as peer_names
-from otel_triage.correlator.compare import MESSENGER_SHARE, ServiceShift, compare
+from otel_triage.correlator.compare import INDICATORS, MESSENGER_SHARE, SIGNIFICANT, ServiceShift, compare
 from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
 from otel_triage.correlator.score import candidates_for_test
 from otel_triage.correlator.sql import Scratch
@@ -344,8 +344,20 @@ def _comparisons(store: Store, scratch: Scratch, run_id: str, baseline_run_id: s
                 run_logs=store.log_templates(run_id), baseline_logs=store.log_templates(baseline_run_id),
                 run_patterns=store.patterns(run_id), baseline_patterns=store.patterns(baseline_run_id))
     params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}
-    return {name: scratch.rows(f"compare_{name}", params)
-            for name in ("latency", "patterns", "calls", "logs", "metrics")}
+    out = {"metrics": scratch.rows("compare_metrics", params), "pruned": []}
+    for name, indicators in INDICATORS.items():
+        # Only the rows that can be significant come to Python (in a fixed order: ties in the
+        # scores keep it); the others are counted per service, for the look-elsewhere correction.
+        scratch.table(f"cmp_{name}", f"compare_{name}", params)
+        out[name] = scratch.rows(f"SELECT * EXCLUDE (max_nats) FROM cmp_{name} "
+                                 "WHERE max_nats IS NULL OR max_nats >= $significant ORDER BY ALL",
+                                 {"significant": SIGNIFICANT})
+        out["pruned"] += scratch.rows(f"SELECT service, count(*) * {indicators} AS indicators FROM cmp_{name} "
+                                      "WHERE max_nats < $significant GROUP BY service ORDER BY service",
+                                      {"significant": SIGNIFICANT})
+    out["edges"] = scratch.rows("SELECT DISTINCT service, child_service FROM cmp_calls "
+                                "WHERE service <> child_service ORDER BY ALL")
+    return out
 
 
 def to_json(found: Explanation) -> str:

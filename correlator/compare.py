@@ -29,6 +29,11 @@ from otel_triage.correlator import anomaly
 from otel_triage.correlator.model import Evidence
 
 SIGNIFICANT = 6.0  # nats: p < 0.0025 for a single indicator, before the look-elsewhere correction
+# Indicators one row of each comparison tests (an own-time row: beyond the baseline's slowest, and
+# beyond its p90). Rows that cannot reach SIGNIFICANT stay in DuckDB; api.py passes their count per
+# service as rows["pruned"], so the look-elsewhere correction is the same as if they had come.
+INDICATORS = {"latency": 2, "patterns": 1, "calls": 1, "logs": 1}
+WIRE_INDICATORS = 4  # a service's pooled time on the wire: four tail counts
 WARN = 13  # OpenTelemetry SeverityNumber of WARN
 # A fault takes normal behaviour away (a code path cut short, a call skipped, a log line never
 # reached) or adds errors; more of the usual is mostly a change of workload, so it weighs less.
@@ -191,7 +196,9 @@ def _saturation(rows: list[dict[str, Any]]) -> list[tuple[str, float, dict[str, 
 
 
 def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
-    """Service → its significant shifts against the baseline run (``Reader.compare_with_baseline``)."""
+    """Service → its significant shifts against the baseline run (``api._comparisons``: the rows
+    that can be significant, ``pruned`` indicators per service that cannot, and ``edges``, which
+    service calls which)."""
     shifts: dict[str, ServiceShift] = {}
 
     def shift(service: str) -> ServiceShift:
@@ -205,7 +212,7 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
     for r in rows["latency"]:
         q = 1.0 / (r["baseline_n"] + 1)  # a new sample exceeds all n baseline ones with probability 1/(n+1)
         if r["measure"] == "self":
-            shift(r["service"]).tested += 2
+            shift(r["service"]).tested += INDICATORS["latency"]
             nats = _slow_share(r)
             if nats >= SIGNIFICANT:
                 shift(r["service"]).add("latency", nats, Evidence(
@@ -223,7 +230,7 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
             wire_rows[r["service"]].append(r)
         network = (r["network_n"], r["network_k99"])
     for service, (above, n, expected, above_p90, expected_p90, above_net, above_net99) in wire.items():
-        shift(service).tested += 4
+        shift(service).tested += WIRE_INDICATORS
         net_n, net_k = network
         nats = max(anomaly.binomial(above, n, expected / n), anomaly.binomial(above_p90, n, expected_p90 / n),
                    anomaly.binomial(above_net, n, 1 / (net_n + 1)),
@@ -238,13 +245,13 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
                 f"({expected:.1f} expected)"))
 
     for r in rows.get("patterns", []):
-        shift(r["service"]).tested += 1
+        shift(r["service"]).tested += INDICATORS["patterns"]
         nats = anomaly.novelty(r["unseen"], r["n"], r["baseline_singletons"], r["baseline_n"])
         if nats >= SIGNIFICANT:
             shift(r["service"]).add("patterns", nats, Evidence("pattern", r["service"], r["operation"], _pattern_detail(r)))
 
     for r in rows["calls"]:
-        shift(r["service"]).tested += 1
+        shift(r["service"]).tested += INDICATORS["calls"]
         nats, expected = _rate(r)
         nats *= MORE_OF_THE_USUAL if r["run_count"] > expected else 1.0
         if nats >= SIGNIFICANT:
@@ -254,7 +261,7 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
                                                             _rate_detail(r, expected, f"{change} {what}")))
 
     for r in rows["logs"]:
-        shift(r["service"]).tested += 1
+        shift(r["service"]).tested += INDICATORS["logs"]
         nats, expected = _rate(r)
         more, severe = r["run_count"] > expected, (r["severity"] or 0) >= WARN
         # errors that went away are good news; more of the usual lines is mostly workload
@@ -279,10 +286,12 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
                 f"{r['metric']} {r['max_v']:.3g} {r['unit']} in the failure window against at most "
                 f"{r['baseline_max']:.3g} {r['unit']} in the baseline"))
 
+    for r in rows.get("pruned", []):
+        shift(r["service"]).tested += r["indicators"]
     for s in shifts.values():
         s.score = anomaly.Strongest(s.strongest, s.tested).net
     callees: dict[str, set[str]] = defaultdict(set)
-    for r in rows["calls"]:
+    for r in [*rows["calls"], *rows.get("edges", [])]:
         if r["child_service"] != r["service"]:
             callees[r["service"]].add(r["child_service"])
     before = {name: s.score for name, s in shifts.items()}

@@ -36,9 +36,20 @@ class Scratch:
     def rows(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts of ``queries/<query>.sql`` (or of ``query`` itself when it is SQL)."""
         text = query if " " in query else sql(query)
-        cur = self.con.execute(text, {k: v for k, v in (params or {}).items() if f"${k}" in text})
+        cur = self.con.execute(text, _named(text, params))
         names = [d[0] for d in cur.description or []]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def table(self, name: str, query: str, params: dict[str, Any] | None = None) -> None:
+        """Keep the result of ``queries/<query>.sql`` as temp table ``name``, for several reads
+        of one result (its interesting rows, its counts) without running it twice."""
+        text = sql(query)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {text}", _named(text, params))
+
     def close(self) -> None:
         self.con.close()
+
+
+def _named(text: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """Only the parameters the statement names (DuckDB rejects the others)."""
+    return {k: v for k, v in (params or {}).items() if f"${k}" in text}

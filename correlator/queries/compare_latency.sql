@@ -12,6 +12,10 @@
 -- 99th percentile, the network's k99-th smallest of network_n): a connection used twice in the
 -- baseline gives its own test no power, the whole network's baseline does. Each baseline call is
 -- one "wire from <caller>" sample of its callee (its "wire to" twin is the same number).
+-- max_nats: the largest surprise an own-time row allows whatever its counts (n spans all beyond a
+-- baseline sample exceeded with probability at least 1/(n+1): n ln(n+1)); every row is an
+-- indicator tested, only those that can be significant leave DuckDB (api.py). Wire rows always
+-- leave (NULL): compare.py pools them per service.
 -- Inputs: run_latency, baseline_latency (store.latency of each run).
 WITH
 levels AS (
@@ -37,8 +41,8 @@ SELECT r.service, r.operation, r.measure,
        CASE WHEN r.measure = 'self' THEN 0
             ELSE len(list_filter(r.v, lambda x: x > n.p99 * $above_factor + $above_margin_ns)) END AS above_network_p99,
        n.n AS network_n, k.k99 AS network_k99,
-       r.p50 AS p50_ns, r.max_v AS max_ns
+       r.p50 AS p50_ns, r.max_v AS max_ns,
+       CASE WHEN r.measure = 'self' THEN r.n * ln(b.n + 1) END AS max_nats
 FROM run_latency AS r
 JOIN baseline AS b USING (service, operation, measure)
 CROSS JOIN network AS n CROSS JOIN network_k AS k
-ORDER BY ALL  -- a fixed order: ties in the scores keep it, so every answer is the same

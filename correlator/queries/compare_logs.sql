@@ -1,22 +1,25 @@
 -- Log templates per operation, in the run against the baseline run (templates as
 -- collector/storage/queries/facts_logs.sql masks them). Counts are per span of the operation that
 -- logged them, so a change of workload mix is not a change of behaviour.
--- Every row reaches compare.py, significant or not: each is an indicator tested (the look-elsewhere
--- correction counts them).
+-- max_nats: the largest surprise the row's exposures allow (as in compare_calls.sql); every row is
+-- an indicator tested, only those that can be significant leave DuckDB (api.py).
 -- Inputs: run_logs, baseline_logs (store.log_templates), run_counts, baseline_counts (store.operations: spans).
-WITH keys AS (
-    SELECT service, operation, template, max(severity) AS severity FROM (
-        SELECT service, operation, template, severity FROM run_logs
-        UNION ALL
-        SELECT service, operation, template, severity FROM baseline_logs
-    ) GROUP BY ALL
+WITH joined AS (
+    SELECT service, operation, template, greatest(r.severity, b.severity) AS severity,
+           coalesce(r.c, 0) AS run_count, coalesce(b.c, 0) AS baseline_count
+    FROM run_logs AS r
+    FULL OUTER JOIN baseline_logs AS b USING (service, operation, template)
+),
+exposed AS (
+    SELECT k.*, sr.spans AS run_exposure, sb.spans AS baseline_exposure,
+           sr.spans / (sr.spans + sb.spans) AS share
+    FROM joined AS k
+    JOIN run_counts AS sr USING (service, operation)
+    JOIN baseline_counts AS sb USING (service, operation)
 )
-SELECT k.service, k.operation, k.template, k.severity,
-       coalesce(r.c, 0) AS run_count, coalesce(b.c, 0) AS baseline_count,
-       sr.spans AS run_exposure, sb.spans AS baseline_exposure
-FROM keys AS k
-JOIN run_counts AS sr ON sr.service = k.service AND sr.operation = k.operation
-JOIN baseline_counts AS sb ON sb.service = k.service AND sb.operation = k.operation
-LEFT JOIN run_logs AS r ON r.service = k.service AND r.operation = k.operation AND r.template = k.template
-LEFT JOIN baseline_logs AS b ON b.service = k.service AND b.operation = k.operation AND b.template = k.template
-ORDER BY ALL  -- a fixed order: ties in the scores keep it, so every answer is the same
+SELECT * EXCLUDE (share),
+       CASE WHEN run_count <= run_exposure AND baseline_count <= baseline_exposure
+            THEN (run_exposure + baseline_exposure) * ln(run_exposure + baseline_exposure)
+                 - run_exposure * ln(run_exposure) - baseline_exposure * ln(baseline_exposure)
+            ELSE (run_count + baseline_count) * greatest(-ln(share), -ln(1 - share)) END AS max_nats
+FROM exposed
