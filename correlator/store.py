@@ -29,9 +29,11 @@ Tables, one row per:
 - ``code_versions()``: test of any run (run_id, span_id, code_version: the runner's
   vcs.ref.head.revision, else service.version; NULL when not recorded), for the flaky verdict;
 - ``subtrees(roots)``: span under one of the given (trace id, span id) roots (root_trace,
-  root_span, SpanId, parent_span, depth, path of "service: name [→ peer]" labels, service,
-  operation, duration_ns, seq: its place under the root by start time, status Ok|Error), for the trace diff of a failed test beside
-  a passing one (from the per-run facts of every test's tree, passing tests included).
+  root_span, SpanId, seq: its place under the root by start time, parent_seq: its parent's (0: the
+  root), depth, label "service: name [→ peer]", service, operation, duration_ns, status Ok|Error,
+  path_key: a hash of its labels from the root down, equal for equal paths in any run), for the
+  trace diff of a failed test beside a passing one (from the per-run facts of every test's tree,
+  passing tests included).
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ class DuckStore:
         return self._of_run("triage_facts_test_items", run_id)
 
     def code_versions(self) -> pa.Table:
-        return self._arrow(sql("test_code_versions"))
+        return self._arrow("SELECT run_id, span_id, code_version FROM triage_facts_tests")
 
     def subtrees(self, roots: list[tuple[str, str]]) -> pa.Table:
         return self._arrow(sql("test_subtrees"), {"trace_ids": [t for t, _ in roots],

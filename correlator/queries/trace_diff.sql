@@ -1,31 +1,31 @@
 -- Every failed test's subtree beside the same test's subtree in the baseline run, call by call, for
 -- all pairs at once. Inputs (Arrow tables): diff_pairs(test_span, trace_id, span_id, b_trace_id,
 -- b_span_id) from diff.py, and subtrees (store.subtrees() of both sides' test spans: one row per
--- span under a root, with its depth and path of "service: span name [→ peer.service]" labels).
--- Calls are matched by that path from the test down, and by their rank among calls with the same
--- path (the 2nd retry matches the 2nd retry); span ids and times never match across runs. Unset and
--- Ok count as the same status (the store says Ok for both). Parameters: $slower_ratio and
--- $slower_min_ns (diff.py).
-WITH
+-- span under a root, with its depth, label "service: span name [→ peer.service]", the hash of its
+-- path of labels from the test down (path_key), its place under the test (seq) and its parent's).
+-- Calls are matched by that path and by their rank among calls with the same path (the 2nd retry
+-- matches the 2nd retry); span ids and times never match across runs. Unset and Ok count as the
+-- same status (the store says Ok for both). Parameters: $slower_ratio and $slower_min_ns (diff.py).
+WITH RECURSIVE
 sides AS (
     SELECT test_span, 'run' AS side, trace_id AS root_trace, span_id AS root_span FROM diff_pairs
     UNION ALL SELECT test_span, 'baseline', b_trace_id, b_span_id FROM diff_pairs
 ),
-labelled AS MATERIALIZED (  -- key: the path, hashed (partitioning and joining on long strings is slow)
-    SELECT s.test_span, s.side, t.SpanId, t.parent_span, t.depth, t.path, t.service, t.operation, t.duration_ns,
-           t.status, t.seq, hash(array_to_string(t.path, ' > ')) AS key
+labelled AS MATERIALIZED (
+    SELECT s.test_span, s.side, t.SpanId, t.seq, t.parent_seq, t.depth, t.label, t.service, t.operation,
+           t.duration_ns, t.status, t.path_key AS key
     FROM sides AS s JOIN subtrees AS t USING (root_trace, root_span)
 ),
 numbered AS (  -- nth of the calls with one path, by start (a grouped list: a window per path is slow)
-    SELECT test_span, side, unnest(ids) AS SpanId, generate_subscripts(ids, 1) AS nth
-    FROM (SELECT test_span, side, list(SpanId ORDER BY seq) AS ids FROM labelled GROUP BY test_span, side, key)
+    SELECT test_span, side, unnest(seqs) AS seq, generate_subscripts(seqs, 1) AS nth
+    FROM (SELECT test_span, side, list(seq ORDER BY seq) AS seqs FROM labelled GROUP BY test_span, side, key)
 ),
-ranked AS MATERIALIZED (SELECT l.*, n.nth FROM labelled AS l JOIN numbered AS n USING (test_span, side, SpanId)),
+ranked AS MATERIALIZED (SELECT l.*, n.nth FROM labelled AS l JOIN numbered AS n USING (test_span, side, seq)),
 joined AS MATERIALIZED (
-    SELECT coalesce(a.test_span, b.test_span) AS test_span, coalesce(a.path, b.path) AS path, coalesce(a.depth, b.depth) AS depth,
+    SELECT coalesce(a.test_span, b.test_span) AS test_span, coalesce(a.depth, b.depth) AS depth,
            coalesce(a.service, b.service) AS service, coalesce(a.operation, b.operation) AS operation,
            coalesce(a.SpanId, '') AS span_id, coalesce(b.SpanId, '') AS baseline_span_id,
-           a.parent_span, b.parent_span AS baseline_parent_span,
+           a.seq AS run_seq, a.parent_seq AS run_parent_seq, b.seq AS baseline_seq, b.parent_seq AS baseline_parent_seq,
            a.duration_ns AS duration_ns, b.duration_ns AS baseline_duration_ns,
            coalesce(a.status, '') AS status, coalesce(b.status, '') AS baseline_status,
            CASE WHEN b.SpanId IS NULL THEN 'appeared'
@@ -39,6 +39,18 @@ joined AS MATERIALIZED (
       ON a.test_span = b.test_span AND a.key = b.key AND a.nth = b.nth
 ),
 changed AS MATERIALIZED (SELECT * FROM joined WHERE change IS NOT NULL),
+-- The path of labels of each changed call (on its run side, else its baseline side), rebuilt
+-- upward along parent_seq: only the changed calls' ancestors are visited.
+up(test_span, side, seq, next_seq, path) AS (
+    SELECT test_span, CASE WHEN span_id <> '' THEN 'run' ELSE 'baseline' END, coalesce(run_seq, baseline_seq),
+           coalesce(run_seq, baseline_seq), []::VARCHAR[]
+    FROM changed
+    UNION ALL
+    SELECT u.test_span, u.side, u.seq, l.parent_seq, list_prepend(l.label, u.path)
+    FROM up AS u JOIN labelled AS l ON l.test_span = u.test_span AND l.side = u.side AND l.seq = u.next_seq
+    WHERE u.next_seq <> 0
+),
+paths AS (SELECT test_span, side, seq, path FROM up WHERE next_seq = 0),
 counts AS (
     SELECT test_span, count(*) FILTER (WHERE span_id <> '') AS spans,
            count(*) FILTER (WHERE baseline_span_id <> '') AS baseline_spans
@@ -48,11 +60,13 @@ counts AS (
 -- one row, change NULL): at 1M spans the unchanged calls are many and diff.py only counts them.
 -- under_changed: the call sits inside a subtree that appeared or vanished as a whole; renderers list
 -- only the top of such a subtree.
-SELECT c.test_span, c.spans, c.baseline_spans, j.* EXCLUDE (test_span, parent_span, baseline_parent_span),
+SELECT c.test_span, c.spans, c.baseline_spans, p.path,
+       j.* EXCLUDE (test_span, run_seq, run_parent_seq, baseline_seq, baseline_parent_seq),
        coalesce(pa.change = 'appeared', false) OR coalesce(pb.change = 'vanished', false) AS under_changed
 FROM counts AS c
 LEFT JOIN changed AS j USING (test_span)
-LEFT JOIN changed AS pa ON j.change = 'appeared' AND pa.test_span = j.test_span
-                        AND pa.span_id = j.parent_span AND pa.span_id <> ''
+LEFT JOIN paths AS p ON p.test_span = j.test_span AND p.side = CASE WHEN j.span_id <> '' THEN 'run' ELSE 'baseline' END
+                    AND p.seq = coalesce(j.run_seq, j.baseline_seq)
+LEFT JOIN changed AS pa ON j.change = 'appeared' AND pa.test_span = j.test_span AND pa.run_seq = j.run_parent_seq
 LEFT JOIN changed AS pb ON j.change = 'vanished' AND pb.test_span = j.test_span
-                        AND pb.baseline_span_id = j.baseline_parent_span AND pb.baseline_span_id <> ''
+                        AND pb.baseline_seq = j.baseline_parent_seq

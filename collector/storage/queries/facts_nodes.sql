@@ -5,7 +5,7 @@
 -- (facts_tree.sql) of one run; parameter $run_id.
 WITH
 sub AS (
-    SELECT t.* FROM explain_tree AS t
+    SELECT t.* EXCLUDE (path_key) FROM explain_tree AS t
     JOIN explain_tests AS f ON t.test_span = f.span_id
     WHERE f.status = 'failed'
 ),

@@ -4,7 +4,19 @@
 -- traces (a consumer linked to a producer under the test). path holds the span ids from the test
 -- down to the span, which later tells ancestors from descendants without another walk; and across
 -- the inferred links of broken traces (explain_stitched, stitch.sql).
-WITH RECURSIVE edges AS (
+-- path_key: a hash of the labels from below the test down to the span ("service: span name
+-- [→ peer.service]" for clients and producers, as facts_test_tree.sql writes them), rolled level by
+-- level (key · B + md5 of the label, modulo a prime below 2^64): the trace diff matches calls of two
+-- runs by it without walking either tree again. md5, not hash(): keys written by one DuckDB version
+-- must match those of another.
+WITH RECURSIVE labels AS (
+    SELECT TraceId, SpanId,
+           md5_number_lower(service || ': ' || span_name
+             || CASE WHEN kind IN ('Client', 'Producer') THEN coalesce(' → ' || peer_service, '') ELSE '' END)
+             AS label_key
+    FROM explain_spans
+),
+edges AS (
     SELECT TraceId AS parent_trace, ParentSpanId AS parent_span, TraceId AS child_trace, SpanId AS child_span
     FROM explain_spans WHERE ParentSpanId <> ''
     UNION ALL
@@ -25,12 +37,17 @@ WITH RECURSIVE edges AS (
     -- A broken trace's root, joined by inference to the span it answered (stitch.sql).
     SELECT parent_trace, parent_span, child_trace, child_span FROM explain_stitched
 ),
-tree(test_span, TraceId, SpanId, depth, path) AS (
-    SELECT span_id, trace_id, span_id, 0, [span_id] FROM explain_tests
+keyed AS (
+    SELECT e.*, coalesce(l.label_key, 0) AS label_key
+    FROM edges AS e LEFT JOIN labels AS l ON l.TraceId = e.child_trace AND l.SpanId = e.child_span
+),
+tree(test_span, TraceId, SpanId, depth, path, path_key) AS (
+    SELECT span_id, trace_id, span_id, 0, [span_id], 0::UBIGINT FROM explain_tests
     UNION ALL
-    SELECT tr.test_span, e.child_trace, e.child_span, tr.depth + 1, list_append(tr.path, e.child_span)
+    SELECT tr.test_span, e.child_trace, e.child_span, tr.depth + 1, list_append(tr.path, e.child_span),
+           ((tr.path_key::HUGEINT * 1000003 + e.label_key) % 18446744073709551557)::UBIGINT
     FROM tree AS tr
-    JOIN edges AS e ON e.parent_trace = tr.TraceId AND e.parent_span = tr.SpanId
+    JOIN keyed AS e ON e.parent_trace = tr.TraceId AND e.parent_span = tr.SpanId
     WHERE tr.depth < 64
 )
 SELECT * FROM tree

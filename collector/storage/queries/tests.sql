@@ -112,7 +112,14 @@ SELECT
     epoch_ns(t.Timestamp) AS start_unix_nano,
     t.Duration AS duration_ns,
     t.link,
-    t.name_key  -- the name normalised for matching (junit_run.sql normalises report names the same way)
+    t.name_key,  -- the name normalised for matching (junit_run.sql normalises report names the same way)
+    -- The code the runner tested, for the flaky verdict (correlator/flaky.py compares runs of the
+    -- same code): its vcs.ref.head.revision (OpenTelemetry VCS conventions; `pytest --triage` sets it
+    -- from the CI), else service.version (pytest-opentelemetry sets the git commit);
+    -- pytest-opentelemetry's "[unknown: not a git repository]" is no version at all.
+    nullif(regexp_replace(coalesce(t.ResourceAttributes ->> '$."vcs.ref.head.revision"',
+                                   t.ResourceAttributes ->> '$."service.version"'),
+                          '^\[unknown.*', ''), '') AS code_version
 FROM kept AS t
 LEFT JOIN phase_errors AS pe ON pe.TraceId = t.TraceId AND pe.SpanId = t.SpanId
 LEFT JOIN first_exception AS fe ON fe.TraceId = t.TraceId AND fe.SpanId = t.SpanId
