@@ -64,11 +64,10 @@ def _interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _trace_diff(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> TraceDiff:
-    """One failed test's rows of trace_diff.sql (its changed calls, each row with the test's span
-    counts), counted and put in words."""
-    changed = [r for r in rows if r["change"]]
-    count = {k: sum(1 for r in changed if r["change"] == k) for k in ORDER}
-    shown = _interleave([r for r in changed if not r["under_changed"]])[:MAX_CHANGES]
+    """One failed test's rows of trace_diff.sql (its changed calls but those inside a subtree that
+    appeared or vanished, each row with the test's counts), ordered and put in words."""
+    count = {k: rows[0][f"n_{k}"] if rows else 0 for k in ORDER}
+    shown = _interleave([r for r in rows if r["change"]])[:MAX_CHANGES]
     changes = tuple(SpanChange(
         change=r["change"], service=r["service"], operation=r["operation"], path=tuple(r["path"]),
         span_id=r["span_id"], baseline_span_id=r["baseline_span_id"], duration_ms=_ms(r["duration_ns"]),

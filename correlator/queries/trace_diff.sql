@@ -39,12 +39,21 @@ joined AS MATERIALIZED (
       ON a.test_span = b.test_span AND a.key = b.key AND a.nth = b.nth
 ),
 changed AS MATERIALIZED (SELECT * FROM joined WHERE change IS NOT NULL),
--- The path of labels of each changed call (on its run side, else its baseline side), rebuilt
--- upward along parent_seq: only the changed calls' ancestors are visited.
+-- under_changed: the call sits inside a subtree that appeared or vanished as a whole; only the top
+-- of such a subtree is listed (the counts hold them all).
+shown AS MATERIALIZED (
+    SELECT j.* FROM changed AS j
+    LEFT JOIN changed AS pa ON j.change = 'appeared' AND pa.test_span = j.test_span AND pa.run_seq = j.run_parent_seq
+    LEFT JOIN changed AS pb ON j.change = 'vanished' AND pb.test_span = j.test_span
+                            AND pb.baseline_seq = j.baseline_parent_seq
+    WHERE NOT (coalesce(pa.change = 'appeared', false) OR coalesce(pb.change = 'vanished', false))
+),
+-- The path of labels of each listed call (on its run side, else its baseline side), rebuilt
+-- upward along parent_seq: only those calls' ancestors are visited.
 up(test_span, side, seq, next_seq, path) AS (
     SELECT test_span, CASE WHEN span_id <> '' THEN 'run' ELSE 'baseline' END, coalesce(run_seq, baseline_seq),
            coalesce(run_seq, baseline_seq), []::VARCHAR[]
-    FROM changed
+    FROM shown
     UNION ALL
     SELECT u.test_span, u.side, u.seq, l.parent_seq, list_prepend(l.label, u.path)
     FROM up AS u JOIN labelled AS l ON l.test_span = u.test_span AND l.side = u.side AND l.seq = u.next_seq
@@ -53,20 +62,18 @@ up(test_span, side, seq, next_seq, path) AS (
 paths AS (SELECT test_span, side, seq, path FROM up WHERE next_seq = 0),
 counts AS (
     SELECT test_span, count(*) FILTER (WHERE span_id <> '') AS spans,
-           count(*) FILTER (WHERE baseline_span_id <> '') AS baseline_spans
+           count(*) FILTER (WHERE baseline_span_id <> '') AS baseline_spans,
+           count(*) FILTER (WHERE change = 'appeared') AS n_appeared,
+           count(*) FILTER (WHERE change = 'vanished') AS n_vanished,
+           count(*) FILTER (WHERE change = 'slower') AS n_slower,
+           count(*) FILTER (WHERE change = 'status') AS n_status
     FROM joined GROUP BY test_span
 )
--- Only changed calls leave the query, each with its test's span counts (a test with no change gets
--- one row, change NULL): at 1M spans the unchanged calls are many and diff.py only counts them.
--- under_changed: the call sits inside a subtree that appeared or vanished as a whole; renderers list
--- only the top of such a subtree.
-SELECT c.test_span, c.spans, c.baseline_spans, p.path,
-       j.* EXCLUDE (test_span, run_seq, run_parent_seq, baseline_seq, baseline_parent_seq),
-       coalesce(pa.change = 'appeared', false) OR coalesce(pb.change = 'vanished', false) AS under_changed
+-- Only the listed changes leave the query, each with its test's counts (a test with none gets one
+-- row, change NULL): at 1M spans the unchanged calls, and those inside a changed subtree, are many
+-- and diff.py only counts them.
+SELECT c.*, p.path, j.* EXCLUDE (test_span, run_seq, run_parent_seq, baseline_seq, baseline_parent_seq)
 FROM counts AS c
-LEFT JOIN changed AS j USING (test_span)
+LEFT JOIN shown AS j USING (test_span)
 LEFT JOIN paths AS p ON p.test_span = j.test_span AND p.side = CASE WHEN j.span_id <> '' THEN 'run' ELSE 'baseline' END
                     AND p.seq = coalesce(j.run_seq, j.baseline_seq)
-LEFT JOIN changed AS pa ON j.change = 'appeared' AND pa.test_span = j.test_span AND pa.run_seq = j.run_parent_seq
-LEFT JOIN changed AS pb ON j.change = 'vanished' AND pb.test_span = j.test_span
-                        AND pb.baseline_seq = j.baseline_parent_seq
