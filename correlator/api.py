@@ -76,8 +76,7 @@ def _weigh_metrics(scratch: Scratch, run_id: str, baseline_run_id: str,
     if not windows:
         return ranked
     services, starts, ends = (list(col) for col in zip(*windows))
-    scratch.add(windows=pa.table({"service": pa.array(services, pa.string()),
-                                  "start_ns": pa.array(starts, pa.int64()), "end_ns": pa.array(ends, pa.int64())}))
+    scratch.columns("windows", service=services, start_ns=starts, end_ns=ends)
     for row in scratch.rows("explain_metrics", {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}):
         shifts[row["service"]].append(Evidence(
             "metric", row["service"], row["metric"],

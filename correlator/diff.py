@@ -15,7 +15,6 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-import pyarrow as pa
 from otel_triage.correlator.history_model import SpanChange, TraceDiff
 from otel_triage.correlator.model import Explanation
 from otel_triage.correlator.sql import Scratch
@@ -96,17 +95,14 @@ def annotate(store: Store, scratch: Scratch, explanation: Explanation) -> Explan
     failed = [f for f in explanation.failed_tests if f.span_id in baselines]
     if not failed:
         return explanation
-    pairs = pa.table({
-        "test_span": pa.array([f.span_id for f in failed], pa.string()),
-        "trace_id": pa.array([f.trace_id for f in failed], pa.string()),
-        "span_id": pa.array([f.span_id for f in failed], pa.string()),
-        "b_trace_id": pa.array([baselines[f.span_id]["baseline_trace_id"] for f in failed], pa.string()),
-        "b_span_id": pa.array([baselines[f.span_id]["baseline_span_id"] for f in failed], pa.string()),
-    })
+    scratch.columns("diff_pairs", test_span=[f.span_id for f in failed], trace_id=[f.trace_id for f in failed],
+                    span_id=[f.span_id for f in failed],
+                    b_trace_id=[baselines[f.span_id]["baseline_trace_id"] for f in failed],
+                    b_span_id=[baselines[f.span_id]["baseline_span_id"] for f in failed])
     roots = sorted({(f.trace_id, f.span_id) for f in failed}
                    | {(baselines[f.span_id]["baseline_trace_id"], baselines[f.span_id]["baseline_span_id"])
                       for f in failed})
-    scratch.add(diff_pairs=pairs, subtrees=store.subtrees(roots))
+    scratch.add(subtrees=store.subtrees(roots))
     by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in scratch.rows("trace_diff", {"slower_ratio": SLOWER_RATIO, "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}):
         by_test[row["test_span"]].append(row)

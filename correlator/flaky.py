@@ -23,7 +23,6 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from otel_triage.correlator.history_model import TestHistory
 from otel_triage.correlator.model import Explanation
 from otel_triage.correlator.score import candidates_for_test
@@ -66,8 +65,9 @@ def past_causes(store: Store, scratch: Scratch, wanted: dict[str, set[str]]) -> 
             nodes = store.nodes(run_id)
             ops = store.operations(run_id)
             tests = scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table()
-            past.add(tests=tests, nodes=nodes.filter(pc.is_in(nodes["test_span"], pa.array(sorted(spans), pa.string()))),
-                     run_ops=ops, baseline_ops=ops.slice(0, 0))
+            past.add(tests=tests, run_nodes=nodes, run_ops=ops, baseline_ops=ops.slice(0, 0))
+            past.con.execute("CREATE OR REPLACE TEMP TABLE nodes AS SELECT * FROM run_nodes "
+                             "WHERE test_span IN (SELECT unnest($spans))", {"spans": sorted(spans)})
             by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for n in past.rows("explain_nodes", SQL):
                 by_test[n["test_span"]].append(n)
