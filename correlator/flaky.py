@@ -38,11 +38,11 @@ NO_CAUSE = "none"
 SHOWN_CAUSES = 10
 
 
-def outcomes(scratch: Scratch, run_id: str | None) -> dict[str, list[dict[str, Any]]]:
-    """Per test (name key): its runs in the window, oldest first (queries/test_history.sql).
-    ``scratch`` holds ``run_tests`` and ``code_versions``."""
+def outcomes(scratch: Scratch, run_id: str | None, keys: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per test (name key; only ``keys`` when given): its runs in the window, oldest first
+    (queries/test_history.sql). ``scratch`` holds ``run_tests`` and ``code_versions``."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in scratch.rows("test_history", {"run_id": run_id, "window": HISTORY_RUNS}):
+    for row in scratch.rows("test_history", {"run_id": run_id, "window": HISTORY_RUNS, "keys": keys}):
         out[row["name_key"]].append(row)
     return out
 
@@ -153,7 +153,7 @@ def annotate(store: Store, scratch: Scratch, explanation: Explanation) -> Explan
     scratch.add(code_versions=store.code_versions())
     keys = dict(scratch.con.execute("SELECT span_id, name_key FROM run_tests WHERE run_id = $r",
                                     {"r": explanation.run_id}).fetchall())
-    history = outcomes(scratch, explanation.run_id)
+    history = outcomes(scratch, explanation.run_id, sorted({keys.get(f.span_id, "") for f in explanation.failed_tests}))
     here = {f.span_id: (f.root_cause.service if f.root_cause else NO_CAUSE) for f in explanation.failed_tests}
     wanted: dict[str, set[str]] = {}
     for f in explanation.failed_tests:
@@ -182,7 +182,7 @@ def runs_rescored(tests: pa.Table, run_id: str) -> list[str]:
             "SELECT DISTINCT name_key FROM run_tests WHERE run_id = $r AND status = 'failed'", {"r": run_id}).fetchall()]
         if not failed:
             return []
-        history = outcomes(scratch, run_id)
+        history = outcomes(scratch, run_id, failed)
     finally:
         scratch.close()
     wanted: dict[str, set[str]] = {}

@@ -5,6 +5,7 @@
 -- else service.version, per test). Tests are matched across runs by tests.sql's normalised
 -- name_key, so a JUnit report and a span of the same test count as one.
 -- A test both failed and passed within one run: a retry passed (passed_on_rerun).
+-- $keys: only these tests (name keys), e.g. the failed tests of the run explained; NULL: all.
 WITH per_run AS (
     SELECT rt.name_key, rt.run_id,
            arg_max(rt.test, rt.start_unix_nano) AS test,
@@ -15,6 +16,7 @@ WITH per_run AS (
            list(rt.span_id ORDER BY rt.start_unix_nano) FILTER (rt.status = 'failed') AS failed_spans
     FROM run_tests AS rt
     LEFT JOIN code_versions AS v ON v.run_id = rt.run_id AND v.span_id = rt.span_id
+    WHERE $keys IS NULL OR rt.name_key IN (SELECT unnest($keys))
     GROUP BY rt.name_key, rt.run_id
 ),
 anchor AS (
