@@ -57,13 +57,14 @@ both_sides AS (
     SELECT test_span, service, operation FROM side_items WHERE change = 'span' AND side <> 'passing' GROUP BY ALL
     HAVING count(*) FILTER (side = 'run') > 0 AND count(*) FILTER (side = 'baseline') > 0
 ),
-located AS (
+located AS (  -- one span shows where: the shallowest, then the earliest (ties broken by id: one answer)
     SELECT test_span, service, regexp_replace(operation, '[0-9]+', '<*>', 'g') AS operation,
-           arg_min(SpanId, depth) AS span_id, arg_min(TraceId, depth) AS trace_id, arg_min(path, depth) AS path
+           arg_min({'span_id': SpanId, 'trace_id': TraceId, 'path': path},
+                   {'depth': depth, 'start': start_ns, 'span': SpanId}) AS first
     FROM nodes WHERE depth > 0 AND test_span IN (SELECT test_span FROM pairs)
     GROUP BY ALL
 )
-SELECT c.* EXCLUDE (baseline_max), c.baseline_max AS baseline_count, l.span_id, l.trace_id, l.path
+SELECT c.* EXCLUDE (baseline_max), c.baseline_max AS baseline_count, l.first.span_id, l.first.trace_id, l.first.path
 FROM compared AS c
 JOIN both_sides USING (test_span, service, operation)
 JOIN located AS l USING (test_span, service, operation)
