@@ -348,12 +348,12 @@ def _comparisons(store: Store, scratch: Scratch, run_id: str, baseline_run_id: s
         # Only the rows that can be significant come to Python (in a fixed order: ties in the
         # scores keep it); the others are counted per service, for the look-elsewhere correction.
         scratch.table(f"cmp_{name}", f"compare_{name}", params)
+        # (The floor sits a hair below SIGNIFICANT: SQL and Python may round the same surprise apart.)
+        floor = {"significant": SIGNIFICANT - 1e-6}
         out[name] = scratch.rows(f"SELECT * EXCLUDE (max_nats) FROM cmp_{name} "
-                                 "WHERE max_nats IS NULL OR max_nats >= $significant ORDER BY ALL",
-                                 {"significant": SIGNIFICANT})
+                                 "WHERE max_nats IS NULL OR max_nats >= $significant ORDER BY ALL", floor)
         out["pruned"] += scratch.rows(f"SELECT service, count(*) * {indicators} AS indicators FROM cmp_{name} "
-                                      "WHERE max_nats < $significant GROUP BY service ORDER BY service",
-                                      {"significant": SIGNIFICANT})
+                                      "WHERE max_nats < $significant GROUP BY service ORDER BY service", floor)
     out["edges"] = scratch.rows("SELECT DISTINCT service, child_service FROM cmp_calls "
                                 "WHERE service <> child_service ORDER BY ALL")
     return out

@@ -26,6 +26,7 @@ class Scratch:
 
     def __init__(self, **tables: pa.Table) -> None:
         self.con = duckdb.connect()
+        self.con.execute(sql("macros"))
         for name, table in tables.items():
             self.con.register(name, table)
 

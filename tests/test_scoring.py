@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from otel_triage.correlator.api import _suspects
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, FailedTest
 from otel_triage.correlator.score import candidates_for_test
+from otel_triage.correlator.sql import Scratch
 
 
 def node(span: str, service: str, operation: str, path: list[str], **kw: Any) -> dict[str, Any]:
@@ -150,3 +152,25 @@ def test_a_relays_failed_test_evidence_is_pruned_like_its_shift() -> None:
     shifts = {"travel": ServiceShift("travel", score=100.0),
               "gateway": ServiceShift("gateway", score=30.0, relays_from=("travel",))}
     assert [s.service for s in _suspects(failed, shifts)][:2] == ["travel", "gateway"]
+
+
+def test_the_sql_surprise_of_a_rate_is_anomaly_rates() -> None:
+    """compare_*.sql keep in DuckDB the rows whose surprise (macros.sql's rate_nats) is below
+    significance: it must be the surprise compare.py computes (anomaly.rates), on both of its
+    branches (at most once per span: a 2x2 table; more: two Poisson counts) and at the edges."""
+    rng = random.Random(7)
+    cases = [(0, 10, 5, 10), (5, 10, 0, 10), (0, 0, 3, 4), (3, 4, 0, 0), (0, 5, 0, 5), (1, 1, 1, 1),
+             (10, 10, 10, 10), (40, 10, 3, 10), (0, 100, 100, 100), (31, 55, 0, 12)]
+    for _ in range(300):
+        re, be = rng.randint(1, 2000), rng.randint(1, 2000)
+        many = rng.random() < 0.3  # counts beyond the exposures: the Poisson branch
+        cases.append((rng.randint(0, re * (4 if many else 1)), re, rng.randint(0, be * (4 if many else 1)), be))
+    scratch = Scratch()
+    try:
+        got = scratch.con.execute(
+            "SELECT rate_nats(r, re, b, be) FROM (SELECT unnest($r) AS r, unnest($re) AS re, unnest($b) AS b, "
+            "unnest($be) AS be)", {k: [c[i] for c in cases] for i, k in enumerate(("r", "re", "b", "be"))}).fetchall()
+    finally:
+        scratch.close()
+    for (nats,), case in zip(got, cases):
+        assert nats == pytest.approx(anomaly.rates(*case), rel=1e-9, abs=1e-9), case

@@ -1,8 +1,8 @@
 -- Log templates per operation, in the run against the baseline run (templates as
 -- collector/storage/queries/facts_logs.sql masks them). Counts are per span of the operation that
 -- logged them, so a change of workload mix is not a change of behaviour.
--- max_nats: the largest surprise the row's exposures allow (as in compare_calls.sql); every row is
--- an indicator tested, only those that can be significant leave DuckDB (api.py).
+-- max_nats: the row's surprise before compare.py's direction weights (as in compare_calls.sql);
+-- every row is an indicator tested, only those that can be significant leave DuckDB (api.py).
 -- Inputs: run_logs, baseline_logs (store.log_templates), run_counts, baseline_counts (store.operations: spans).
 WITH joined AS (
     SELECT service, operation, template, greatest(r.severity, b.severity) AS severity,
@@ -11,15 +11,10 @@ WITH joined AS (
     FULL OUTER JOIN baseline_logs AS b USING (service, operation, template)
 ),
 exposed AS (
-    SELECT k.*, sr.spans AS run_exposure, sb.spans AS baseline_exposure,
-           sr.spans / (sr.spans + sb.spans) AS share
+    SELECT k.*, sr.spans AS run_exposure, sb.spans AS baseline_exposure
     FROM joined AS k
     JOIN run_counts AS sr USING (service, operation)
     JOIN baseline_counts AS sb USING (service, operation)
 )
-SELECT * EXCLUDE (share),
-       CASE WHEN run_count <= run_exposure AND baseline_count <= baseline_exposure
-            THEN (run_exposure + baseline_exposure) * ln(run_exposure + baseline_exposure)
-                 - run_exposure * ln(run_exposure) - baseline_exposure * ln(baseline_exposure)
-            ELSE (run_count + baseline_count) * greatest(-ln(share), -ln(1 - share)) END AS max_nats
+SELECT *, rate_nats(run_count, run_exposure, baseline_count, baseline_exposure) AS max_nats
 FROM exposed

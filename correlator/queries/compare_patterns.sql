@@ -7,9 +7,9 @@
 -- share of patterns seen once). usual: the baseline's most common pattern; unseen_pattern: the
 -- run's most common unseen one (ties to the smaller, so every answer is the same; arg_min, not an
 -- ordered list: DuckDB sorts per group for those, 2.5 s for a 1M-span run's 47k operations).
--- max_nats: the largest surprise the row's exposures allow (anomaly.novelty's 2x2 table, as in
--- compare_calls.sql); every row is an indicator tested, only those that can be significant leave
--- DuckDB (api.py).
+-- max_nats: the row's surprise (anomaly.novelty: rate_nats of the unseen share against the
+-- baseline's singletons, when it is higher); every row is an indicator tested, only those that can
+-- be significant leave DuckDB (api.py).
 -- Inputs: run_patterns, baseline_patterns (store.patterns).
 WITH operations AS (
     SELECT service, operation, sum(c)::BIGINT AS n, count(*) FILTER (c = 1) AS singletons,
@@ -19,8 +19,10 @@ WITH operations AS (
 SELECT r.service, r.operation, sum(r.c)::BIGINT AS n, coalesce(sum(r.c) FILTER (b.c IS NULL), 0)::BIGINT AS unseen,
        any_value(o.n) AS baseline_n, any_value(o.singletons) AS baseline_singletons,
        any_value(o.usual) AS usual, arg_min(r.pattern, {'c': -r.c, 'p': r.pattern}) FILTER (b.c IS NULL) AS unseen_pattern,
-       (sum(r.c) + any_value(o.n)) * ln(sum(r.c) + any_value(o.n)) - sum(r.c) * ln(sum(r.c))
-         - any_value(o.n) * ln(any_value(o.n)) AS max_nats
+       CASE WHEN coalesce(sum(r.c) FILTER (b.c IS NULL), 0) * any_value(o.n) <= any_value(o.singletons) * sum(r.c)
+            THEN 0.0
+            ELSE rate_nats(coalesce(sum(r.c) FILTER (b.c IS NULL), 0), sum(r.c), any_value(o.singletons), any_value(o.n))
+       END AS max_nats
 FROM run_patterns AS r
 JOIN operations AS o USING (service, operation)
 LEFT JOIN baseline_patterns AS b USING (service, operation, pattern)
