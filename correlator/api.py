@@ -270,7 +270,8 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
         ranked = _weigh_changes(store, scratch, run_id, baseline_run_id, ranked)
 
     shifts = compare(_comparisons(store, scratch, run_id, baseline_run_id)) if baseline_run_id else {}
-    reach = _reach(scratch) if shifts else {}
+    untrusted = [span for span, cands in ranked.items() if not (cands and cands[0].score >= CAUSE_THRESHOLD)]
+    reach = _reach(scratch, untrusted) if shifts and untrusted else {}
 
     failed: list[FailedTest] = []
     for t in data["tests"]:
@@ -322,11 +323,12 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
     return flaky.annotate(store, scratch, diff.annotate(store, scratch, found))
 
 
-def _reach(scratch: Scratch) -> dict[str, set[tuple[str, str]]]:
-    """Failed test span id → the (service, operation) its subtree reached (the ``nodes`` facts
-    hold every span under each failed test), for ``_from_comparison``."""
+def _reach(scratch: Scratch, tests: list[str]) -> dict[str, set[tuple[str, str]]]:
+    """Failed test span id (of ``tests``) → the (service, operation) its subtree reached (the
+    ``nodes`` facts hold every span under each failed test), for ``_from_comparison``."""
     out: dict[str, set[tuple[str, str]]] = {}
-    for r in scratch.rows("SELECT DISTINCT test_span, service, operation FROM nodes WHERE depth > 0"):
+    for r in scratch.rows("SELECT DISTINCT test_span, service, operation FROM nodes "
+                          "WHERE depth > 0 AND test_span IN (SELECT unnest($tests))", {"tests": tests}):
         out.setdefault(r["test_span"], set()).add((r["service"], r["operation"]))
     return out
 
