@@ -241,7 +241,9 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
                 nodes=store.nodes(run_id), run_ops=run_ops,
                 baseline_ops=store.operations(baseline_run_id) if baseline_run_id else run_ops.slice(0, 0))
     data = {
-        "tests": scratch.rows("SELECT * FROM tests"),
+        # The failed tests only (in the run's order: a filter keeps it), and how many there were of each.
+        "tests": scratch.rows("SELECT * FROM tests WHERE status = 'failed'"),
+        "counts": scratch.rows("SELECT count(*) AS tests, count(*) FILTER (status = 'passed') AS passed FROM tests")[0],
         "nodes": scratch.rows("explain_nodes", SQL),
         **store.run_facts(run_id),
     }
@@ -262,7 +264,7 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
     ranked = {
         t["span_id"]: stitch.mark(_best_per_service(candidates_for_test(by_test.get(t["span_id"], []),
                                                                         data["span_names"])), inferred)
-        for t in data["tests"] if t["status"] == "failed"
+        for t in data["tests"]
     }
     if baseline_run_id:
         scratch.add(points=store.metric_points([run_id, baseline_run_id], METRIC_RUN_SLACK_NS))
@@ -275,8 +277,6 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
 
     failed: list[FailedTest] = []
     for t in data["tests"]:
-        if t["status"] != "failed":
-            continue
         cands = ranked[t["span_id"]]
         if shifts and not (cands and cands[0].score >= CAUSE_THRESHOLD):
             found = _from_comparison(reach.get(t["span_id"], set()), shifts)
@@ -315,9 +315,8 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
     # still arriving, however recent its last span.
     if data["last_seen_unix_nano"] and age < STILL_RECEIVING_SECONDS and not store.is_complete(run_id):
         notes.append(f"the run's last span ended {age:.0f} s ago: data may still be arriving")
-    passed = sum(1 for t in data["tests"] if t["status"] == "passed")
     found = Explanation(run_id=run_id, baseline_run_id=baseline_run_id, baseline=baseline_words,
-                        tests=len(data["tests"]), passed_tests=passed, failed_tests=tuple(failed),
+                        tests=data["counts"]["tests"], passed_tests=data["counts"]["passed"], failed_tests=tuple(failed),
                         groups=group_list, suspects=suspects, notes=tuple(notes))
     # Additive (issue #16): each failed test's trace beside its passing one, then its flaky verdict.
     return flaky.annotate(store, scratch, diff.annotate(store, scratch, found))
