@@ -8,6 +8,11 @@
 -- Parameters (correlator/weights.py): $slow_factor, $slow_margin_ns, $noisy_share.
 WITH
 wanted AS (SELECT DISTINCT service, operation FROM nodes),
+noise AS MATERIALIZED (  -- the run's noise counts of the operations under failed tests only (a join
+    -- that carried every operation's lists cost more than the rest of the query)
+    SELECT service, operation, passing_clean_max, passing_tests_error, passing_tests_error_log
+    FROM run_ops SEMI JOIN wanted USING (service, operation)
+),
 latency AS (
     -- Per (service, operation): spans under passing tests of this run and every span of the baseline run.
     SELECT service, operation, count(*) AS n, quantile_cont(d, 0.5) AS p50, max(d) AS max_ns
@@ -41,7 +46,7 @@ failed_signs AS (
         END, 0) AS passing_tests_with_sign,
         (SELECT count(*) FROM tests WHERE status = 'passed') AS passing_tests
     FROM signs AS n
-    LEFT JOIN run_ops AS o USING (service, operation)
+    LEFT JOIN noise AS o USING (service, operation)
     WHERE n.sign IS NOT NULL AND n.depth > 0
 ),
 classified AS (
