@@ -565,7 +565,7 @@ def phases() -> Iterator[dict[str, float]]:
     path, patched for the measurement): ``store.<method>`` and ``sql <query>``."""
     totals: dict[str, float] = defaultdict(float)
     originals = {name: fn for name, fn in vars(DuckStore).items() if callable(fn) and not name.startswith("_")}
-    rows = Scratch.rows
+    rows, table = Scratch.rows, Scratch.table
 
     def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -579,15 +579,18 @@ def phases() -> Iterator[dict[str, float]]:
     def timed_rows(self: Scratch, query: str, params: Any = None) -> Any:
         return wrap(f"sql {query if ' ' not in query else query[:40]}", rows)(self, query, params)
 
+    def timed_table(self: Scratch, name: str, query: str, params: Any = None) -> Any:
+        return wrap(f"sql {query}", table)(self, name, query, params)
+
     for name, fn in originals.items():
         setattr(DuckStore, name, wrap(f"store.{name}", fn))
-    Scratch.rows = timed_rows  # type: ignore[method-assign]
+    Scratch.rows, Scratch.table = timed_rows, timed_table  # type: ignore[method-assign]
     try:
         yield totals
     finally:
         for name, fn in originals.items():
             setattr(DuckStore, name, fn)
-        Scratch.rows = rows  # type: ignore[method-assign]
+        Scratch.rows, Scratch.table = rows, table  # type: ignore[method-assign]
 
 
 @dataclass
