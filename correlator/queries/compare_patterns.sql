@@ -4,17 +4,25 @@
 -- workload mix makes known patterns more or less frequent; a fault (a code path cut short, an
 -- error handler, a call skipped) makes unseen ones. How often the operation makes unseen patterns
 -- anyway is told by the baseline's own singletons (Good-Turing: the missing mass is about the
--- share of patterns seen once). usual: the baseline's most common pattern; unseen_pattern: the
--- run's most common unseen one (ties to the smaller, so every answer is the same).
+-- share of patterns seen once). A fault may also make a pattern the baseline saw just once
+-- frequent (an error branch taken once by chance): once counts the run spans whose pattern the
+-- baseline saw once, to be held against the spans a leave-one-out baseline would have seen at most
+-- once (its singletons and doubletons). usual: the baseline's most common pattern; unseen_pattern:
+-- the run's most common unseen one, rare_pattern the most common unseen or seen-once one (ties to
+-- the smaller, so every answer is the same).
 -- Inputs: run_patterns, baseline_patterns (store.patterns).
 WITH operations AS (
     SELECT service, operation, sum(c)::BIGINT AS n, count(*) FILTER (c = 1) AS singletons,
+           count(*) FILTER (c = 2) AS doubletons,
            (list(pattern ORDER BY c DESC, pattern))[1] AS usual
     FROM baseline_patterns GROUP BY ALL
 )
 SELECT r.service, r.operation, sum(r.c)::BIGINT AS n, coalesce(sum(r.c) FILTER (b.c IS NULL), 0)::BIGINT AS unseen,
+       coalesce(sum(r.c) FILTER (b.c = 1), 0)::BIGINT AS once,
        any_value(o.n) AS baseline_n, any_value(o.singletons) AS baseline_singletons,
-       any_value(o.usual) AS usual, (list(r.pattern ORDER BY r.c DESC, r.pattern) FILTER (b.c IS NULL))[1] AS unseen_pattern
+       any_value(o.doubletons) AS baseline_doubletons,
+       any_value(o.usual) AS usual, (list(r.pattern ORDER BY r.c DESC, r.pattern) FILTER (b.c IS NULL))[1] AS unseen_pattern,
+       (list(r.pattern ORDER BY r.c DESC, r.pattern) FILTER (b.c IS NULL OR b.c = 1))[1] AS rare_pattern
 FROM run_patterns AS r
 JOIN operations AS o USING (service, operation)
 LEFT JOIN baseline_patterns AS b USING (service, operation, pattern)
