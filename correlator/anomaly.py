@@ -79,6 +79,15 @@ def novelty(unseen: float, n: float, singletons: float, baseline_n: float) -> fl
     return rates(unseen, n, singletons, baseline_n)
 
 
+def rarity(rare: float, n: float, singletons: float, doubletons: float, baseline_n: float) -> float:
+    """Surprise of ``rare`` of ``n`` run spans showing a pattern the baseline showed at most once:
+    a fault can make frequent a branch the baseline took once by chance. Left out, a baseline span
+    whose pattern it saw once would be unseen and one seen twice would be seen once, so the
+    baseline's own rate is its singletons' and doubletons' spans (``singletons + 2 * doubletons``
+    of ``baseline_n``); compared as ``novelty`` is."""
+    return novelty(rare, n, singletons + 2 * doubletons, baseline_n)
+
+
 def gaussian(z: float) -> float:
     """Surprise of a standard normal deviation ``z`` above the mean (upper tail)."""
     return z * z / 2 if z > 0 else 0.0

@@ -345,16 +345,21 @@ def _comparisons(store: Store, scratch: Scratch, run_id: str, baseline_run_id: s
                 run_patterns=store.patterns(run_id), baseline_patterns=store.patterns(baseline_run_id))
     params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}
     out = {"metrics": scratch.rows("compare_metrics", params), "pruned": []}
-    for name, indicators in INDICATORS.items():
-        # Only the rows that can be significant come to Python (in a fixed order: ties in the
-        # scores keep it); the others are counted per service, for the look-elsewhere correction.
+    for name in INDICATORS:
         scratch.table(f"cmp_{name}", f"compare_{name}", params)
-        # (The floor sits a hair below SIGNIFICANT: SQL and Python may round the same surprise apart.)
-        floor = {"significant": SIGNIFICANT - 1e-6}
-        out[name] = scratch.rows(f"SELECT * EXCLUDE (max_nats) FROM cmp_{name} "
-                                 "WHERE max_nats IS NULL OR max_nats >= $significant ORDER BY ALL", floor)
+    # Only the rows that can be significant come to Python (in a fixed order: ties in the scores
+    # keep it), and the pattern rows that bound a significant calls or logs row of their operation
+    # (compare.py's mix); the others are counted per service, for the look-elsewhere correction.
+    # The floor sits a hair below SIGNIFICANT: SQL and Python may round the same surprise apart.
+    significant = "(max_nats IS NULL OR max_nats >= $significant)"
+    sent = {name: significant for name in INDICATORS}
+    sent["patterns"] = (f"({significant} OR (service, operation) IN (SELECT service, operation FROM cmp_calls "
+                        f"WHERE {significant} UNION ALL SELECT service, operation FROM cmp_logs WHERE {significant}))")
+    floor = {"significant": SIGNIFICANT - 1e-6}
+    for name, indicators in INDICATORS.items():
+        out[name] = scratch.rows(f"SELECT * EXCLUDE (max_nats) FROM cmp_{name} WHERE {sent[name]} ORDER BY ALL", floor)
         out["pruned"] += scratch.rows(f"SELECT service, count(*) * {indicators} AS indicators FROM cmp_{name} "
-                                      "WHERE max_nats < $significant GROUP BY service ORDER BY service", floor)
+                                      f"WHERE NOT {sent[name]} GROUP BY service ORDER BY service", floor)
     out["edges"] = scratch.rows("SELECT DISTINCT service, child_service FROM cmp_calls "
                                 "WHERE service <> child_service ORDER BY ALL")
     return out

@@ -32,7 +32,7 @@ SIGNIFICANT = 6.0  # nats: p < 0.0025 for a single indicator, before the look-el
 # Indicators one row of each comparison tests (an own-time row: beyond the baseline's slowest, and
 # beyond its p90). Rows that cannot reach SIGNIFICANT stay in DuckDB; api.py passes their count per
 # service as rows["pruned"], so the look-elsewhere correction is the same as if they had come.
-INDICATORS = {"latency": 2, "patterns": 1, "calls": 1, "logs": 1}
+INDICATORS = {"latency": 2, "patterns": 2, "calls": 1, "logs": 1}  # patterns: unseen, and seen at most once
 WIRE_INDICATORS = 4  # a service's pooled time on the wire: four tail counts
 WARN = 13  # OpenTelemetry SeverityNumber of WARN
 # A fault takes normal behaviour away (a code path cut short, a call skipped, a log line never
@@ -100,10 +100,15 @@ def _rate_detail(r: dict[str, Any], expected: float, what: str) -> str:
             f"baseline ({r['baseline_count']} in {r['baseline_exposure']})")
 
 
-def _rate(r: dict[str, Any]) -> tuple[float, float]:
-    """(surprise, the run count the baseline's rate predicts) of one per-span rate."""
+def _rate(r: dict[str, Any], mix: dict[tuple[str, str], float]) -> tuple[float, float]:
+    """(surprise, the run count the baseline's rate predicts) of one per-span rate; where no span
+    has it more than once (it is part of the span's pattern), at most the operation's pattern
+    surprise (``mix``)."""
     expected = r["baseline_count"] * r["run_exposure"] / r["baseline_exposure"]
-    return anomaly.rates(r["run_count"], r["run_exposure"], r["baseline_count"], r["baseline_exposure"]), expected
+    nats = anomaly.rates(r["run_count"], r["run_exposure"], r["baseline_count"], r["baseline_exposure"])
+    if r["run_count"] <= r["run_exposure"] and r["baseline_count"] <= r["baseline_exposure"]:
+        nats = min(nats, mix.get((r["service"], r["operation"]), nats))
+    return nats, expected
 
 
 def _slow_share(r: dict[str, Any]) -> float:
@@ -115,12 +120,14 @@ def _slow_share(r: dict[str, Any]) -> float:
                anomaly.binomial(r["above_p90"], r["n"], (n - r["baseline_k"]) / n))
 
 
-def _pattern_detail(r: dict[str, Any]) -> str:
-    """In words: how the most common unseen pattern differs from the operation's usual one."""
-    usual, new = set(r["usual"] or ()), set(r["unseen_pattern"] or ())
+def _pattern_detail(r: dict[str, Any], rare: bool = False) -> str:
+    """In words: how the most common unseen (or, ``rare``, seen-once) pattern differs from the
+    operation's usual one."""
+    usual, new = set(r["usual"] or ()), set(r["rare_pattern" if rare else "unseen_pattern"] or ())
     changes = [f"without {p}" for p in sorted(usual - new)] + [f"with {p}" for p in sorted(new - usual)]
-    return (f"{r['unseen']} of {r['n']} spans did what none of {r['baseline_n']} in the baseline did, most often: "
-            + ("; ".join(changes)[:400] or "the same parts in another combination"))
+    did = (f"{r['unseen'] + r['once']} of {r['n']} spans did what at most one of {r['baseline_n']} in the baseline did"
+           if rare else f"{r['unseen']} of {r['n']} spans did what none of {r['baseline_n']} in the baseline did")
+    return f"{did}, most often: " + ("; ".join(changes)[:400] or "the same parts in another combination")
 
 
 def _host_metrics(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -244,15 +251,23 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
                 f"{above:.0f} of {n:.0f} calls to or from {service} slower than any in the baseline "
                 f"({expected:.1f} expected)"))
 
+    # An operation's pattern surprise, which bounds what a change in how many of its spans show one
+    # item may reach: a span's items are its pattern, so with no new or rare patterns such a change
+    # is the workload's mix of known patterns moving (one branch for another), not the code's.
+    mix: dict[tuple[str, str], float] = {}
     for r in rows.get("patterns", []):
         shift(r["service"]).tested += INDICATORS["patterns"]
-        nats = anomaly.novelty(r["unseen"], r["n"], r["baseline_singletons"], r["baseline_n"])
+        unseen = anomaly.novelty(r["unseen"], r["n"], r["baseline_singletons"], r["baseline_n"])
+        rare = anomaly.rarity(r["unseen"] + r["once"], r["n"], r["baseline_singletons"], r["baseline_doubletons"],
+                              r["baseline_n"])
+        nats = mix[(r["service"], r["operation"])] = max(unseen, rare)
         if nats >= SIGNIFICANT:
-            shift(r["service"]).add("patterns", nats, Evidence("pattern", r["service"], r["operation"], _pattern_detail(r)))
+            shift(r["service"]).add("patterns", nats, Evidence("pattern", r["service"], r["operation"],
+                                                               _pattern_detail(r, rare > unseen)))
 
     for r in rows["calls"]:
         shift(r["service"]).tested += INDICATORS["calls"]
-        nats, expected = _rate(r)
+        nats, expected = _rate(r, mix)
         nats *= MORE_OF_THE_USUAL if r["run_count"] > expected else 1.0
         if nats >= SIGNIFICANT:
             what = f"{r['child_service']}: {r['child_operation']}"
@@ -262,7 +277,7 @@ def compare(rows: dict[str, list[dict[str, Any]]]) -> dict[str, ServiceShift]:
 
     for r in rows["logs"]:
         shift(r["service"]).tested += INDICATORS["logs"]
-        nats, expected = _rate(r)
+        nats, expected = _rate(r, mix)
         more, severe = r["run_count"] > expected, (r["severity"] or 0) >= WARN
         # errors that went away are good news; more of the usual lines is mostly workload
         nats *= (1.0 if severe else MORE_OF_THE_USUAL) if more else (0.0 if severe else 1.0)

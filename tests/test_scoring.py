@@ -117,10 +117,57 @@ def test_pattern_novelty_counts_the_baseline_sampling_error() -> None:
     assert small < anomaly.binomial(31, 55, 1 / 13) / 4
     assert anomaly.novelty(31, 55, 0, 1000) > 4 * small
     assert anomaly.novelty(5, 100, 20, 100) == 0.0
-    row = {"service": "hub", "operation": "POST", "n": 55, "unseen": 31, "baseline_n": 12, "baseline_singletons": 0,
-           "usual": [], "unseen_pattern": []}
+    row = {"service": "hub", "operation": "POST", "n": 55, "unseen": 31, "once": 0, "baseline_n": 12,
+           "baseline_singletons": 0, "baseline_doubletons": 0, "usual": [], "unseen_pattern": [], "rare_pattern": []}
     shifts = compare({"latency": [], "patterns": [row], "calls": [], "logs": [], "metrics": []})
     assert shifts["hub"].by_signal["patterns"] == pytest.approx(small)
+
+
+def _patterns(operation: str, n: int, unseen: int, once: int, baseline_n: int, singletons: int,
+              doubletons: int) -> dict[str, Any]:
+    return {"service": "seats", "operation": operation, "n": n, "unseen": unseen, "once": once,
+            "baseline_n": baseline_n, "baseline_singletons": singletons, "baseline_doubletons": doubletons,
+            "usual": ["calls a"], "unseen_pattern": ["calls b"], "rare_pattern": ["calls b"]}
+
+
+def _presence(operation: str, child: str, run: int, run_n: int, base: int, base_n: int) -> dict[str, Any]:
+    return {"service": "seats", "operation": operation, "child_service": "orders", "child_operation": child,
+            "run_count": run, "run_exposure": run_n, "baseline_count": base, "baseline_exposure": base_n}
+
+
+def test_a_workload_mix_of_known_patterns_is_no_fault() -> None:
+    """An operation takes one of two known branches by its input (88% of 114 baseline spans call
+    one, 53% of 72 run spans do): the per-span rate alone is 14 nats, but no span did anything the
+    baseline had not done, so the change is the mix, capped at the operation's pattern surprise.
+    The same drop where most run spans show a new pattern keeps its full surprise."""
+    drop = _presence("GET", "/tickets", 38, 72, 100, 114)
+    assert anomaly.rates(38, 72, 100, 114) > 12
+    mix = compare({"latency": [], "patterns": [_patterns("GET", 72, 0, 0, 114, 0, 0)], "calls": [drop],
+                   "logs": [], "metrics": []})
+    assert "seats" not in mix
+    new = compare({"latency": [], "patterns": [_patterns("GET", 72, 34, 0, 114, 0, 0)], "calls": [drop],
+                   "logs": [], "metrics": []})
+    assert new["seats"].by_signal["calls"] == pytest.approx(anomaly.rates(38, 72, 100, 114))
+    # a count several times per span (a loop, retries) is not a pattern's presence: never capped
+    loop = _presence("GET", "/tickets", 300, 72, 114, 114)
+    many = compare({"latency": [], "patterns": [_patterns("GET", 72, 0, 0, 114, 0, 0)], "calls": [loop],
+                    "logs": [], "metrics": []})
+    assert many["seats"].by_signal["calls"] == pytest.approx(anomaly.rates(300, 72, 114, 114) * 0.25)
+
+
+def test_a_branch_the_baseline_took_once_made_frequent_counts() -> None:
+    """26 of 84 run spans skip a log line that 49 of 50 baseline spans wrote: their pattern is not
+    new (the baseline showed it once), so novelty alone says nothing and the rate is capped by it;
+    held against what a leave-one-out baseline sees at most once (its singletons and doubletons),
+    it is significant. Doubletons enough to make it common shrink it to nothing."""
+    assert anomaly.novelty(0, 84, 1, 50) == 0.0
+    rare = anomaly.rarity(26, 84, 1, 1, 50)
+    assert rare == pytest.approx(anomaly.rates(26, 84, 3, 50)) and rare > 6  # past compare.SIGNIFICANT
+    assert anomaly.rarity(26, 84, 1, 20, 50) == 0.0
+    shifts = compare({"latency": [], "patterns": [_patterns("query", 84, 0, 26, 50, 1, 1)], "calls": [],
+                      "logs": [], "metrics": []})
+    assert shifts["seats"].by_signal["patterns"] == pytest.approx(rare)
+    assert "at most one of 50" in shifts["seats"].items[0][1].detail
 
 
 def _failed(name: str, *cands: Candidate) -> FailedTest:
@@ -170,7 +217,12 @@ def test_the_sql_surprise_of_a_rate_is_anomaly_rates() -> None:
         got = scratch.con.execute(
             "SELECT rate_nats(r, re, b, be) FROM (SELECT unnest($r) AS r, unnest($re) AS re, unnest($b) AS b, "
             "unnest($be) AS be)", {k: [c[i] for c in cases] for i, k in enumerate(("r", "re", "b", "be"))}).fetchall()
+        novel = scratch.con.execute(
+            "SELECT novelty_nats(r, re, b, be) FROM (SELECT unnest($r) AS r, unnest($re) AS re, unnest($b) AS b, "
+            "unnest($be) AS be)", {k: [c[i] for c in cases] for i, k in enumerate(("r", "re", "b", "be"))}).fetchall()
     finally:
         scratch.close()
-    for (nats,), case in zip(got, cases):
+    for (nats,), (new,), case in zip(got, novel, cases):
         assert nats == pytest.approx(anomaly.rates(*case), rel=1e-9, abs=1e-9), case
+        if case[0] <= case[1] and case[2] <= case[3]:  # novelty's counts: spans with a pattern, of the spans
+            assert new == pytest.approx(anomaly.novelty(*case), rel=1e-9, abs=1e-9), case
