@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_triage.collector import decode as reference
 from otel_triage.collector import tables
@@ -303,9 +304,23 @@ def decode_logs(data: bytes, default_run_id: str | None = None, limits: Limits =
     return _fast(ExportLogsServiceRequest, build_logs, reference.decode_logs, "logs", data, default_run_id, limits)
 
 
+def _metrics(parse: Callable[[], list[Any]], datas: list[bytes], default_run_id: str | None,
+             max_item_bytes: int) -> tuple[dict[str, pa.Table], list[int]]:
+    from otel_triage.collector import fastmetrics  # it imports this module: hence here
+
+    return fastmetrics.metrics(parse, datas, default_run_id, max_item_bytes)
+
+
+def build_metrics(parse: Callable[[], Any], data: bytes, default_run_id: str | None,
+                  max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
+    built, counts = _metrics(lambda: [parse()], [data], default_run_id, max_item_bytes)
+    return built, counts[0]
+
+
 _TOGETHER: dict[str, tuple[type, Callable[..., tuple[dict[str, pa.Table], list[int]]]]] = {
     "traces": (ExportTraceServiceRequest, _traces),
     "logs": (ExportLogsServiceRequest, _logs),
+    "metrics": (ExportMetricsServiceRequest, _metrics),
 }
 TOGETHER = frozenset(_TOGETHER)  # the signals decode_together takes
 
@@ -323,4 +338,9 @@ def decode_together(signal: str, datas: list[bytes], default_run_id: str | None,
         return None
 
 
-DECODERS = {**reference.DECODERS, "traces": decode_traces, "logs": decode_logs}
+def decode_metrics(data: bytes, default_run_id: str | None = None, limits: Limits = Limits()) -> Decoded:
+    return _fast(ExportMetricsServiceRequest, build_metrics, reference.decode_metrics, "metrics", data,
+                 default_run_id, limits)
+
+
+DECODERS = {"traces": decode_traces, "logs": decode_logs, "metrics": decode_metrics}
