@@ -140,7 +140,11 @@ class Batcher:
         parts: dict[str, list[pa.Table]] = {}
         done: list[tuple[_Request, Decoded]] = []
         for signal, requests in by_signal.items():
-            result = decode_together(signal, [r.data for r in requests], self._run_id, self._limits)
+            try:
+                result = decode_together(signal, [r.data for r in requests], self._run_id, self._limits)
+            except Exception:  # a decoder bug must not fail good requests: each gets the per-request path
+                log.exception("decoding %d %s requests together failed; decoding each alone", len(requests), signal)
+                result = None
             if result is None:
                 for request in requests:
                     request.answer.set_result(ALONE)
