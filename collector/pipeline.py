@@ -2,8 +2,11 @@
 
 The one interface the receivers use is ``Pipeline.ingest(signal, data) -> Decoded``. It returns only
 after the data is committed (or raises), so any protocol front end gets the same durability rule.
-Decoding can run in worker processes (``decode_workers``) so both cores work: the parent moves bytes
-and Arrow buffers, the workers do the per-attribute Python work, the writer thread does DuckDB.
+By default one decoder thread (``batcher.Batcher``) decodes the requests waiting together, one
+columnar pass per signal, while the writer thread commits the batch before; a request it cannot take
+(irregular, malformed, large) is decoded alone on its own thread. Decoding can instead run in worker
+processes (``decode_workers``), one request at a time: the parent moves bytes and Arrow buffers, the
+writer thread does DuckDB.
 """
 
 from __future__ import annotations
