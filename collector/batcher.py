@@ -8,9 +8,10 @@ decodes each signal's requests in one pass (``fastdecode.decode_together``), han
 writer as one job and goes on to the next requests while the writer commits: decoding and DuckDB's
 commit overlap on two cores, and Python holds the GIL once per batch instead of once per request.
 
-A batch the columnar path does not take whole (an irregular or malformed request in it) goes back to
-each request's own thread, which decodes it alone, exactly as before (the reference decoder rejects
-items one by one). So does a request above ``max_bytes``: one large request never delays the rest.
+A request the columnar path does not take (irregular or malformed) goes back to its own thread, which
+decodes it alone, exactly as before (the reference decoder rejects items one by one); the others of
+its batch are then decoded each alone here and still committed together. A request above
+``max_bytes`` is decoded on its own thread too: one large request never delays the rest.
 Every request is still answered only after the commit that holds its rows.
 """
 
@@ -133,6 +134,13 @@ class Batcher:
                     if item is not _STOP:
                         item.answer.set_exception(Closed("triage is shutting down"))
 
+    def _columnar(self, signal: str, requests: list[_Request]) -> tuple[dict[str, pa.Table], list[int]] | None:
+        try:
+            return decode_together(signal, [r.data for r in requests], self._run_id, self._limits)
+        except Exception:  # a decoder bug must not fail good requests: each gets the per-request path
+            log.exception("decoding %d %s requests together failed; decoding each alone", len(requests), signal)
+            return None
+
     def _decode(self, taken: list[_Request]) -> None:
         by_signal: dict[str, list[_Request]] = {}
         for request in taken:
@@ -140,19 +148,20 @@ class Batcher:
         parts: dict[str, list[pa.Table]] = {}
         done: list[tuple[_Request, Decoded]] = []
         for signal, requests in by_signal.items():
-            try:
-                result = decode_together(signal, [r.data for r in requests], self._run_id, self._limits)
-            except Exception:  # a decoder bug must not fail good requests: each gets the per-request path
-                log.exception("decoding %d %s requests together failed; decoding each alone", len(requests), signal)
-                result = None
-            if result is None:
-                for request in requests:
-                    request.answer.set_result(ALONE)
-                continue
-            built, counts = result
-            for name, table in built.items():
-                parts.setdefault(name, []).append(table)
-            done += [(request, Decoded(signal, {}, accepted=n)) for request, n in zip(requests, counts, strict=True)]
+            result = self._columnar(signal, requests)
+            # One request the columnar path does not take sends the batch back: find it (each alone),
+            # so the others are still committed together and only it is decoded on its own thread.
+            groups = [(requests, result)] if result is not None or len(requests) == 1 else \
+                [([request], self._columnar(signal, [request])) for request in requests]
+            for group, found in groups:
+                if found is None:
+                    for request in group:
+                        request.answer.set_result(ALONE)
+                    continue
+                built, counts = found
+                for name, table in built.items():
+                    parts.setdefault(name, []).append(table)
+                done += [(request, Decoded(signal, {}, accepted=n)) for request, n in zip(group, counts, strict=True)]
         if not done:
             return
         rows = sum(decoded.accepted for _, decoded in done)
