@@ -340,7 +340,7 @@ def main() -> None:
         pids = process_tree(daemon.pid)
         spy = None
         if args.profile:
-            spy = subprocess.Popen(["py-spy", "record", "--native", "--threads", "--format", "raw", "--rate", "200",
+            spy = subprocess.Popen(["py-spy", "record", "--native", "--threads", "--format", "raw", "--rate", os.environ.get("SPY_RATE", "200"),
                                     "-o", args.profile, "--pid", str(daemon.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)

@@ -202,7 +202,10 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
     for folder in watch:
         click.echo(f"triage: watching {folder}", err=True)
     click.echo(f"triage: listening on {daemon.host}:{port}{over}", err=True)
-    while not stop.wait(3600):
+    # A short wait, not one long one: SIGTERM may be delivered to another thread (the daemon runs
+    # dozens), and then it does not interrupt this wait; Python runs the handler only once this
+    # thread runs again. With an hour's wait a daemon once ignored SIGTERM (tests/test_durability.py).
+    while not stop.wait(1.0):
         pass
     click.echo("triage: stopping: draining in-flight exports", err=True)
     daemon.stop()

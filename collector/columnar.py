@@ -152,8 +152,11 @@ def attributes_json(attrs: pa.Array, *, typed: bool = False) -> pa.Array:
         out = pa.array(["{}"] * n, pa.string())
     else:
         keys, values = flat.field("key"), flat.field("value")
-        _check_unique(keys, pc.list_parent_indices(attrs))
-        members = pc.binary_join_element_wise(_quoted(keys), value_json(values), ":")
+        # Keys repeat from item to item: quote each distinct key once, then take.
+        codes = pc.dictionary_encode(keys)
+        _check_unique(codes, attrs)
+        quoted_keys = _quoted(codes.dictionary).take(codes.indices)
+        members = pc.binary_join_element_wise(quoted_keys, value_json(values), ":")
         lists = pa.ListArray.from_arrays(_offsets(attrs), members)
         out = pc.binary_join_element_wise("{", pc.binary_join(lists, ","), "}", "")
     if typed:
@@ -161,12 +164,32 @@ def attributes_json(attrs: pa.Array, *, typed: bool = False) -> pa.Array:
     return out
 
 
-def _check_unique(keys: pa.Array, parents: pa.Array) -> None:
-    """Raise Irregular when an item repeats a key: (item, key number) pairs must all differ."""
-    codes = pc.dictionary_encode(keys)
+_BITMASK_WORDS = 8  # up to 512 distinct keys in a batch: bitmasks; beyond, hashing
+
+
+def _check_unique(codes: pa.DictionaryArray, lists: pa.ListArray) -> None:
+    """Raise Irregular when an item repeats a key. Each item ORs one bit per key (64 keys a word)
+    and must count as many bits as it has keys: a few numpy passes, no hashing; with more distinct
+    keys than the words hold, the (item, key) pairs must all differ."""
+    if codes.indices.null_count:
+        raise Irregular("an attribute without a key")
+    indices = codes.indices.to_numpy().astype(np.int64)
     width = len(codes.dictionary)
+    if width <= 64 * _BITMASK_WORDS:
+        offsets = np.asarray(_offsets(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
+        starts = offsets[:-1][offsets[1:] > offsets[:-1]]  # reduceat needs non-empty segments
+        bits = np.left_shift(np.uint64(1), (indices & 63).astype(np.uint64))
+        word = indices >> 6
+        found = 0
+        for w in range(int(word.max()) + 1):
+            seen = np.bitwise_or.reduceat(np.where(word == w, bits, np.uint64(0)), starts)
+            found += int(np.bitwise_count(seen).sum())
+        if found != len(indices):
+            raise Irregular("an item repeats an attribute key")
+        return
+    parents = pc.list_parent_indices(lists)
     pairs = pc.add(pc.multiply(parents.cast(pa.int64()), width), codes.indices.cast(pa.int64()))
-    if pc.count_distinct(pairs).as_py() != len(keys):
+    if pc.count_distinct(pairs).as_py() != len(indices):
         raise Irregular("an item repeats an attribute key")
 
 

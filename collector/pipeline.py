@@ -2,8 +2,11 @@
 
 The one interface the receivers use is ``Pipeline.ingest(signal, data) -> Decoded``. It returns only
 after the data is committed (or raises), so any protocol front end gets the same durability rule.
-Decoding can run in worker processes (``decode_workers``) so both cores work: the parent moves bytes
-and Arrow buffers, the workers do the per-attribute Python work, the writer thread does DuckDB.
+By default one decoder thread (``batcher.Batcher``) decodes the requests waiting together, one
+columnar pass per signal, while the writer thread commits the batch before; a request it cannot take
+(irregular, malformed, large) is decoded alone on its own thread. Decoding can instead run in worker
+processes (``decode_workers``), one request at a time: the parent moves bytes and Arrow buffers, the
+writer thread does DuckDB.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
+from otel_triage.collector.batcher import ALONE, Batcher, Commit
 from otel_triage.collector.decode import Decoded, Limits, MalformedRequest, decode
 from otel_triage.collector.errors import Closed, Overloaded, Unavailable
 from otel_triage.collector.selfmetrics import SelfMetrics
@@ -84,6 +88,10 @@ class Pipeline:
         self._lock = threading.Condition()  # notified when bytes are released
         self._closed = False
         self._on_committed = on_committed  # run completion tracking: a dict update, no I/O
+        # In-process decoding: one decoder thread takes the requests waiting and decodes them together
+        # (collector/batcher.py). Worker processes decode one request each, as before.
+        self._batcher = Batcher(writer, default_run_id, self._limits, on_committed) \
+            if decode_workers <= 0 else None
 
     def _new_pool(self) -> Executor | None:
         if self._workers <= 0:
@@ -161,7 +169,7 @@ class Pipeline:
         attrs = {"signal": signal}
         try:
             try:
-                decoded = self._decode(signal, data)
+                decoded, commit = self._decode_or_batch(signal, data)
             except Exception as exc:
                 outcome = ("malformed" if isinstance(exc, MalformedRequest)
                            else "refused" if isinstance(exc, Unavailable) else "failed")
@@ -170,22 +178,31 @@ class Pipeline:
             self._metrics.received.add(decoded.accepted + decoded.rejected, attrs)
             if decoded.rejected:
                 self._metrics.rejected.add(decoded.rejected, attrs)
-            if decoded.tables:
+            if commit is not None:
                 try:
-                    self._writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+                    commit.wait()  # tells run completion, once per batch, before anyone is answered
                 except Exception:
                     self._metrics.requests.add(1, {**attrs, "outcome": "failed"})
                     raise
-                if self._on_committed is not None:
-                    try:
-                        self._on_committed(decoded.tables)
-                    except Exception:  # bookkeeping must never fail an export that is committed
-                        log.exception("run completion tracking failed")
             self._metrics.accepted.add(decoded.accepted, attrs)
             self._metrics.requests.add(1, {**attrs, "outcome": "ok"})
             return decoded
         finally:
             self._release(held)
+
+    def _decode_or_batch(self, signal: str, data: bytes) -> tuple[Decoded, Commit | None]:
+        """(what the request held, the commit to wait for): decoded with the requests waiting beside
+        it when the batcher takes it, else here, alone, and written as a job of its own."""
+        if self._batcher is not None and self._batcher.takes(signal, data):
+            answer = self._batcher.submit(signal, data).result()
+            if answer is not ALONE:
+                return answer
+        decoded = self._decode(signal, data)
+        if not decoded.tables:
+            return decoded, None
+        job = WriteJob(decoded.tables, decoded.accepted)
+        self._writer.submit(job)
+        return decoded, Commit(job, self._on_committed)
 
     def ingest_together(self, parts: list[tuple[str, bytes]],
                         extra: Callable[[list[Decoded | MalformedRequest]], dict[str, pa.Table]]
@@ -239,5 +256,7 @@ class Pipeline:
         with self._lock:
             self._closed = True
             self._lock.notify_all()
+        if self._batcher is not None:
+            self._batcher.close()
         if self._pool is not None:
             self._pool.shutdown()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
+import signal
 import threading
+from pathlib import Path
 
 import grpc
+import pytest
 
 from tests import otlp
 from tests.conftest import query
@@ -51,3 +57,21 @@ def test_sigterm_drains_in_flight_exports_and_exits_zero(daemon, db_path):
     # retry (UNAVAILABLE from triage, CANCELLED from gRPC core for calls arriving as the port closes).
     assert stored >= outcomes.count("ok") * 500
     assert set(outcomes) <= {"ok", "UNAVAILABLE", "CANCELLED"}
+
+
+_TGKILL = {"x86_64": 234, "aarch64": 131}  # syscall numbers: a signal to one thread of another process
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.machine() not in _TGKILL, reason="Linux tgkill")
+def test_sigterm_that_lands_on_another_thread_still_stops_the_daemon(daemon, db_path):
+    """A process-directed SIGTERM may be delivered to any thread that does not block it; then it does
+    not interrupt the main thread's wait, and the daemon must still notice it (it once sat an hour)."""
+    otlp.export_request(daemon.address, _request(5, trace_byte=7))
+    main = daemon.pid
+    others = [int(t) for t in os.listdir(f"/proc/{main}/task") if int(t) != main]
+    unblocked = [t for t in others if "SigBlk:\t0000000000000000" in Path(f"/proc/{main}/task/{t}/status").read_text()]
+    assert unblocked
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(_TGKILL[platform.machine()], main, unblocked[-1], signal.SIGTERM) == 0
+    assert daemon.proc.wait(30) == 0
+    assert query(db_path, "SELECT count(*) FROM otel_traces")[0][0] == 5

@@ -51,6 +51,7 @@ class Writer:
         self._max_batch_rows = max_batch_rows
         self._on_commit = on_commit
         self._lock = threading.Lock()  # commits and close never interleave on the writer's connection
+        self._taken = threading.Condition()  # notified when the writer thread takes jobs off the queue
         self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)
         self._thread.start()
 
@@ -60,6 +61,13 @@ class Writer:
 
     def depth(self) -> int:
         return self._queue.qsize()
+
+    def wait_taken(self, timeout: float) -> None:
+        """Return once the writer thread has taken every job submitted so far (it is committing
+        them, or done), or after ``timeout`` seconds. The batcher waits here before it decodes, so
+        what arrives during one commit is decoded, and then committed, as one batch."""
+        with self._taken:
+            self._taken.wait_for(self._queue.empty, timeout)
 
     def read(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
         """Run a read on a cursor of the writer's database (the daemon's query API uses this)."""
@@ -109,6 +117,8 @@ class Writer:
                 break
             jobs.append(nxt)
             rows += nxt.rows
+        with self._taken:
+            self._taken.notify_all()
         return jobs, stop
 
     def _run(self) -> None:

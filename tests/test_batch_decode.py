@@ -1,0 +1,131 @@
+"""Requests decoded together give each request exactly what decoding it alone gives.
+
+The daemon's decoder thread (collector/batcher.py) decodes every request waiting in one columnar
+pass (``fastdecode.decode_together``), commits them in one job and answers each with its own item
+count. These tests hold that pass to the per-request decoders on random and hostile requests, and
+drive the real batcher and writer on a DuckDB file with a batch that holds a malformed request.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from otel_triage.collector import decode as d
+from otel_triage.collector import fastdecode
+from otel_triage.collector.batcher import ALONE, Batcher
+from otel_triage.collector.columnar import Irregular
+from otel_triage.collector.storage.db import open_writer
+from otel_triage.collector.storage.writer import WriteJob, Writer
+
+from tests.test_fastdecode import _log_request, _span_request
+
+
+def _concat(decoded: list[d.Decoded]) -> dict[str, pa.Table]:
+    parts: dict[str, list[pa.Table]] = {}
+    for one in decoded:
+        for name, table in one.tables.items():
+            parts.setdefault(name, []).append(table)
+    return {name: pa.concat_tables(ts) for name, ts in parts.items()}
+
+
+@pytest.mark.parametrize("signal", ["traces", "logs"])
+def test_together_equals_each_alone(signal: str) -> None:
+    make, alone = ((_span_request, fastdecode.decode_traces) if signal == "traces"
+                   else (_log_request, fastdecode.decode_logs))
+    rnd = random.Random(5)
+    for seed in range(40):
+        datas = [make(seed * 10 + i) for i in range(rnd.randrange(1, 6))]
+        for run_id in (None, "default-run"):
+            singles = [alone(data, run_id) for data in datas]
+            together = fastdecode.decode_together(signal, datas, run_id, d.Limits())
+            assert together is not None  # every request here is regular
+            tables, counts = together
+            assert counts == [s.accepted for s in singles]
+            expected = _concat(singles)
+            assert set(tables) == set(expected)
+            for name, table in expected.items():
+                assert tables[name].schema == table.schema, name
+                for column in table.column_names:
+                    assert tables[name][column].to_pylist() == table[column].to_pylist(), (name, column)
+
+
+def test_one_irregular_or_malformed_request_sends_the_batch_back() -> None:
+    good = [_span_request(i) for i in range(3)]
+    irregular = next(data for seed in range(200) if (data := _span_request(seed, regular=False))
+                     and fastdecode.decode_traces(data).rejected)
+    malformed = good[0][:-3]
+    for bad in (irregular, malformed):
+        assert fastdecode.decode_together("traces", [*good, bad], None, d.Limits()) is None
+    assert fastdecode.decode_together("traces", good, None, d.Limits()) is not None
+
+
+def _one_span(keys: list[str]) -> bytes:
+    req = ExportTraceServiceRequest()
+    span = req.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=b"\x01" * 16, span_id=b"\x02" * 8, start_time_unix_nano=5, end_time_unix_nano=6)
+    span.attributes.extend([KeyValue(key=k, value=AnyValue(int_value=i)) for i, k in enumerate(keys)])
+    return req.SerializeToString()
+
+
+@pytest.mark.parametrize("distinct", [3, 64, 65, 200, 600])
+def test_a_repeated_key_is_found_among_many_distinct_keys(distinct: int) -> None:
+    """Repeated keys are found by per-item bitmasks (64 keys a word, up to 8 words) or, with more
+    distinct keys in the batch, by hashing: both ways, at the first and at the last key."""
+    keys = [f"key.{i}" for i in range(distinct)]
+    clean = [_one_span(keys[i:i + 7]) for i in range(0, distinct, 7)]
+    tables, counts = fastdecode.decode_together("traces", clean, None, d.Limits())
+    assert counts == [1] * len(clean)
+    assert tables["otel_traces"]["SpanAttributes"].to_pylist() == [
+        d.decode_traces(data).tables["otel_traces"]["SpanAttributes"][0].as_py() for data in clean]
+    for repeated in (keys[0], keys[-1]):
+        batch = [*clean, _one_span([repeated, "other", repeated])]
+        assert fastdecode.decode_together("traces", batch, None, d.Limits()) is None
+        with pytest.raises(Irregular):
+            fastdecode.build_traces(lambda b=batch: ExportTraceServiceRequest.FromString(b[-1]), batch[-1], None,
+                                    1 << 20)
+
+
+def _batch_of(writer: Writer, batcher: Batcher, datas: list[bytes]) -> list:
+    """Submit ``datas`` so that the batcher takes them as one batch; their answers."""
+    # Hold the writer: it takes one job and waits for its lock; a second job stays queued, so the
+    # batcher waits for it to be taken while all our requests queue up behind the first.
+    with writer._lock:
+        writer.submit(WriteJob({}, 0))
+        writer.wait_taken(10)
+        writer.submit(WriteJob({}, 0))
+        answers = [batcher.submit("traces", data) for data in datas]
+        threading.Event().wait(0.2)
+        assert not any(a.done() for a in answers)
+    return [a.result(timeout=30) for a in answers]
+
+
+def test_the_batcher_commits_a_batch_once_and_sends_back_only_a_malformed_request(tmp_path: Path) -> None:
+    """Requests decoded in one batch are committed in one job and each answered with its own count;
+    a malformed request among them goes back to its own thread (which decodes it alone and refuses
+    it), the others are still committed together."""
+    writer = Writer(open_writer(tmp_path / "b.duckdb", "256MB"))
+    observed: list[int] = []
+    batcher = Batcher(writer, None, d.Limits(), on_committed=lambda t: observed.append(t["otel_traces"].num_rows))
+    try:
+        good = [_span_request(2), _span_request(5)]
+        spans = [fastdecode.decode_traces(data).accepted for data in good]
+        assert all(spans)
+        for datas in ([good[0], b"\x0a\x05broken", good[1]], good):
+            first, *bad, second = _batch_of(writer, batcher, datas)
+            assert bad in ([ALONE], [])
+            assert first[1] is second[1] is not None  # one commit for the batch
+            first[1].wait()
+            second[1].wait()
+            assert (first[0].accepted, second[0].accepted) == tuple(spans)
+        assert observed == [sum(spans)] * 2  # run completion told once a batch
+        count = writer.read(lambda cur: cur.execute("SELECT count(*) FROM otel_traces").fetchone()[0])
+        assert count == 2 * sum(spans)
+    finally:
+        batcher.close()
+        writer.close()
