@@ -72,9 +72,10 @@ def test_grpc_memory_is_admitted_before_a_request_is_received(db_path: Path) -> 
         assert "OK" in answers and "UNAVAILABLE" in answers and set(answers) <= {"OK", "UNAVAILABLE"}
         assert all(retry_info), "a refusal for now carries RetryInfo, so exporters back off and retry"
         assert sdk_results == [SpanExportResult.SUCCESS] * 5
-        # One admitted 60 MB request (gRPC's buffer, its bytes, the copy sent to the decoder process)
-        # plus 64 KiB read-ahead per waiting call: far below the 24 x 60 MB received before.
-        assert grown < 400, f"peak RSS grew {grown:.0f} MB; answers {answers}"
+        # One admitted 60 MB request at a time (gRPC's buffer, its bytes, its decoded columns and
+        # their JSON: 300-410 MB measured on 2 cores) plus 64 KiB read-ahead per waiting call; two
+        # decoded at once would pass 600 MB, and the 24 x 60 MB received before took 1.4 GB.
+        assert grown < 500, f"peak RSS grew {grown:.0f} MB; answers {answers}"
         assert d.terminate() == 0
     finally:
         if d.proc and d.proc.poll() is None:
