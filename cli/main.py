@@ -194,6 +194,9 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # A process inherits its parent's blocked signals (an embedded engine in the parent may have
+    # blocked them): stopping must not depend on who started the daemon.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     # The gRPC line last: scripts (and tests/daemon.py) wait for it as the sign everything is up.
     over = " (TLS)" if tls else ""
     if daemon.http is not None:
