@@ -93,14 +93,20 @@ class RunScratch:
         else:
             cur.execute(f"CREATE TEMP TABLE {name} AS {sql('facts_' + name.removeprefix('explain_'))}")
 
-    def table(self, table: str) -> pa.Table:
-        """The rows of one triage_facts_* table for the run."""
+    def table(self, table: str, tests: list[str] | None = None) -> pa.Table:
+        """The rows of one triage_facts_* table for the run; of ``triage_facts_test_tree``, with
+        ``tests``, only the rows of those test spans (the trace diff reads a few tests' trees)."""
         need = STEPS.index(NEEDS.get(table, "explain_spans")) + 1
         while self.made < need:
             self._step(STEPS[self.made])
             self.made += 1
         text = _text(TABLES[table])
-        out = self.cur.sql(text, params=self.params if "$run_id" in text else None).to_arrow_table()
+        params = self.params if "$run_id" in text else None
+        if tests is not None and table == "triage_facts_test_tree":
+            self.cur.execute("CREATE OR REPLACE TEMP TABLE asked_tree AS SELECT * FROM explain_tree "
+                             "WHERE test_span IN (SELECT unnest($tests::VARCHAR[]))", {"tests": tests})
+            text = text.replace("explain_tree", "asked_tree")
+        out = self.cur.sql(text, params=params).to_arrow_table()
         if table == "triage_facts_runs":
             for column, value in [*self.counts.items(), ("computed_unix_nano", time.time_ns())]:
                 out = out.append_column(column, pa.array([value] * out.num_rows, pa.int64()))

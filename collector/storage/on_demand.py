@@ -31,16 +31,18 @@ class OnDemandStore(DuckStore):
         self._compute_lock = threading.Lock()
         facts.forget(con)  # only facts computed here, over this copy
 
+    def _scratch_of(self, run_id: str) -> facts.RunScratch:
+        scratch = self._scratch.get(run_id)
+        if scratch is None:  # the copy does not change: no snapshot to hold
+            scratch = self._scratch[run_id] = facts.RunScratch(self.con, run_id, snapshot=False)
+        return scratch
+
     def _need(self, table: str, runs: list[str]) -> None:
         with self._compute_lock:
             for run_id in runs:
-                if (table, run_id) in self._done:
-                    continue
-                scratch = self._scratch.get(run_id)
-                if scratch is None:  # the copy does not change: no snapshot to hold
-                    scratch = self._scratch[run_id] = facts.RunScratch(self.con, run_id, snapshot=False)
-                facts.write(self.con, run_id, {table: scratch.table(table)})
-                self._done.add((table, run_id))
+                if (table, run_id) not in self._done:
+                    facts.write(self.con, run_id, {table: self._scratch_of(run_id).table(table)})
+                    self._done.add((table, run_id))
 
     def ensure_facts(self) -> None:
         """Nothing up front: each read below computes what it reads."""
@@ -66,11 +68,25 @@ class OnDemandStore(DuckStore):
         return super().metric_points(run_ids, window_slack_ns)
 
     def subtrees(self, roots: list[tuple[str, str]]) -> pa.Table:
+        """Each test's tree is computed for the tests asked about only: the trace diff reads a few
+        (a failed test and a passing instance); all of a 1M-span run's are ~5 s of CPU."""
         self._need("triage_facts_tests", sorted(self.run_ids()))
-        runs = [r[0] for r in self.con.execute(
-            "SELECT DISTINCT run_id FROM triage_facts_tests WHERE span_id IN (SELECT unnest($s::VARCHAR[])) "
-            "ORDER BY run_id", {"s": [s for _, s in roots]}).fetchall()]
-        self._need("triage_facts_test_tree", runs)
+        asked = self.con.execute(
+            "SELECT DISTINCT run_id, span_id FROM triage_facts_tests WHERE span_id IN (SELECT unnest($s::VARCHAR[])) "
+            "ORDER BY ALL", {"s": [s for _, s in roots]}).fetchall()
+        with self._compute_lock:
+            todo: dict[str, list[str]] = {}
+            for run_id, span in asked:
+                if ("triage_facts_test_tree", f"{run_id}\0{span}") not in self._done:
+                    todo.setdefault(run_id, []).append(span)
+            for run_id, spans in todo.items():
+                rows = self._scratch_of(run_id).table("triage_facts_test_tree", tests=spans)
+                self.con.register("_tree", rows)
+                try:
+                    self.con.execute("INSERT INTO triage_facts_test_tree BY NAME SELECT * FROM _tree")
+                finally:
+                    self.con.unregister("_tree")
+                self._done.update(("triage_facts_test_tree", f"{run_id}\0{s}") for s in spans)
         return super().subtrees(roots)
 
     def close(self) -> None:
