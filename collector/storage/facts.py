@@ -58,7 +58,7 @@ def row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 # run_traces) < explain_spans < explain_tree.
 STEPS = ("run_traces", "explain_tests", "explain_stitched", "explain_spans", "explain_tree")
 NEEDS = {"triage_facts_tests": "explain_tests", "triage_facts_stitched": "explain_stitched",
-         "triage_facts_peers": "explain_stitched", "triage_facts_nodes": "explain_tree",
+         "triage_facts_nodes": "explain_tree",
          "triage_facts_ops": "explain_tree", "triage_facts_test_items": "explain_tree",
          "triage_facts_test_tree": "explain_tree"}  # every other table: explain_spans
 
