@@ -52,7 +52,7 @@ exceptions AS (
            arg_min(e.Attributes ->> '$."exception.type"', e.Timestamp) AS exception_type,
            arg_min(e.Attributes ->> '$."exception.message"', e.Timestamp) AS exception_message
     FROM otel_traces_events AS e
-    JOIN spans AS s USING (TraceId, SpanId)
+    JOIN run_traces USING (TraceId)  -- not spans: one reader keeps the JSON pass unmaterialised
     WHERE e.Name = 'exception'
     GROUP BY ALL
 ),
@@ -62,7 +62,7 @@ logs AS (
            arg_min(l.Body, l.Timestamp) FILTER (l.SeverityNumber >= 17) AS first_error_log,
            arg_min(l.SeverityText, l.Timestamp) FILTER (l.SeverityNumber >= 17) AS first_error_severity
     FROM otel_logs AS l
-    JOIN spans AS s USING (TraceId, SpanId)
+    JOIN run_traces USING (TraceId)
     GROUP BY ALL
 )
 SELECT s.*, x.exception_type, x.exception_message,
