@@ -128,6 +128,21 @@ def test_facts_computed_on_demand_are_the_whole_computations_rows(runs: list[dic
     store.close()
 
 
+def test_attribute_keys_with_quotes_and_slashes_get_facts(runs: list[dict[str, pa.Table]]) -> None:
+    """OTLP allows any attribute key: one holding '"' made the per-test items' JSON path invalid, and
+    with it every fact of the run (the daemon computes them when the run completes)."""
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    for tables in runs:
+        _insert(con, tables)
+    con.execute("""UPDATE otel_traces SET SpanAttributes = json_merge_patch(SpanAttributes,
+                   '{"say \\"hi\\"": "x1", "a/b~c": "y"}')
+                   WHERE RunId IS NULL AND SpanKind = 'Server'""")
+    items = facts.compute(con, "fixed-run")["triage_facts_test_items"]
+    got = set(items.filter(pc.equal(items["change"], "attribute"))["item"].to_pylist())
+    assert {'say "hi"=x<*>', "a/b~c=y"} <= got
+
+
 def test_an_older_file_upgrades_on_open_and_gets_facts(tmp_path: Path, runs: list[dict[str, pa.Table]]) -> None:
     path = tmp_path / "v3.duckdb"
     con = duckdb.connect(str(path))
