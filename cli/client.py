@@ -166,16 +166,19 @@ def clickhouse(ch: ClickHouseOptions) -> Iterator[Any]:
 @contextmanager
 def clickhouse_run(ch: ClickHouseOptions, run_id: str, baseline: str | None) -> Iterator[DuckStore]:
     """The run (and its baseline) copied out of ClickHouse into an in-memory store of our schema;
-    its per-run facts are computed there on the first explanation, as for a file."""
+    the per-run facts the command reads are computed there when it reads them (on_demand.py)."""
     from otel_triage.collector.clickhouse_runs import extract_run
+    from otel_triage.collector.storage.on_demand import OnDemandStore
 
     with clickhouse(ch) as conn:
         con = extract_run(conn, run_id, baseline,
                           choose_baseline=lambda tests: api.default_baseline(tests, run_id),
                           history_runs=lambda tests: flaky.runs_rescored(tests, run_id))
+    store = OnDemandStore(con)
     try:
-        yield DuckStore(con)
+        yield store
     finally:
+        store.close()
         con.close()
 
 

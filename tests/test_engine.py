@@ -17,8 +17,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from otel_triage.collector.storage import db, facts
+from otel_triage.collector.storage.on_demand import OnDemandStore
 from otel_triage.collector.storage.store import DuckStore, open_store
 from otel_triage.correlator import api
 
@@ -92,6 +94,53 @@ def test_facts_are_idempotent_and_the_contract_has_no_call_order(runs: list[dict
     assert fresh.log_templates("fixed-run").num_rows == store.log_templates("fixed-run").num_rows > 0
     assert fresh.nodes("fixed-run").equals(store.nodes("fixed-run"))
     assert _explained(fresh) == json.loads(GOLDEN.read_text())
+
+
+def _rows(table: pa.Table) -> list[tuple]:
+    cols = [c for c in table.column_names if c not in ("run_id", "computed_unix_nano")]
+    return sorted(tuple(map(str, r.values())) for r in table.select(cols).to_pylist())
+
+
+def test_facts_computed_on_demand_are_the_whole_computations_rows(runs: list[dict[str, pa.Table]]) -> None:
+    """The store of `explain --clickhouse`'s copy computes a run's fact table when it is first read,
+    and each test's tree only for the tests the trace diff asks about: the rows facts.compute gives,
+    nothing it was not asked for, and the golden explanation."""
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    for tables in runs:
+        _insert(con, tables)
+    whole = facts.compute(con, "fixed-run")
+    store = OnDemandStore(con)
+    assert store.tests().num_rows == whole["triage_facts_tests"].num_rows + facts.compute(
+        con, "fixed-baseline")["triage_facts_tests"].num_rows
+    others = [t for t in facts.TABLES if t != "triage_facts_tests"]
+    assert {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in others} == dict.fromkeys(others, 0)
+    assert _rows(store.nodes("fixed-run")) == _rows(whole["triage_facts_nodes"]) != []
+    assert _rows(store.latency("fixed-run")) == _rows(whole["triage_facts_latency"]) != []
+    assert con.execute("SELECT count(*) FROM triage_facts_latency WHERE run_id = 'fixed-baseline'").fetchone()[0] == 0
+    failed = whole["triage_facts_tests"].filter(pc.equal(whole["triage_facts_tests"]["status"], "failed"))
+    roots = list(zip(failed["trace_id"].to_pylist()[:2], failed["span_id"].to_pylist()[:2]))
+    store.subtrees(roots)
+    tree = whole["triage_facts_test_tree"]
+    asked = tree.filter(pc.is_in(tree["test_span"], pa.array([s for _, s in roots])))
+    assert _rows(con.sql("SELECT * FROM triage_facts_test_tree").to_arrow_table()) == _rows(asked) != []
+    assert _explained(store) == json.loads(GOLDEN.read_text())
+    store.close()
+
+
+def test_attribute_keys_with_quotes_and_slashes_get_facts(runs: list[dict[str, pa.Table]]) -> None:
+    """OTLP allows any attribute key: one holding '"' made the per-test items' JSON path invalid, and
+    with it every fact of the run (the daemon computes them when the run completes)."""
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    for tables in runs:
+        _insert(con, tables)
+    con.execute("""UPDATE otel_traces SET SpanAttributes = json_merge_patch(SpanAttributes,
+                   '{"say \\"hi\\"": "x1", "a/b~c": "y"}')
+                   WHERE RunId IS NULL AND SpanKind = 'Server'""")
+    items = facts.compute(con, "fixed-run")["triage_facts_test_items"]
+    got = set(items.filter(pc.equal(items["change"], "attribute"))["item"].to_pylist())
+    assert {'say "hi"=x<*>', "a/b~c=y"} <= got
 
 
 def test_an_older_file_upgrades_on_open_and_gets_facts(tmp_path: Path, runs: list[dict[str, pa.Table]]) -> None:

@@ -53,34 +53,79 @@ def row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return dict(zip(SOURCES.values(), row or ()))
 
 
+# The intermediate tables each fact table reads (besides the raw otel_* tables); each step needs
+# the ones before it: run_traces < explain_tests < explain_stitched (which adds the stitched traces to
+# run_traces) < explain_spans < explain_tree.
+STEPS = ("run_traces", "explain_tests", "explain_stitched", "explain_spans", "explain_tree")
+NEEDS = {"triage_facts_tests": "explain_tests", "triage_facts_stitched": "explain_stitched",
+         "triage_facts_nodes": "explain_tree",
+         "triage_facts_ops": "explain_tree", "triage_facts_test_items": "explain_tree",
+         "triage_facts_test_tree": "explain_tree"}  # every other table: explain_spans
+
+
+class RunScratch:
+    """One run's intermediate tables on a private cursor (its temp tables, gone with it), each made
+    the first time a fact table needs it: ``compute`` makes them all, a store that computes facts
+    on demand (``on_demand.py``) only those of the tables it is asked for."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, snapshot: bool = True) -> None:
+        self.cur = quiet(con.cursor())
+        self.run_id = run_id
+        self.params = {"run_id": run_id}
+        self.made = 0  # how many of STEPS exist
+        self.snapshot = snapshot
+        if snapshot:
+            self.cur.execute("BEGIN TRANSACTION")  # one snapshot: the row counts match what was read
+        self.counts = row_counts(self.cur)
+
+    def _step(self, name: str) -> None:
+        cur, params = self.cur, self.params
+        if name == "run_traces":
+            cur.execute(f"CREATE TEMP TABLE run_traces AS {sql('run_traces')}", params)
+        elif name == "explain_tests":
+            cur.execute(f"CREATE TEMP TABLE explain_tests AS {sql('tests')}")
+        elif name == "explain_stitched":
+            # Broken traces (a call made without its context) join the run as inferred children
+            # (stitch.sql): run membership, so they are part of the run's traces from here on.
+            cur.execute(f"CREATE TEMP TABLE explain_stitched AS {sql('stitch')}", params)
+            cur.execute("INSERT INTO run_traces SELECT DISTINCT $run_id, child_trace FROM explain_stitched "
+                        "WHERE child_trace NOT IN (SELECT TraceId FROM run_traces)", params)
+        else:
+            cur.execute(f"CREATE TEMP TABLE {name} AS {sql('facts_' + name.removeprefix('explain_'))}")
+
+    def table(self, table: str, tests: list[str] | None = None) -> pa.Table:
+        """The rows of one triage_facts_* table for the run; of ``triage_facts_test_tree``, with
+        ``tests``, only the rows of those test spans (the trace diff reads a few tests' trees)."""
+        need = STEPS.index(NEEDS.get(table, "explain_spans")) + 1
+        while self.made < need:
+            self._step(STEPS[self.made])
+            self.made += 1
+        text = _text(TABLES[table])
+        params = self.params if "$run_id" in text else None
+        if tests is not None and table == "triage_facts_test_tree":
+            self.cur.execute("CREATE OR REPLACE TEMP TABLE asked_tree AS SELECT * FROM explain_tree "
+                             "WHERE test_span IN (SELECT unnest($tests::VARCHAR[]))", {"tests": tests})
+            text = text.replace("explain_tree", "asked_tree")
+        out = self.cur.sql(text, params=params).to_arrow_table()
+        if table == "triage_facts_runs":
+            for column, value in [*self.counts.items(), ("computed_unix_nano", time.time_ns())]:
+                out = out.append_column(column, pa.array([value] * out.num_rows, pa.int64()))
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            if self.snapshot:
+                self.cur.execute("ROLLBACK")
+            self.cur.close()
+
+
 def compute(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, pa.Table]:
     """The rows of every triage_facts_* table for one run, from the otel_* tables alone."""
-    cur = quiet(con.cursor())  # its own temp tables, gone with it
+    scratch = RunScratch(con, run_id)
     try:
-        cur.execute("BEGIN TRANSACTION")  # one snapshot: the row counts match what was read
-        counts = row_counts(cur)
-        params = {"run_id": run_id}
-        cur.execute(f"CREATE TEMP TABLE run_traces AS {sql('run_traces')}", params)
-        cur.execute(f"CREATE TEMP TABLE explain_tests AS {sql('tests')}")
-        # Broken traces (a call made without its context) join the run as inferred children
-        # (stitch.sql): run membership, so they are part of the run's traces from here on.
-        cur.execute(f"CREATE TEMP TABLE explain_stitched AS {sql('stitch')}", params)
-        cur.execute("INSERT INTO run_traces SELECT DISTINCT $run_id, child_trace FROM explain_stitched "
-                    "WHERE child_trace NOT IN (SELECT TraceId FROM run_traces)", params)
-        cur.execute(f"CREATE TEMP TABLE explain_spans AS {sql('facts_spans')}")
-        cur.execute(f"CREATE TEMP TABLE explain_tree AS {sql('facts_tree')}")
-        out: dict[str, pa.Table] = {}
-        for table, query in TABLES.items():
-            text = _text(query)
-            out[table] = cur.sql(text, params=params if "$run_id" in text else None).to_arrow_table()
-        runs = out["triage_facts_runs"]
-        for column, value in [*counts.items(), ("computed_unix_nano", time.time_ns())]:
-            runs = runs.append_column(column, pa.array([value] * runs.num_rows, pa.int64()))
-        out["triage_facts_runs"] = runs
-        cur.execute("ROLLBACK")
-        return out
+        return {table: scratch.table(table) for table in TABLES}
     finally:
-        cur.close()
+        scratch.close()
 
 
 def write(con: duckdb.DuckDBPyConnection, run_id: str, tables: dict[str, pa.Table]) -> None:

@@ -6,19 +6,12 @@
 --     header), else the older net.host.name and net.host.port;
 --   * a client call to an address whose server side reported as a child span: that child's service
 --     served the address.
--- One row per (address, service) with both counts. Expects temp table run_traces of one run (the
--- stitched traces included: facts.py); parameter $run_id.
+-- One row per (address, service) with both counts. Expects temp table explain_spans of one run
+-- (facts_spans.sql: its address columns; the stitched traces included); parameter $run_id.
 WITH spans AS (
-    SELECT t.TraceId, t.SpanId, t.ParentSpanId, t.ServiceName AS service, t.SpanKind AS kind,
-           -- older conventions: net.host.* is the server's own address, net.peer.* the client's target
-           coalesce(t.SpanAttributes ->> '$."server.address"',
-                    t.SpanAttributes ->> CASE t.SpanKind WHEN 'Server' THEN '$."net.host.name"' ELSE '$."net.peer.name"' END) AS address,
-           coalesce(t.SpanAttributes ->> '$."server.port"',
-                    t.SpanAttributes ->> CASE t.SpanKind WHEN 'Server' THEN '$."net.host.port"' ELSE '$."net.peer.port"' END) AS port,
-           regexp_extract(coalesce(t.SpanAttributes ->> '$."url.full"', t.SpanAttributes ->> '$."http.url"', ''),
-                          '^[a-z]+://([^/?#@]+@)?([^/?#]+)', 2) AS url_authority
-    FROM otel_traces AS t JOIN (SELECT DISTINCT TraceId FROM run_traces) USING (TraceId)
-    WHERE t.SpanKind IN ('Server', 'Client')
+    SELECT TraceId, SpanId, ParentSpanId, service, kind, address, address_port AS port, url_authority
+    FROM explain_spans
+    WHERE kind IN ('Server', 'Client')
 ),
 addressed AS (
     -- host:port, with a port already inside the address (127.0.0.1:41109) not repeated.

@@ -8,7 +8,8 @@ WITH attrs AS (
     SELECT rt.RunId AS run_id, t.*,
            json_extract_string(t.SpanAttributes, ['$."url.full"', '$."url.path"', '$."http.response.status_code"',
                '$."http.status_code"', '$."error.type"', '$."peer.service"', '$."server.address"',
-               '$."server.port"', '$."http.url"', '$."net.peer.name"', '$."net.peer.port"']) AS a
+               '$."server.port"', '$."http.url"', '$."net.peer.name"', '$."net.peer.port"', '$."net.host.name"',
+               '$."net.host.port"']) AS a
     FROM run_traces AS rt
     JOIN otel_traces AS t USING (TraceId)
 ),
@@ -37,7 +38,13 @@ SELECT
         a[10] || coalesce(':' || a[11], ''),
         nullif(regexp_extract(coalesce(a[1], a[9], ''), '^[a-z]+://([^/?#]+)', 1), '')
     ) AS peer,
-    coalesce(a[2], regexp_extract(coalesce(a[1], ''), '^[a-z]+://[^/]+([^?#]*)', 1)) AS url_path
+    coalesce(a[2], regexp_extract(coalesce(a[1], ''), '^[a-z]+://[^/]+([^?#]*)', 1)) AS url_path,
+    -- the address a server serves or a client calls, and its port (facts_peer_addresses.sql);
+    -- older conventions: net.host.* is the server's own address, net.peer.* the client's target
+    coalesce(a[7], CASE SpanKind WHEN 'Server' THEN a[12] ELSE a[10] END) AS address,
+    coalesce(a[8], CASE SpanKind WHEN 'Server' THEN a[13] ELSE a[11] END) AS address_port,
+    CASE WHEN SpanKind IN ('Server', 'Client') AND coalesce(a[7], CASE SpanKind WHEN 'Server' THEN a[12] ELSE a[10] END) IS NULL
+         THEN regexp_extract(coalesce(a[1], a[9], ''), '^[a-z]+://([^/?#@]+@)?([^/?#]+)', 2) END AS url_authority
 FROM attrs
 ),
 exceptions AS (
@@ -45,7 +52,7 @@ exceptions AS (
            arg_min(e.Attributes ->> '$."exception.type"', e.Timestamp) AS exception_type,
            arg_min(e.Attributes ->> '$."exception.message"', e.Timestamp) AS exception_message
     FROM otel_traces_events AS e
-    JOIN spans AS s USING (TraceId, SpanId)
+    JOIN run_traces USING (TraceId)  -- not spans: one reader keeps the JSON pass unmaterialised
     WHERE e.Name = 'exception'
     GROUP BY ALL
 ),
@@ -55,7 +62,7 @@ logs AS (
            arg_min(l.Body, l.Timestamp) FILTER (l.SeverityNumber >= 17) AS first_error_log,
            arg_min(l.SeverityText, l.Timestamp) FILTER (l.SeverityNumber >= 17) AS first_error_severity
     FROM otel_logs AS l
-    JOIN spans AS s USING (TraceId, SpanId)
+    JOIN run_traces USING (TraceId)
     GROUP BY ALL
 )
 SELECT s.*, x.exception_type, x.exception_message,

@@ -39,7 +39,8 @@ calls AS (
 ),
 attrs AS (
     SELECT s.test_span, s.service, s.operation,
-           k.key || '=' || regexp_replace(coalesce(t.SpanAttributes ->> ('$."' || k.key || '"'), ''),
+           -- a JSON Pointer path: a key holding '"' broke the '$."key"' form (every run's facts failed)
+           k.key || '=' || regexp_replace(coalesce(t.SpanAttributes ->> ('/' || replace(replace(k.key, '~', '~0'), '/', '~1')), ''),
                                           '[0-9]+', '<*>', 'g') AS item,
            count(*) AS n
     FROM side_spans AS s

@@ -21,49 +21,60 @@ window_spans AS (
     WHERE t.Timestamp BETWEEN make_timestamp_ns(b.lo) AND make_timestamp_ns(b.hi)
       AND (t.ParentSpanId = '' OR t.TraceId IN (SELECT TraceId FROM test_traces))
 ),
-attrs AS (
+cheap AS (
     SELECT t.TraceId, t.SpanId, t.ParentSpanId, t.ServiceName AS service, t.SpanKind AS kind, t.RunId,
-           epoch_ns(t.Timestamp) AS start_ns, epoch_ns(t.Timestamp) + t.Duration AS end_ns,
-           coalesce(t.SpanAttributes ->> '$."server.address"', t.SpanAttributes ->> CASE t.SpanKind
-                    WHEN 'Server' THEN '$."net.host.name"' ELSE '$."net.peer.name"' END) AS address,
-           coalesce(t.SpanAttributes ->> '$."server.port"', t.SpanAttributes ->> CASE t.SpanKind
-                    WHEN 'Server' THEN '$."net.host.port"' ELSE '$."net.peer.port"' END) AS port,
-           coalesce(t.SpanAttributes ->> '$."url.path"', regexp_extract(coalesce(t.SpanAttributes ->> '$."url.full"',
-                    t.SpanAttributes ->> '$."http.url"', t.SpanAttributes ->> '$."http.target"', ''),
-                    '^([a-z]+://[^/?#]+)?(/[^?#]*)', 2)) AS url_path,
-           t.SpanAttributes ->> '$."http.route"' AS route
+           epoch_ns(t.Timestamp) AS start_ns, epoch_ns(t.Timestamp) + t.Duration AS end_ns, t.SpanAttributes
     FROM window_spans AS t
 ),
-run_spans AS (
-    SELECT a.*, CASE WHEN a.port IS NULL OR a.address LIKE '%:' || a.port THEN a.address
-                     ELSE a.address || ':' || a.port END AS host_port
-    FROM attrs AS a JOIN test_traces USING (TraceId)
-),
+run_spans AS (SELECT c.* FROM cheap AS c JOIN test_traces USING (TraceId)),
 other_runs AS (
     SELECT DISTINCT t.TraceId FROM otel_traces AS t, bounds AS b
     WHERE t.RunId IS NOT NULL AND t.RunId <> $run_id
       AND t.Timestamp BETWEEN make_timestamp_ns(b.lo) AND make_timestamp_ns(b.hi)
 ),
 orphans AS (
-    SELECT a.*, CASE WHEN a.port IS NULL OR a.address LIKE '%:' || a.port THEN a.address
-                     ELSE a.address || ':' || a.port END AS host_port
-    FROM attrs AS a
-    WHERE a.ParentSpanId = ''
-      AND a.TraceId NOT IN (SELECT TraceId FROM test_traces)
-      AND a.TraceId NOT IN (SELECT TraceId FROM other_runs)
-      AND NOT EXISTS (SELECT 1 FROM otel_traces_links AS l WHERE l.TraceId = a.TraceId)
+    SELECT c.*
+    FROM cheap AS c
+    WHERE c.ParentSpanId = ''
+      AND c.TraceId NOT IN (SELECT TraceId FROM test_traces)
+      AND c.TraceId NOT IN (SELECT TraceId FROM other_runs)
+      AND NOT EXISTS (SELECT 1 FROM otel_traces_links AS l WHERE l.TraceId = c.TraceId)
+),
+addressed AS (
+    -- Attributes are parsed only where the address rule can use them: orphan server spans, and the
+    -- run's client spans with no child (parsing every span of the run's traces was most of the cost).
+    SELECT a.* EXCLUDE (SpanAttributes),
+           coalesce(a.SpanAttributes ->> '$."server.address"', a.SpanAttributes ->> CASE a.kind
+                    WHEN 'Server' THEN '$."net.host.name"' ELSE '$."net.peer.name"' END) AS address,
+           coalesce(a.SpanAttributes ->> '$."server.port"', a.SpanAttributes ->> CASE a.kind
+                    WHEN 'Server' THEN '$."net.host.port"' ELSE '$."net.peer.port"' END) AS port,
+           coalesce(a.SpanAttributes ->> '$."url.path"', regexp_extract(coalesce(a.SpanAttributes ->> '$."url.full"',
+                    a.SpanAttributes ->> '$."http.url"', a.SpanAttributes ->> '$."http.target"', ''),
+                    '^([a-z]+://[^/?#]+)?(/[^?#]*)', 2)) AS url_path,
+           a.SpanAttributes ->> '$."http.route"' AS route
+    FROM (
+        SELECT 'orphan' AS side, * FROM orphans WHERE kind = 'Server'
+        UNION ALL
+        SELECT 'run', c.* FROM run_spans AS c
+        WHERE c.kind = 'Client' AND EXISTS (SELECT 1 FROM orphans WHERE kind = 'Server')
+          AND NOT EXISTS (SELECT 1 FROM run_spans AS k WHERE k.TraceId = c.TraceId AND k.ParentSpanId = c.SpanId)
+    ) AS a
+),
+with_host AS (
+    SELECT *, CASE WHEN port IS NULL OR address LIKE '%:' || port THEN address
+                   ELSE address || ':' || port END AS host_port
+    FROM addressed
 ),
 by_address AS (
     SELECT c.TraceId AS parent_trace, c.SpanId AS parent_span, o.TraceId AS child_trace, o.SpanId AS child_span,
            'address' AS how,
            CASE WHEN o.url_path IS NULL OR c.url_path IS NULL THEN 0.8 ELSE 0.95 END AS base,
            c.start_ns AS parent_start, c.end_ns AS parent_end
-    FROM orphans AS o
-    JOIN run_spans AS c ON c.kind = 'Client' AND o.kind = 'Server' AND o.host_port = c.host_port
+    FROM with_host AS o
+    JOIN with_host AS c ON o.side = 'orphan' AND c.side = 'run' AND o.host_port = c.host_port
      AND o.start_ns BETWEEN c.start_ns AND c.end_ns
-    WHERE NOT EXISTS (SELECT 1 FROM run_spans AS k WHERE k.TraceId = c.TraceId AND k.ParentSpanId = c.SpanId)
-      AND (o.url_path IS NULL OR c.url_path IS NULL OR o.url_path = c.url_path
-           OR regexp_full_match(c.url_path, regexp_replace(o.route, '<[^>]+>|\{[^}]+\}|:[A-Za-z_][A-Za-z0-9_]*', '[^/]+', 'g')))
+    WHERE o.url_path IS NULL OR c.url_path IS NULL OR o.url_path = c.url_path
+       OR regexp_full_match(c.url_path, regexp_replace(o.route, '<[^>]+>|\{[^}]+\}|:[A-Za-z_][A-Za-z0-9_]*', '[^/]+', 'g'))
 ),
 by_service AS (
     SELECT p.TraceId AS parent_trace, p.SpanId AS parent_span, o.TraceId AS child_trace, o.SpanId AS child_span,
