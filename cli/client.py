@@ -3,7 +3,8 @@
 Both give the same answers: the daemon runs the very same storage queries on its own connection.
 Errors become ``click.ClickException`` here, at the edge, with a message a person can act on.
 gRPC and the generated stubs are imported only for ``--daemon``: a ``--db`` command never pays for
-them (~0.1 s of start-up).
+them (~0.1 s of start-up); DuckDB, pyarrow and the correlator only where a command reads a store
+itself (``_local``): a ``--daemon`` command never pays for those (~0.2 s).
 """
 
 from __future__ import annotations
@@ -18,27 +19,37 @@ from typing import TYPE_CHECKING, Any
 import click
 from otel_triage.collector import defaults
 from otel_triage.collector.clickhouse import ClickHouseOptions
-from otel_triage.collector.storage.db import StoreError, open_reader
-from otel_triage.collector.storage.reader import Reader
-from otel_triage.collector.storage.store import DuckStore, open_store
-from otel_triage.correlator import api, flaky
+from otel_triage.collector.storage.errors import StoreError
 from otel_triage.correlator.model import Explanation, from_dict
 
 if TYPE_CHECKING:
+    from otel_triage.collector.storage.reader import Reader
+    from otel_triage.collector.storage.store import DuckStore
     from otel_triage.proto import triage_pb2_grpc
 
 DEFAULT_DB = defaults.DB
 DEFAULT_LISTEN = defaults.LISTEN
 
 
+def _local() -> Any:
+    """The modules a command needs to read a store itself (imported on first use)."""
+    from types import SimpleNamespace
+
+    from otel_triage.collector.storage import db, reader, store
+    from otel_triage.correlator import api, flaky
+
+    return SimpleNamespace(open_reader=db.open_reader, Reader=reader.Reader, DuckStore=store.DuckStore,
+                           open_store=store.open_store, api=api, flaky=flaky)
+
+
 @contextmanager
 def reader(db: str) -> Iterator[Reader]:
     try:
-        con = open_reader(db)
+        con = _local().open_reader(db)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        yield Reader(con)
+        yield _local().Reader(con)
     finally:
         con.close()
 
@@ -172,8 +183,8 @@ def clickhouse_run(ch: ClickHouseOptions, run_id: str, baseline: str | None) -> 
 
     with clickhouse(ch) as conn:
         con = extract_run(conn, run_id, baseline,
-                          choose_baseline=lambda tests: api.default_baseline(tests, run_id),
-                          history_runs=lambda tests: flaky.runs_rescored(tests, run_id))
+                          choose_baseline=lambda tests: _local().api.default_baseline(tests, run_id),
+                          history_runs=lambda tests: _local().flaky.runs_rescored(tests, run_id))
     store = OnDemandStore(con)
     try:
         yield store
@@ -234,6 +245,7 @@ def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | Non
 
 
 def _explain(store: DuckStore, run_id: str, baseline: str | None) -> Explanation:
+    api = _local().api
     try:
         return api.explain(store, run_id, baseline)
     except api.ExplainError as exc:
@@ -246,7 +258,7 @@ def clickhouse_report(ch: ClickHouseOptions, run_id: str, baseline: str | None
     tests' subtrees, from one extraction."""
     with clickhouse_run(ch, run_id, baseline) as store:
         found = _explain(store, run_id, baseline)
-        r = Reader(store.con)
+        r = _local().Reader(store.con)
         traces = {f.span_id: r.test_spans(f.trace_id, f.span_id, defaults.REPORT_MAX_SPANS)
                   for f in found.failed_tests}
         baselines = {f.diff.baseline_span_id: r.test_spans(f.diff.baseline_trace_id, f.diff.baseline_span_id,
@@ -261,13 +273,13 @@ def explain_json(db: str | None, daemon: str | None, run_id: str, baseline: str 
     `--db` prints), so `--daemon` does no second round of decoding and encoding."""
     if ch:
         with clickhouse_run(ch, run_id, baseline) as store:
-            return api.to_json(_explain(store, run_id, baseline))
+            return _local().api.to_json(_explain(store, run_id, baseline))
     if daemon:
         return _explain_daemon(daemon, run_id, baseline)
     with _store(db) as store:
         try:
-            return api.explain_json(store, run_id, baseline)
-        except api.ExplainError as exc:
+            return _local().api.explain_json(store, run_id, baseline)
+        except _local().api.ExplainError as exc:
             raise click.ClickException(str(exc)) from exc
 
 
@@ -279,7 +291,7 @@ def _explain_daemon(daemon: str, run_id: str, baseline: str | None) -> str:
 @contextmanager
 def _store(db: str | None) -> Iterator[DuckStore]:
     try:
-        store = open_store(db or os.environ.get("TRIAGE_DB", DEFAULT_DB))
+        store = _local().open_store(db or os.environ.get("TRIAGE_DB", DEFAULT_DB))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

@@ -18,7 +18,7 @@ from otel_triage.cli import client, render, render_markdown, render_slack
 from otel_triage.cli.clickhouse_options import clickhouse_options
 from otel_triage.collector import defaults
 from otel_triage.collector.clickhouse import ClickHouseOptions
-from otel_triage.collector.storage.db import StoreError
+from otel_triage.collector.storage.errors import StoreError
 from otel_triage.correlator.model import Explanation
 
 
@@ -365,7 +365,7 @@ def prune(daemon: str | None, db: str, keep_runs: int | None, older_than: float 
 
 def _prune_file(db: str, policy: Any) -> dict[str, Any]:
     from otel_triage.collector import retention
-    from otel_triage.collector.storage.db import StoreLocked
+    from otel_triage.collector.storage.errors import StoreLocked
 
     try:
         return retention.prune_file(db, policy)

@@ -19,7 +19,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_triage.collector.storage.db import StoreError
+from otel_triage.collector.storage.errors import StoreError
 
 DEFAULT_DATABASE = "otel"
 DEFAULT_PREFIX = "otel_"

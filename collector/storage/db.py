@@ -13,6 +13,9 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+from otel_triage.collector.storage.errors import StoreError, StoreLocked
+
+__all__ = ["StoreError", "StoreLocked"]  # raised here, defined apart (errors.py)
 
 SCHEMA_PACKAGE = "otel_triage.collector.storage.schema"
 SCHEMA_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -25,12 +28,6 @@ def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
-class StoreError(Exception):
-    """A database file that cannot be used; the message is written for the person at the terminal."""
-
-
-class StoreLocked(StoreError):
-    pass
 
 
 def migrations() -> list[tuple[int, str, str]]:
