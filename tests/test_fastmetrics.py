@@ -18,6 +18,7 @@ from otel_triage.collector import fastdecode
 from otel_triage.collector.columnar import Irregular
 
 from tests.test_fastdecode import DOUBLES, INTS, STRINGS, _attrs, _value
+from tests.test_fastdecode import _same as same_tables
 
 
 def _exemplars(rnd: random.Random, point: object) -> None:
@@ -87,14 +88,7 @@ def _same_value(a: object, b: object) -> bool:
 
 
 def _same(reference: d.Decoded, fast: d.Decoded) -> None:
-    assert (fast.accepted, fast.rejected, fast.reasons) == (reference.accepted, reference.rejected,
-                                                            reference.reasons)
-    assert set(fast.tables) == set(reference.tables)
-    for name, table in reference.tables.items():
-        other = fast.tables[name]
-        assert other.schema == table.schema, name
-        for column in table.column_names:
-            assert _same_value(other[column].to_pylist(), table[column].to_pylist()), (name, column)
+    same_tables(reference, fast, _same_value)  # floats by value: NaN equals NaN, -0.0 is not 0.0
 
 
 def test_metrics_match_the_reference_decoder() -> None:
