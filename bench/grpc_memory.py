@@ -15,32 +15,20 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests import otlp
-from tests.daemon import DaemonProcess, peak_rss_mb
+from tests.daemon import DaemonProcess, peak_rss_growth
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def spans(value: str) -> bytes:
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    rs.resource.attributes.add(key="service.name").value.string_value = "svc"
-    span = rs.scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="huge",
-                                          start_time_unix_nano=1, end_time_unix_nano=2)
-    span.attributes.add(key="k").value.string_value = value
-    return req.SerializeToString()
 
 
 def main() -> None:
@@ -55,9 +43,9 @@ def main() -> None:
         d = DaemonProcess(Path(tmp) / "b.duckdb", ["--max-pending-bytes", str(args.max_pending_bytes),
                                                    "--max-request-bytes", str(args.max_request_bytes)]).start()
         try:
-            otlp.raw_export(d.address, "traces", spans("warm-up"))
-            before, cpu_before = peak_rss_mb(d.pid), cpu_seconds(d.pid)
-            body = spans("x" * (args.mb << 20))
+            otlp.raw_export(d.address, "traces", otlp.one_span("warm-up"))
+            cpu_before = cpu_seconds(d.pid)
+            body = otlp.one_span("x" * (args.mb << 20))
             codes: Counter[str] = Counter()
             compression = grpc.Compression.Gzip if args.gzip else None
 
@@ -68,19 +56,14 @@ def main() -> None:
                 except grpc.RpcError as exc:
                     codes[exc.code().name] += 1
 
-            threads = [threading.Thread(target=send) for _ in range(args.requests)]
             start = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            before, grown = peak_rss_growth(d.pid, [send] * args.requests)
             wall = time.perf_counter() - start
-            grown = peak_rss_mb(d.pid) - before
             print(f"{args.requests} x {args.mb} MB gRPC exports{' (gzip)' if args.gzip else ''}, "
                   f"--max-pending-bytes {args.max_pending_bytes}: daemon peak RSS {before:.0f} -> "
                   f"{before + grown:.0f} MB (+{grown:.0f} MB); daemon CPU {cpu_seconds(d.pid) - cpu_before:.1f} s; "
                   f"wall {wall:.1f} s; answers {dict(sorted(codes.items()))}; load {os.getloadavg()[0]:.1f}")
-            otlp.raw_export(d.address, "traces", spans("after"))  # still serving
+            otlp.raw_export(d.address, "traces", otlp.one_span("after"))  # still serving
             assert d.terminate() == 0
         finally:
             if d.proc and d.proc.poll() is None:

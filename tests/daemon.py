@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,3 +82,15 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def peak_rss_growth(pid: int, targets: Sequence[Callable[[], object]]) -> tuple[float, float]:
+    """Run ``targets`` at once, a thread each, and return (the process's peak RSS before, how far it
+    rose), MB: the concurrent-burst measurement of the memory tests and bench/grpc_memory.py."""
+    before = peak_rss_mb(pid)
+    threads = [threading.Thread(target=t) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return before, peak_rss_mb(pid) - before

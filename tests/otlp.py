@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -51,6 +52,18 @@ def raw_export(address: str, signal: str, payload: bytes, *, compression: grpc.C
         call = channel.unary_unary(f"/{services[signal]}/Export",
                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
         return call.with_call(payload, timeout=timeout, compression=compression)
+
+
+def one_span(value: str, name: str = "huge") -> bytes:
+    """An ExportTraceServiceRequest of one span whose attribute ``k`` is ``value``: how the memory
+    tests and bench/grpc_memory.py make a request of any size."""
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "svc"
+    span = rs.scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name=name,
+                                          start_time_unix_nano=1, end_time_unix_nano=2)
+    span.attributes.add(key="k").value.string_value = value
+    return req.SerializeToString()
 
 
 def export_request(address: str, request: object, timeout: float = 30.0) -> object:

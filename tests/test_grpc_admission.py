@@ -8,37 +8,23 @@ and a real SDK exporter sending at the same time retries until every span is sto
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests import otlp
 from tests.conftest import query
-from tests.daemon import DaemonProcess, peak_rss_mb
-
-
-def _one_span(value: str) -> bytes:
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
-    rs.resource.attributes.add(key="service.name").value.string_value = "svc"
-    span = rs.scope_spans.add().spans.add(trace_id=os.urandom(16), span_id=os.urandom(8), name="huge",
-                                          start_time_unix_nano=1, end_time_unix_nano=2)
-    span.attributes.add(key="k").value.string_value = value
-    return req.SerializeToString()
+from tests.daemon import DaemonProcess, peak_rss_growth
 
 
 def test_grpc_memory_is_admitted_before_a_request_is_received(db_path: Path) -> None:
     d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000", "--max-request-bytes", str(64 << 20)]).start()
     try:
-        otlp.raw_export(d.address, "traces", _one_span("warm-up"))
-        before = peak_rss_mb(d.pid)
-        body = _one_span("x" * (60 << 20))  # rejected alone by --max-item-bytes once decoded
+        otlp.raw_export(d.address, "traces", otlp.one_span("warm-up"))
+        body = otlp.one_span("x" * (60 << 20))  # rejected alone by --max-item-bytes once decoded
         answers: list[str] = []
         retry_info: list[bool] = []
 
@@ -62,12 +48,7 @@ def test_grpc_memory_is_admitted_before_a_request_is_received(db_path: Path) -> 
                 sdk_results.append(exporter.export([span]))
             exporter.shutdown()
 
-        threads = [threading.Thread(target=send) for _ in range(24)] + [threading.Thread(target=sdk)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        grown = peak_rss_mb(d.pid) - before
+        before, grown = peak_rss_growth(d.pid, [send] * 24 + [sdk])
         print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {sorted(answers)}")
         assert "OK" in answers and "UNAVAILABLE" in answers and set(answers) <= {"OK", "UNAVAILABLE"}
         assert all(retry_info), "a refusal for now carries RetryInfo, so exporters back off and retry"
@@ -91,7 +72,6 @@ def test_query_api_requests_are_received_a_few_at_a_time(db_path: Path) -> None:
 
     d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000"]).start()
     try:
-        before = peak_rss_mb(d.pid)
         body = b"\x0a" + b"x" * (60 << 20)  # never parses as a ListRunsRequest
         answers: list[str] = []
 
@@ -105,12 +85,7 @@ def test_query_api_requests_are_received_a_few_at_a_time(db_path: Path) -> None:
                 except grpc.RpcError as exc:
                     answers.append(exc.code().name)
 
-        threads = [threading.Thread(target=send) for _ in range(24)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        grown = peak_rss_mb(d.pid) - before
+        before, grown = peak_rss_growth(d.pid, [send] * 24)
         print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {set(answers)}")
         assert set(answers) == {"INVALID_ARGUMENT"}
         assert grown < 600, f"peak RSS grew {grown:.0f} MB"

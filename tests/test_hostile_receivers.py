@@ -26,7 +26,7 @@ from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
 from tests import otlp
 from tests.conftest import query
-from tests.daemon import DaemonProcess, peak_rss_mb
+from tests.daemon import DaemonProcess, peak_rss_growth
 
 LAST_U64 = 2**64 - 1  # a legal OTLP fixed64, after the year 2262 that signed nanoseconds reach
 RUN = {"service.name": "svc", "cicd.pipeline.run.id": "hostile"}
@@ -171,7 +171,6 @@ def test_memory_is_counted_before_a_request_is_read_whole(db_path):
     d = DaemonProcess(db_path, ["--max-pending-bytes", "2000000", "--max-request-bytes", str(64 << 20)]).start()
     try:
         otlp.raw_export(d.address, "traces", _spans(1, "warm-up"))
-        before = peak_rss_mb(d.pid)
         body = _spans(1, "x" * (60 << 20), "huge")  # one span: rejected by --max-item-bytes once decoded
         host, port = d.http_address.rsplit(":", 1)
         statuses: list[int | str] = []
@@ -186,12 +185,7 @@ def test_memory_is_counted_before_a_request_is_read_whole(db_path):
             finally:
                 conn.close()
 
-        threads = [threading.Thread(target=send) for _ in range(24)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        grown = peak_rss_mb(d.pid) - before
+        before, grown = peak_rss_growth(d.pid, [send] * 24)
         print(f"peak RSS grew {grown:.0f} MB over {before:.0f} MB; answers {sorted(map(str, statuses))}")
         # Refused ones read their 503 (the daemon reads their body to the end and drops it); on a
         # starved machine a drain can meet the time limits, and then the connection is reset instead.
