@@ -297,7 +297,7 @@ def _store(db: str | None) -> Iterator[DuckStore]:
     try:
         yield store
     finally:
-        store.con.close()
+        store.close()  # then writes a completed run's explanation, if one was computed (kept)
 
 
 def run_status(db: str | None, daemon: str | None, run_id: str, wait: float = 0.0) -> dict[str, Any]:

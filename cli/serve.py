@@ -302,16 +302,30 @@ class Daemon:
         return self.read(lambda cur: explain_json(self.store(cur), run_id)).encode()
 
     def store(self, cursor: Any) -> DuckStore:
-        """The correlator's store on a cursor of the daemon's connection; facts go through the writer."""
-        return DuckStore(cursor, write_facts=self._write_facts, lock=self._facts_lock)
+        """The correlator's store on a cursor of the daemon's connection; facts and kept
+        explanations go through the writer."""
+        return DuckStore(cursor, write_facts=self._write_facts, lock=self._facts_lock,
+                         keep=lambda run_id, row: self._write_facts(run_id, {"triage_explanations": row}))
 
     def _completed(self, c: Any) -> None:
-        """A run is complete: compute its facts (in the background), then notify."""
-        self._facts_pool.submit(self.refresh_facts)
+        """A run is complete: in the background, compute its facts and its explanation (kept:
+        `explain`, `wait`, `report` and the webhook read it), then notify."""
+        self._facts_pool.submit(self._settle, c.run_id)
+
+    def _settle(self, run_id: str) -> None:
+        from otel_triage.correlator.api import ExplainError, explain_json
+
+        self.refresh_facts()
+        try:
+            self.read(lambda cur: explain_json(self.store(cur), run_id))
+        except ExplainError as exc:  # e.g. a run of metrics only: `triage explain` says the same
+            log.info("run %s complete, not explained: %s", run_id, exc)
+        except Exception:
+            log.exception("explaining completed run %s failed; `triage explain` computes it on demand", run_id)
         if self.notifier:
-            self.notifier.submit(c.run_id)
+            self.notifier.submit(run_id)
         else:
-            self._completion_store.mark_notified(c.run_id)
+            self._completion_store.mark_notified(run_id)
 
     def _write_facts(self, run_id: str, tables: dict[str, Any]) -> None:
         self._writer.submit(WriteJob(tables, 0, replace_run=run_id)).result()

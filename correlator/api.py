@@ -7,21 +7,31 @@ own SQL (``queries/*.sql``) runs over them in a private DuckDB (``sql.py``); sco
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
 from otel_triage.correlator import diff, flaky, stitch, subtree_diff
 from otel_triage.correlator import peers as peer_names
-from otel_triage.correlator.compare import INDICATORS, MESSENGER_SHARE, SIGNIFICANT, ServiceShift, compare
-from otel_triage.correlator.model import Candidate, Evidence, Explanation, FailedTest, Group, Suspect
+from otel_triage.correlator.compare import INDICATORS, SIGNIFICANT, ServiceShift, compare
+from otel_triage.correlator.model import (
+    Candidate,
+    Evidence,
+    Explanation,
+    FailedTest,
+    Group,
+    from_dict,
+)
 from otel_triage.correlator.score import candidates_for_test
 from otel_triage.correlator.sql import Scratch
 from otel_triage.correlator.store import Store
+from otel_triage.correlator.suspects import rank_suspects
 from otel_triage.correlator.weights import (
     CAUSE_THRESHOLD,
     METRIC_BONUS,
@@ -30,6 +40,9 @@ from otel_triage.correlator.weights import (
     SQL,
     TOP_FOR_METRICS,
 )
+
+if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanation needs neither
+    import pyarrow as pa
 
 STILL_RECEIVING_SECONDS = 10
 
@@ -141,74 +154,62 @@ def _weigh_changes(store: Store, scratch: Scratch, run_id: str, baseline_run_id:
             for span, cands in ranked.items()}
 
 
-def _suspects(failed: list[FailedTest], shifts: dict[str, ServiceShift]) -> tuple[Suspect, ...]:
-    """Services ranked across the run, from the failed tests (mean candidate score) and from how far
-    each service moved away from the baseline run (relative to the one that moved most).
-
-    The comparison weighs as much as the failed tests leave open: when they agree on a cause (a
-    score near 1), it only breaks ties; when their evidence is weak or scattered (a fault with no
-    errors, a noisy run), it decides. Either alone can be misled: failed tests by a noisy run, the
-    comparison by a change no test depends on or by a sample too small to be significant. (Weighing
-    the two alike won two Nezha cases but let a noisy service outrank the errors every failed test
-    agrees on, the e2e noisy_baseline scenario: docs/correlation.md.)
-
-    One scale: a test's comparison and change candidates count through the shift they are views of
-    (a change at a fixed score put a caller ahead of the callee whose change caused its own), and a
-    relaying service's test evidence is pruned as its shift is.
-    """
-    totals: dict[str, float] = defaultdict(float)
-    causes: dict[str, int] = defaultdict(int)
-    mentions: dict[str, int] = defaultdict(int)
-    for f in failed:
-        for c in f.candidates:
-            if c.signal == "comparison":  # counted below, as the shift it came from
-                continue
-            mentions[c.service] += 1
-            # A change under one test is a per-test view of what the comparison measures over the
-            # run: where it measured the service, its nats speak for the change (one scale, and a
-            # caller that relays its callee's change is pruned); a change it cannot see (an
-            # attribute value, too few spans) speaks alone.
-            if c.signal == "change" and c.service in shifts:
-                continue
-            totals[c.service] += c.score
-        if f.root_cause:
-            causes[f.root_cause.service] += 1
-    n_failed = max(1, len(failed))
-    top_shift = max((s.score for s in shifts.values()), default=0.0) or 1.0
-    open_question = 1.0 - min(1.0, max((v / n_failed for v in totals.values()), default=0.0))
-    out = []
-    for service in set(totals) | (set(shifts) if failed else set()):
-        shift = shifts.get(service)
-        # Root pruning for the failed tests' evidence too: a service whose callee differs at least
-        # as much (``relays_from``) shows the failure passing through it, as its shift does.
-        from_tests = totals[service] / n_failed * (MESSENGER_SHARE if shift and shift.relays_from else 1.0)
-        from_shift = shift.score / top_shift if shift else 0.0
-        score = from_tests + open_question * from_shift
-        if causes[service]:
-            reason = f"root cause of {causes[service]} of {len(failed)} failed tests"
-        elif mentions[service]:
-            reason = f"candidate in {mentions[service]} failed tests"
-        else:
-            reason = "in no failed test's evidence"
-        if shift:
-            signals = ", ".join(k for k, _ in sorted(shift.by_signal.items(), key=lambda kv: -kv[1]))
-            reason += f"; differs from the baseline run in {signals}"
-        out.append(Suspect(service=service, score=round(score, 3), failed_tests=causes[service], reason=reason,
-                           evidence=shift.evidence() if shift else ()))
-    return tuple(sorted(out, key=lambda x: (-x.score, -x.failed_tests, x.service)))
-
-
 def explain(store: Store, run_id: str, baseline_run_id: str | None = None) -> Explanation:
+    found, text = _explained(store, run_id, baseline_run_id)
+    return found if found is not None else from_dict(orjson.loads(text or "{}"))
+
+
+def explain_json(store: Store, run_id: str, baseline_run_id: str | None = None) -> str:
+    found, text = _explained(store, run_id, baseline_run_id)
+    return text if text is not None else to_json(found)  # type: ignore[arg-type]
+
+
+@cache
+def engine() -> str:
+    """A digest of the correlator's code (its modules, queries and schema): an explanation kept by
+    another version of them is computed again."""
+    digest = hashlib.md5()
+    root = resources.files("otel_triage.correlator")
+    for entry in sorted([*root.iterdir(), *root.joinpath("queries").iterdir()], key=lambda e: e.name):
+        if entry.name.endswith((".py", ".sql", ".json")):
+            digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamp(store: Store, run_id: str, baseline_run_id: str | None) -> str:
+    return f"{engine()}|{store.explanation_stamp(run_id, baseline_run_id, METRIC_RUN_SLACK_NS)}"
+
+
+def _explained(store: Store, run_id: str, baseline_run_id: str | None) -> tuple[Explanation | None, str | None]:
+    """(the explanation, its JSON): one of them, or both when just computed and kept.
+
+    A completed run's default explanation is computed once and kept with the stamp of its inputs
+    (``store.explanation_stamp``, taken before computing: data that arrives meanwhile makes it
+    stale, never the reverse); `explain`, `wait`, `report` and webhooks then read it while the
+    stamp holds. The daemon computes it when the run completes, after the facts. A run still
+    arriving, or an explicit baseline, is computed every time."""
     store.ensure_facts()
+    keep = baseline_run_id is None and store.is_complete(run_id)
+    if keep:
+        kept = store.kept_explanation(run_id)
+        if kept and kept[0] == _stamp(store, run_id, kept[1]):
+            return None, kept[2]
     runs = store.run_ids()
     if run_id not in runs:
         known = ", ".join(sorted(runs)[:5]) or "none yet"
         raise ExplainError(f"unknown run id {run_id!r} (runs include: {known}; see `triage runs`)")
     scratch = Scratch(run_tests=store.tests())
     try:
-        return _explain(store, scratch, run_id, baseline_run_id, runs)
+        baseline_run_id, words = _baseline(scratch, run_id, baseline_run_id, runs)
+        stamp = _stamp(store, run_id, baseline_run_id) if keep else None
+        found = _explain(store, scratch, run_id, baseline_run_id, words)
     finally:
         scratch.close()
+    if stamp is None:
+        return found, None
+    text = to_json(found)
+    store.keep_explanation(run_id, stamp, baseline_run_id, text)
+    return found, text
 
 
 def default_baseline(tests: pa.Table, run_id: str) -> str | None:
@@ -222,20 +223,22 @@ def default_baseline(tests: pa.Table, run_id: str) -> str | None:
     return found[0]["run_id"] if found else None
 
 
-def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None,
-             runs: set[str]) -> Explanation:
+def _baseline(scratch: Scratch, run_id: str, baseline_run_id: str | None, runs: set[str]) -> tuple[str | None, str]:
+    """The baseline run (the given one, else the default) and how the explanation names it."""
     if baseline_run_id:
         if baseline_run_id not in runs:
             raise ExplainError(f"unknown baseline run id {baseline_run_id!r}")
-        baseline_words = f"run {baseline_run_id} (--baseline), and the passing tests of this run"
-    else:
-        found = scratch.rows("baseline_run", {"run_id": run_id})
-        baseline_run_id = found[0]["run_id"] if found else None
-        baseline_words = (
-            f"run {baseline_run_id}: the most recent earlier run in which these tests passed, "
-            "and the passing tests of this run"
-            if baseline_run_id else "the passing tests of this run (no earlier run passed these tests)"
-        )
+        return baseline_run_id, f"run {baseline_run_id} (--baseline), and the passing tests of this run"
+    found = scratch.rows("baseline_run", {"run_id": run_id})
+    if not found:
+        return None, "the passing tests of this run (no earlier run passed these tests)"
+    chosen = found[0]["run_id"]
+    return chosen, (f"run {chosen}: the most recent earlier run in which these tests passed, "
+                    "and the passing tests of this run")
+
+
+def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None,
+             baseline_words: str) -> Explanation:
     run_ops = store.operations(run_id)
     scratch.add(tests=scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table(),
                 nodes=store.nodes(run_id), run_ops=run_ops,
@@ -301,7 +304,7 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
         for (s, o), tests in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0][0] or "~"))
     )
 
-    suspects = _suspects(failed, shifts)
+    suspects = rank_suspects(failed, shifts)
 
     notes = []
     named = {c.service for f in failed for c in f.candidates}
@@ -372,6 +375,3 @@ def to_json(found: Explanation) -> str:
     characters beyond ASCII are written as UTF-8."""
     return orjson.dumps(found.encodable(), option=orjson.OPT_INDENT_2).decode()
 
-
-def explain_json(store: Store, run_id: str, baseline_run_id: str | None = None) -> str:
-    return to_json(explain(store, run_id, baseline_run_id))

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from otel_triage.correlator.history_model import TestHistory
 from otel_triage.correlator.model import Explanation
 from otel_triage.correlator.score import candidates_for_test
 from otel_triage.correlator.sql import Scratch
 from otel_triage.correlator.store import Store
 from otel_triage.correlator.weights import CAUSE_THRESHOLD, SQL
+
+if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanation needs neither
+    import pyarrow as pa
 
 HISTORY_RUNS = 20  # the window: a test's last runs, this one included
 CONSISTENT_SHARE = 0.8  # one service behind at least this share of the failures is a cause, not chance
@@ -174,9 +176,8 @@ def runs_rescored(tests: pa.Table, run_id: str) -> list[str]:
     second source (ClickHouse) must copy out in full, beside the run and its baseline, for the same
     verdicts. ``tests`` is every run's tests (``store.tests()``, or test spans copied out); the code
     version decides verdicts, not which runs are re-scored, so none is needed here."""
-    versions = pa.table({"run_id": pa.array([], pa.string()), "span_id": pa.array([], pa.string()),
-                         "code_version": pa.array([], pa.string())})
-    scratch = Scratch(run_tests=tests, code_versions=versions)
+    scratch = Scratch(run_tests=tests)
+    scratch.con.execute("CREATE TEMP TABLE code_versions (run_id VARCHAR, span_id VARCHAR, code_version VARCHAR)")
     try:
         failed = [r[0] for r in scratch.con.execute(
             "SELECT DISTINCT name_key FROM run_tests WHERE run_id = $r AND status = 'failed'", {"r": run_id}).fetchall()]

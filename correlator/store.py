@@ -34,13 +34,20 @@ Tables, one row per:
   path_key: a hash of its labels from the root down, equal for equal paths in any run), for the
   trace diff of a failed test beside a passing one (from the per-run facts of every test's tree,
   passing tests included).
+
+Kept explanations (a completed run's explanation is computed once; api.py): ``explanation_stamp``
+must change whenever anything an explanation of the run can read changes (any of the tables above
+for the run, its baseline run or any earlier run; the metric points; its completion), and
+``kept_explanation`` / ``keep_explanation`` read and write one JSON text per run.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanation needs neither
+    import pyarrow as pa
+
 
 
 class Store(Protocol):
@@ -94,3 +101,12 @@ class Store(Protocol):
 
     def test_items(self, run_id: str) -> pa.Table:
         """What each test of the run did under it, item by item (the subtree comparison's input)."""
+
+    def explanation_stamp(self, run_id: str, baseline_run_id: str | None, window_slack_ns: int) -> str:
+        """A digest of what an explanation of the run against that baseline can read."""
+
+    def kept_explanation(self, run_id: str) -> tuple[str, str | None, str] | None:
+        """(stamp, baseline run id, JSON) of the run's kept explanation, if any."""
+
+    def keep_explanation(self, run_id: str, stamp: str, baseline_run_id: str | None, explanation: str) -> None:
+        """Keep the run's explanation (JSON) under its stamp, replacing an older one."""

@@ -63,6 +63,11 @@ def test_session_end_completes_the_run_and_the_webhook_gets_the_explain_json(db_
     assert "complete (session-ended)" in offline.stderr and "| failed test | root cause |" in offline.stdout
     assert query(db_path, "SELECT Reason, NotifiedUnixNano IS NOT NULL FROM triage_run_completion") == [
         ("session-ended", True)]
+    # The daemon computed the explanation when the run completed and kept it: the webhook, `wait` and
+    # `explain --db` read that one.
+    ((kept,),) = query(db_path, "SELECT explanation FROM triage_explanations WHERE run_id = 'done-1'")
+    assert json.loads(kept) == explained == hook["body"]
+    assert triage("explain", "done-1", "--db", str(db_path), "--json").stdout == kept + "\n"
 
     # A restart does not notify done-1 again: the next delivery is the new run, completed by quiet.
     daemon = DaemonProcess(db_path, ["--notify", receiver.url, "--quiet-period", "1"]).start()

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from otel_triage.correlator import anomaly, weights
-from otel_triage.correlator.api import _suspects
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import Candidate, FailedTest
 from otel_triage.correlator.score import candidates_for_test
 from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.suspects import rank_suspects as _suspects
 
 
 def node(span: str, service: str, operation: str, path: list[str], **kw: Any) -> dict[str, Any]:

@@ -21,11 +21,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 from otel_triage.collector.storage.db import quiet
 from otel_triage.collector.storage.reader import sql
+
+if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanation needs neither
+    import pyarrow as pa
 
 # Source table -> the triage_facts_runs column holding its row count when the facts were computed.
 SOURCES = {"otel_traces": "traces_rows", "otel_traces_events": "events_rows",
@@ -40,7 +43,7 @@ TABLES = {"triage_facts_tests": "SELECT * EXCLUDE (run_id), $run_id AS run_id FR
           "triage_facts_peers": "facts_peer_addresses", "triage_facts_services": "facts_services",
           "triage_facts_test_items": "facts_test_items", "triage_facts_test_tree": "facts_test_tree"}
 
-Write = Callable[[str, dict[str, pa.Table]], None]
+Write = Callable[[str, dict[str, "pa.Table"]], None]
 
 
 def _text(query: str) -> str:
@@ -106,11 +109,11 @@ class RunScratch:
             self.cur.execute("CREATE OR REPLACE TEMP TABLE asked_tree AS SELECT * FROM explain_tree "
                              "WHERE test_span IN (SELECT unnest($tests::VARCHAR[]))", {"tests": tests})
             text = text.replace("explain_tree", "asked_tree")
-        out = self.cur.sql(text, params=params).to_arrow_table()
         if table == "triage_facts_runs":
-            for column, value in [*self.counts.items(), ("computed_unix_nano", time.time_ns())]:
-                out = out.append_column(column, pa.array([value] * out.num_rows, pa.int64()))
-        return out
+            stamps = ", ".join(f"{int(v)}::BIGINT AS {c}"
+                               for c, v in [*self.counts.items(), ("computed_unix_nano", time.time_ns())])
+            text = f"SELECT *, {stamps} FROM ({text})"
+        return self.cur.sql(text, params=params).to_arrow_table()
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -209,3 +212,4 @@ def forget(con: duckdb.DuckDBPyConnection) -> None:
     for (table,) in con.execute("SELECT table_name FROM duckdb_tables() "
                                 "WHERE table_name LIKE 'triage_facts_%' AND NOT temporary").fetchall():
         con.execute(f"DELETE FROM {table}")
+    con.execute("DELETE FROM triage_explanations")  # kept explanations are derived from them

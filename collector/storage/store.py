@@ -6,30 +6,45 @@ data since (``facts.py``): on the daemon's connection they are written through i
 (``write_facts``); on a connection of its own (the CLI after ``open_store``, a test, an in-memory
 copy of a run from another backend) it writes them itself. A read-only connection cannot, so
 ``open_store`` brings the file's facts up to date before it opens it read-only.
+
+A completed run's explanation is kept (007_kept_explanations.sql) the way facts are written: through
+``keep`` (the daemon's single writer), on the store's own connection, or, on a read-only store, by
+``close`` reopening the file for writing once the reading is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 from otel_triage.collector.storage import facts
 from otel_triage.collector.storage.db import StoreError, open_reader, open_writer
 from otel_triage.collector.storage.reader import sql
+
+if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanation needs neither
+    import pyarrow as pa
+
+Keep = Callable[[str, "pa.Table"], None]  # writes one run's triage_explanations rows
 
 
 class DuckStore:
     def __init__(self, con: duckdb.DuckDBPyConnection, write_facts: facts.Write | None = None,
                  read_only: bool = False, facts_checked: bool = False,
-                 lock: threading.Lock | None = None) -> None:
+                 lock: threading.Lock | None = None, keep: Keep | None = None,
+                 path: str | None = None) -> None:
         self.con = con
         self._lock = lock or threading.Lock()  # the daemon shares one: facts are computed once
         self._write = write_facts
         self._read_only = read_only
         self._checked = facts_checked  # open_store has just brought them up to date
+        self._keep = keep
+        self._path = path  # a read-only store's file, written by ``close`` (kept explanations)
+        self._pending: dict[str, pa.Table] = {}
 
     def _arrow(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
         return self.con.sql(query, params=params or None).to_arrow_table()
@@ -103,6 +118,49 @@ class DuckStore:
         return self._arrow(sql("test_subtrees"), {"trace_ids": [t for t, _ in roots],
                                                   "span_ids": [s for _, s in roots]})
 
+    def explanation_stamp(self, run_id: str, baseline_run_id: str | None, window_slack_ns: int) -> str:
+        """The facts' part (explanation_facts_stamp.sql) and a digest of the metric points of the
+        run and its baseline (metric_points.sql: points without a run id join by time window, so
+        late exports change it)."""
+        facts_part = self.con.execute(sql("explanation_facts_stamp"), {"run_id": run_id}).fetchall()[0][0]
+        runs = [run_id] + ([baseline_run_id] if baseline_run_id else [])
+        points = self.con.execute(
+            "SELECT count(*), coalesce(bit_xor(hash(RunId, service, metric, unit, kind, t, v, joined_by)), 0) "
+            f"FROM ({sql('metric_points')})", {"run_ids": runs, "slack_ns": window_slack_ns}).fetchall()[0]
+        return f"{facts_part}|{baseline_run_id or ''}|{points[0]}:{points[1]}"
+
+    def kept_explanation(self, run_id: str) -> tuple[str, str | None, str] | None:
+        row = self.con.execute("SELECT stamp, baseline_run_id, explanation FROM triage_explanations "
+                               "WHERE run_id = $r ORDER BY computed_unix_nano DESC LIMIT 1", {"r": run_id}).fetchall()
+        return row[0] if row else None
+
+    def keep_explanation(self, run_id: str, stamp: str, baseline_run_id: str | None, explanation: str) -> None:
+        # Built by DuckDB: pa.table over Python values imports pandas when it is installed (~0.3 s).
+        row = self._arrow("SELECT $r AS run_id, $b::VARCHAR AS baseline_run_id, $s AS stamp, "
+                          "$e AS explanation, $t::BIGINT AS computed_unix_nano",
+                          {"r": run_id, "b": baseline_run_id, "s": stamp, "e": explanation, "t": time.time_ns()})
+        if self._keep:
+            self._keep(run_id, row)
+        elif self._read_only:
+            self._pending[run_id] = row
+        else:
+            facts.write(self.con, run_id, {"triage_explanations": row})
+
+    def close(self) -> None:
+        """Close the connection; a read-only store then writes the explanations it was asked to keep,
+        on a connection of its own (best effort: a daemon may have taken the file meanwhile)."""
+        self.con.close()
+        if not (self._pending and self._path):
+            return
+        with contextlib.suppress(StoreError, duckdb.Error):
+            writer = open_writer(self._path)
+            try:
+                for run_id, row in self._pending.items():
+                    facts.write(writer, run_id, {"triage_explanations": row})
+            finally:
+                writer.close()
+        self._pending.clear()
+
 
 def open_store(path: str | Path) -> DuckStore:
     """A read-only store on a file nobody holds, its facts brought up to date first (once after an
@@ -117,4 +175,4 @@ def open_store(path: str | Path) -> DuckStore:
         finally:
             writer.close()
         con = open_reader(path)
-    return DuckStore(con, read_only=True, facts_checked=True)
+    return DuckStore(con, read_only=True, facts_checked=True, path=str(path))
