@@ -123,12 +123,10 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         )
 
     def Explain(self, request: triage_pb2.ExplainRequest, context: grpc.ServicerContext) -> Any:
-        from otel_triage.correlator.api import ExplainError, explain_json
+        from otel_triage.correlator.api import ExplainError
 
         try:
-            text = self._daemon.read(
-                lambda cur: explain_json(self._daemon.store(cur), request.run_id, request.baseline_run_id or None)
-            )
+            text = self._daemon.explain_json(request.run_id, request.baseline_run_id or None)
         except ExplainError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return triage_pb2.ExplainResponse(json=text)
@@ -214,6 +212,8 @@ class Daemon:
         bound_allocators()
         con = open_writer(cfg.db, cfg.db_memory_limit)
         self._facts_lock = threading.Lock()
+        self._explain_locks: dict[str, threading.Lock] = {}  # per run id (explain_json)
+        self._explain_locks_lock = threading.Lock()
         self._facts_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-facts")
         self.metrics = SelfMetrics(lambda: self._writer.depth())
         self._writer = Writer(con, on_commit=self.metrics.on_commit)
@@ -297,9 +297,18 @@ class Daemon:
 
     def _explain_payload(self, run_id: str) -> bytes:
         """The webhook body: byte for byte what `triage explain RUN_ID --json` prints."""
+        return self.explain_json(run_id).encode()
+
+    def explain_json(self, run_id: str, baseline_run_id: str | None = None) -> str:
+        """`triage explain --json`, one computation of a run at a time: a caller that arrives while the
+        run's explanation is being computed (at completion, for a webhook, by `wait`) waits and then
+        reads the kept one instead of computing it again beside it on the same cores."""
         from otel_triage.correlator.api import explain_json
 
-        return self.read(lambda cur: explain_json(self.store(cur), run_id)).encode()
+        with self._explain_locks_lock:
+            lock = self._explain_locks.setdefault(run_id, threading.Lock())
+        with lock:
+            return str(self.read(lambda cur: explain_json(self.store(cur), run_id, baseline_run_id)))
 
     def store(self, cursor: Any) -> DuckStore:
         """The correlator's store on a cursor of the daemon's connection; facts and kept
@@ -313,11 +322,11 @@ class Daemon:
         self._facts_pool.submit(self._settle, c.run_id)
 
     def _settle(self, run_id: str) -> None:
-        from otel_triage.correlator.api import ExplainError, explain_json
+        from otel_triage.correlator.api import ExplainError
 
         self.refresh_facts()
         try:
-            self.read(lambda cur: explain_json(self.store(cur), run_id))
+            self.explain_json(run_id)
         except ExplainError as exc:  # e.g. a run of metrics only: `triage explain` says the same
             log.info("run %s complete, not explained: %s", run_id, exc)
         except Exception:
@@ -346,6 +355,9 @@ class Daemon:
     def forget_runs(self, run_ids: list[str]) -> None:
         """Runs retention deleted: the completion tracker stops tracking them."""
         self.completion.forget(run_ids)
+        with self._explain_locks_lock:
+            for run_id in run_ids:
+                self._explain_locks.pop(run_id, None)
 
     def exclusive(self, fn: Any) -> Any:
         """``fn(con)`` in a transaction of its own between two commits, then a checkpoint (pruning)."""
