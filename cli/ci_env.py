@@ -8,6 +8,7 @@ flaky verdict sees a test pass and fail on the same code. Names follow the OpenT
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -87,27 +88,30 @@ def resource_attributes(run: str, env: Mapping[str, str]) -> dict[str, str]:
     return attrs
 
 
-def otel_settings(address: str, run: str, env: Mapping[str, str]) -> dict[str, str]:
+def otel_settings(address: str, run: str, env: Mapping[str, str], tls_ca: str | None = None) -> dict[str, str]:
     """The ``OTEL_*`` variables that send a process's telemetry to the daemon under this run id.
 
     Existing ``OTEL_RESOURCE_ATTRIBUTES`` are kept; the run id is added unless they name one (then
-    ``run_id`` chose it). Traces, logs and metrics all go to the one
-    gRPC port, insecure: the daemon listens on loopback or a private CI network.
+    ``run_id`` chose it). Traces, logs and metrics all go to the one gRPC port: in plain text (the
+    daemon listens on loopback or a private CI network), or over TLS trusting ``tls_ca`` (a daemon
+    started with --tls-cert: the SDKs read the CA from OTEL_EXPORTER_OTLP_CERTIFICATE).
     """
     ours = f"cicd.pipeline.run.id={quote(run, safe='')}"
     existing = env.get("OTEL_RESOURCE_ATTRIBUTES", "")
     if _attribute(existing, "cicd.pipeline.run.id"):
         ours = ""
     out = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{address}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"{'https' if tls_ca else 'http'}://{address}",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_EXPORTER_OTLP_INSECURE": "false" if tls_ca else "true",
         "OTEL_RESOURCE_ATTRIBUTES": ",".join(filter(None, [ours, existing])),
         # The SDK's default 2048-span queue drops spans under a burst (NOTES.md); a short delay lets
         # the run settle soon after the last test.
         "OTEL_BSP_MAX_QUEUE_SIZE": env.get("OTEL_BSP_MAX_QUEUE_SIZE", "65536"),
         "OTEL_BSP_SCHEDULE_DELAY": env.get("OTEL_BSP_SCHEDULE_DELAY", "500"),
     }
+    if tls_ca:
+        out["OTEL_EXPORTER_OTLP_CERTIFICATE"] = os.path.abspath(tls_ca)
     token = env.get(TOKEN_ENV, "").strip()
     if token:  # a daemon with a token (docs/receiver.md) wants it on every export, as the SDKs send headers
         ours = f"authorization=Bearer%20{quote(token, safe='')}"

@@ -44,6 +44,7 @@ class TriageSession:
         self.problem = ""  # set once triage is unusable; reported as one warning line
         self.settings: dict[str, str] = {}
         self.worker = hasattr(config, "workerinput")
+        self.tls_ca = ""  # the CA file that --triage-daemon's certificate chains to (TRIAGE_TLS_CA)
 
     def configure(self) -> None:
         from otel_triage.cli import ci_env
@@ -52,26 +53,46 @@ class TriageSession:
         if self.worker:  # the controller exported everything a worker needs into the environment
             self.address = os.environ.get("TRIAGE_DAEMON", "")
             self.run_id = os.environ.get("TRIAGE_RUN_ID", "")
+            self.tls_ca = os.environ.get(DAEMON_CA_ENV, "")
         else:
             self.run_id = ci_env.run_id(os.environ)
             self.address = opt("triage_daemon") or ""
             if not self.address:
                 self._start_daemon()
-            elif not _reachable(self.address):
-                self.problem = f"no triage daemon answers at {self.address}; tests run without triage"
+            else:
+                self._attach()
         if self.problem or not self.address:
             return
-        self.settings = ci_env.otel_settings(self.address, self.run_id, os.environ)
+        self.settings = ci_env.otel_settings(self.address, self.run_id, os.environ, self.tls_ca or None)
         os.environ.update(self.settings)
         os.environ["TRIAGE_DAEMON"] = self.address
         os.environ["TRIAGE_RUN_ID"] = self.run_id
+        os.environ[DAEMON_CA_ENV] = self.tls_ca
         if self.config.pluginmanager.has_plugin(PYTEST_OTEL):
             self.config.option.export_traces = True  # pytest-opentelemetry reads it in its own configure
         else:
             from otel_triage.cli.test_spans import TestSpans
 
-            self.spans = TestSpans(self.config, self.address, ci_env.resource_attributes(self.run_id, os.environ))
+            self.spans = TestSpans(self.config, self.address, ci_env.resource_attributes(self.run_id, os.environ),
+                                   self.tls_ca or None)
             self.config.pluginmanager.register(self.spans, "triage-test-spans")
+
+    def _attach(self) -> None:
+        """``--triage-daemon``: over TLS when ``TRIAGE_TLS_CA`` names the CA to trust (as for the CLI's
+        --daemon commands), checked with the same channel the explanation is then read over."""
+        import click
+        from otel_triage.cli import client
+
+        ca = os.environ.get(TLS_CA_ENV, "").strip()
+        try:
+            client.use_tls_ca(ca or None)
+        except click.BadParameter as exc:
+            self.problem = f"{TLS_CA_ENV}: {exc.message}; tests run without triage"
+            return
+        self.tls_ca = ca
+        if not _reachable(self.address):
+            over = " over TLS" if ca else ""
+            self.problem = f"no triage daemon answers at {self.address}{over}; tests run without triage"
 
     def _start_daemon(self) -> None:
         from otel_triage.cli.session_daemon import SessionDaemon, default_db
@@ -122,14 +143,17 @@ class TriageSession:
             self.started.stop()
 
 
+TLS_CA_ENV = "TRIAGE_TLS_CA"  # as the CLI's --tls-ca
+DAEMON_CA_ENV = "TRIAGE_DAEMON_TLS_CA"  # what the controller hands its xdist workers ("" = plain text)
 SHOWN_SETTINGS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_RESOURCE_ATTRIBUTES",
                   "OTEL_EXPORTER_OTLP_HEADERS")
 
 
 def _reachable(address: str, timeout: float = 3.0) -> bool:
     import grpc
+    from otel_triage.cli import client
 
-    channel = grpc.insecure_channel(address)
+    channel = client.channel(address)  # TLS when use_tls_ca was given a CA
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
         return True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,8 @@ class TestSpans:
 
     __test__ = False  # not a test class, whatever its name
 
-    def __init__(self, config: pytest.Config, address: str, attributes: dict[str, str]) -> None:
+    def __init__(self, config: pytest.Config, address: str, attributes: dict[str, str],
+                 tls_ca: str | None = None) -> None:
         # As pytest-opentelemetry names the runner: junit_suite_name (whose default is "pytest"),
         # --junitprefix, else the rootdir's name.
         named = config.getini("junit_suite_name")
@@ -45,7 +47,7 @@ class TestSpans:
         resource = Resource.create({"service.name": suite, **attributes})
         self.provider = TracerProvider(resource=resource)
         self.provider.add_span_processor(BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=address, insecure=True),
+            _exporter(address, tls_ca),
             max_queue_size=QUEUE_SIZE, schedule_delay_millis=SCHEDULE_DELAY_MS))
         if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             trace.set_tracer_provider(self.provider)
@@ -138,3 +140,14 @@ class TestSpans:
     def shutdown(self) -> None:
         self.flush()
         self.provider.shutdown()
+
+
+def _exporter(address: str, tls_ca: str | None) -> OTLPSpanExporter:
+    """To the daemon: in plain text, or over TLS trusting ``tls_ca`` (``--triage-daemon`` with
+    TRIAGE_TLS_CA)."""
+    if not tls_ca:
+        return OTLPSpanExporter(endpoint=address, insecure=True)
+    import grpc
+
+    return OTLPSpanExporter(endpoint=address, insecure=False,
+                            credentials=grpc.ssl_channel_credentials(Path(tls_ca).read_bytes()))

@@ -28,6 +28,7 @@ import jsonschema
 import pytest
 
 from tests.daemon import DaemonProcess
+from tests.pki import make_pki
 from tests.test_cli import triage
 
 pytestmark = pytest.mark.timeout(600)
@@ -354,3 +355,31 @@ def test_a_daemon_with_a_token_gets_it_from_every_exporter_and_the_log_never_sho
     assert "run auth-1: 1 of 2 tests failed" in proc.stdout, proc.stdout[-3000:]
     assert "OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20$TRIAGE_AUTH_TOKEN" in proc.stdout
     assert "s3cr3t" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("spans_by", ["pytest-opentelemetry", "the plugin"])
+def test_a_daemon_serving_tls_is_attached_with_triage_tls_ca(tmp_path, spans_by):
+    """`--triage-daemon` of a daemon started with --tls-cert: TRIAGE_TLS_CA (as for the CLI) is the CA
+    the plugin trusts, and the exporters get it as OTEL_EXPORTER_OTLP_CERTIFICATE; a CA the daemon's
+    certificate does not chain to costs one warning line."""
+    pki = make_pki(tmp_path / "pki")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_x.py").write_text("def test_ok():\n    pass\n\ndef test_bad():\n    assert False\n")
+    daemon = DaemonProcess(tmp_path / "tls.duckdb", ["--tls-cert", str(pki.cert), "--tls-key", str(pki.key),
+                                                     "--quiet-period", "2"]).start()
+    plugin_only = ("-p", "no:pytest_opentelemetry") if spans_by == "the plugin" else ()
+    try:
+        env = {**_clean_env(), "TRIAGE_TLS_CA": str(pki.ca), "TRIAGE_RUN_ID": f"tls-{len(plugin_only)}"}
+        proc = _pytest(suite, env, *plugin_only, "--triage", "--triage-daemon", daemon.address)
+        assert proc.returncode == 1, proc.stdout[-3000:]
+        assert f"run tls-{len(plugin_only)}: 1 of 2 tests failed" in proc.stdout, proc.stdout[-3000:]
+        assert f"OTEL_EXPORTER_OTLP_ENDPOINT=https://{daemon.address}" in proc.stdout
+        untrusted = _pytest(suite, {**env, "TRIAGE_TLS_CA": str(pki.other_ca)}, *plugin_only, "--triage",
+                            "--triage-daemon", daemon.address)
+        assert untrusted.returncode == 1
+        assert [line for line in untrusted.stdout.splitlines() if "triage" in line] == [
+            f"triage: WARNING: no triage daemon answers at {daemon.address} over TLS; tests run without triage"]
+    finally:
+        assert daemon.terminate() == 0
+
