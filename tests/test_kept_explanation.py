@@ -147,3 +147,23 @@ def test_reading_a_kept_explanation_imports_neither_pyarrow_nor_numpy(tmp_path: 
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["run_id"] == "fixed-run"
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
+def test_a_reader_waits_out_another_readers_short_write(tmp_path: Path, runs) -> None:
+    """A `--db` command that computed a run's explanation holds the file for writing briefly as it
+    closes, to keep it; a reader opening the file then waits that out (db.LOCK_PATIENCE_SECONDS)
+    instead of failing with "held by a running triage daemon"."""
+    import subprocess
+    import sys
+
+    path = _file(tmp_path, runs)
+    _explain(path)  # facts and the kept explanation in place
+    hold = ("import sys, time\nfrom otel_triage.collector.storage.db import open_writer\n"
+            "con = open_writer(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(0.5)\ncon.close()\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout and holder.stdout.readline().strip() == "held"
+        assert json.loads(_explain(path))["run_id"] == "fixed-run"
+    finally:
+        assert holder.wait(timeout=60) == 0
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -128,15 +129,29 @@ def open_writer(path: str | Path, memory_limit: str | None = None) -> duckdb.Duc
     return con
 
 
+LOCK_PATIENCE_SECONDS = 1.0  # another reader may hold the file for writing this long (a kept explanation)
+
+
+def _connect_read_only(path: str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, waiting out a short write by another reader (a `--db` command
+    writing the explanation it kept as it closes: ~0.1-0.2 s); a daemon holding the file, or a
+    longer write, is an error."""
+    deadline = time.monotonic() + LOCK_PATIENCE_SECONDS
+    while True:
+        try:
+            return quiet(duckdb.connect(path, read_only=True))
+        except duckdb.Error as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise _friendly(exc, path) from exc
+            time.sleep(0.05)
+
+
 def open_reader(path: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection for CLI queries; an old file is upgraded first if nobody holds it."""
     path = str(path)
     if not Path(path).exists():
         raise StoreError(f"{path} does not exist (start `triage serve --db {path}` to create it)")
-    try:
-        con = quiet(duckdb.connect(path, read_only=True))
-    except duckdb.Error as exc:
-        raise _friendly(exc, path) from exc
+    con = _connect_read_only(path)
     version = _schema_version(con)
     if version != SCHEMA_VERSION:
         con.close()
