@@ -167,3 +167,36 @@ def test_a_reader_waits_out_another_readers_short_write(tmp_path: Path, runs) ->
     finally:
         assert holder.wait(timeout=60) == 0
 
+
+
+def test_a_runs_facts_and_its_kept_explanation_in_one_commit_are_both_written(tmp_path: Path) -> None:
+    """The daemon writes both through its single writer, each job replacing the run's rows of its own
+    tables; when they meet in one commit, neither may swallow the other."""
+    import threading
+
+    from otel_triage.collector.storage.writer import WriteJob, Writer
+
+    con = db.open_writer(tmp_path / "w.duckdb")
+    writer = Writer(con)
+    rows = duckdb.connect()
+    kept = rows.sql("SELECT 'r1' AS run_id, NULL::VARCHAR AS baseline_run_id, 's' AS stamp, '{}' AS explanation, "
+                    "1::BIGINT AS computed_unix_nano").to_arrow_table()
+    peers = rows.sql("SELECT 'r1' AS run_id, 'db:5432' AS address, 'db' AS service, 1::BIGINT AS server_spans, "
+                     "2::BIGINT AS calls").to_arrow_table()
+    held, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=writer.exclusive, args=(lambda _: held.set() or release.wait(10),))
+    holder.start()
+    assert held.wait(10)  # the connection is held: what is submitted now waits behind it
+    try:
+        first = writer.submit(WriteJob({}, 0))
+        writer.wait_taken(10)  # taken alone, blocked on the held connection; the next two queue together
+        both = [writer.submit(WriteJob({"triage_facts_peers": peers}, 0, replace_run="r1")),
+                writer.submit(WriteJob({"triage_explanations": kept}, 0, replace_run="r1"))]
+    finally:
+        release.set()
+        holder.join()
+    for done in (first, *both):
+        done.result(timeout=30)
+    assert con.execute("SELECT count(*) FROM triage_facts_peers WHERE run_id = 'r1'").fetchall() == [(1,)]
+    assert con.execute("SELECT run_id FROM triage_explanations").fetchall() == [("r1",)]
+    writer.close()

@@ -140,10 +140,12 @@ class Writer:
     def _commit(self, jobs: list[WriteJob]) -> None:
         started = time.perf_counter()
         by_table: dict[str, list[pa.Table]] = {}
-        replaced: dict[str, WriteJob] = {}  # the newest facts of each run win within one commit
+        # Derived rows of one run (facts, its kept explanation) replace that run's rows table by table;
+        # within one commit the newest of each table wins, and jobs of other tables all count.
+        replaced: dict[str, dict[str, pa.Table]] = {}
         for job in jobs:
             if job.replace_run is not None:
-                replaced[job.replace_run] = job
+                replaced.setdefault(job.replace_run, {}).update(job.tables)
                 continue
             for name, table in job.tables.items():
                 by_table.setdefault(name, []).append(table)
@@ -153,8 +155,8 @@ class Writer:
                 con = self._con
                 con.execute("BEGIN")
                 try:
-                    for run_id, job in replaced.items():
-                        for name, table in job.tables.items():
+                    for run_id, tables in replaced.items():
+                        for name, table in tables.items():
                             con.execute(f"DELETE FROM {name} WHERE run_id = ?", [run_id])
                             by_table.setdefault(name, []).append(table)
                     for name, parts in by_table.items():
