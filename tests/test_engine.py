@@ -225,3 +225,36 @@ def test_triage_tests_on_a_fresh_file_gives_the_explanations_verdicts(tmp_path: 
     # Past failures are re-scored from their facts without a baseline run; here that names the same
     # cause as the explanation (which has one), so the verdicts are the golden file's.
     assert failed == {t["test"]: t["history"] for t in json.loads(GOLDEN.read_text())["failed_tests"]}
+
+
+def test_per_test_items_are_computed_when_first_read_and_kept(tmp_path: Path, runs: list[dict[str, pa.Table]]) -> None:
+    """facts.LAZY: ensure leaves every test's items (~45% of a run's facts) to the first read, which
+    gives the rows the whole computation gives and keeps them; new data for the run drops them with
+    its other facts. A read-only store computes them for itself and writes nothing."""
+    path = tmp_path / "lazy.duckdb"
+    con = db.open_writer(path)
+    for tables in runs:
+        _insert(con, tables)
+    facts.ensure(con)
+
+    def state() -> list[tuple]:
+        return con.execute("SELECT r.run_id, r.test_items_computed, count(i.run_id) FROM triage_facts_runs AS r "
+                           "LEFT JOIN triage_facts_test_items AS i USING (run_id) GROUP BY ALL ORDER BY 1").fetchall()
+
+    assert state() == [("fixed-baseline", False, 0), ("fixed-run", False, 0)]
+    whole = facts.compute(con, "fixed-run")["triage_facts_test_items"]
+    con.close()
+    reader = open_store(path)
+    assert _rows(reader.test_items("fixed-run")) == _rows(whole) != []
+    reader.close()
+    con = db.open_writer(path)
+    assert state() == [("fixed-baseline", False, 0), ("fixed-run", False, 0)]  # the reader wrote nothing
+    store = DuckStore(con)
+    assert _rows(store.test_items("fixed-run")) == _rows(whole)
+    assert state() == [("fixed-baseline", False, 0), ("fixed-run", True, whole.num_rows)]
+    trace, span = con.execute("SELECT TraceId, SpanId FROM otel_traces WHERE RunId = 'fixed-run' LIMIT 1").fetchall()[0]
+    con.execute("INSERT INTO otel_logs BY NAME SELECT * REPLACE (? AS TraceId, ? AS SpanId, NULL AS RunId) "
+                "FROM otel_logs LIMIT 1", [trace, span])
+    store.ensure_facts()  # the late log makes fixed-run stale: its items go with its other facts
+    assert state() == [("fixed-baseline", False, 0), ("fixed-run", False, 0)]
+    con.close()

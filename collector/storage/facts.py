@@ -13,7 +13,9 @@ nothing newer (no scan); otherwise only rows past those counts are looked at.
 
 The daemon computes facts when a run completes and writes them through its single writer; any
 reader calls ``ensure`` first, which computes what is missing (an old file, a run explained before
-it completed, data that arrived after completion).
+it completed, data that arrived after completion). ``ensure`` leaves the ``LAZY`` tables for the
+first read (``DuckStore.test_items``): what each test did item by item is ~45% of a run's facts
+and only failed tests with no error under them read it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ TABLES = {"triage_facts_tests": "SELECT * EXCLUDE (run_id), $run_id AS run_id FR
           "triage_facts_test_items": "facts_test_items", "triage_facts_test_tree": "facts_test_tree"}
 
 Write = Callable[[str, dict[str, "pa.Table"]], None]
+
+# Computed when first read, not with the others (triage_facts_runs.test_items_computed says which):
+# every test's items, attribute by attribute, cost a 1M-span run ~14 of its ~32 s of facts (bench/facts.py),
+# and only the subtree comparison of a failed test with no error under it reads them.
+LAZY = ("triage_facts_test_items",)
 
 
 def _text(query: str) -> str:
@@ -80,6 +87,7 @@ class RunScratch:
         if snapshot:
             self.cur.execute("BEGIN TRANSACTION")  # one snapshot: the row counts match what was read
         self.counts = row_counts(self.cur)
+        self.test_items_computed = True  # what triage_facts_runs says: compute(lazy=True) leaves them
 
     def _step(self, name: str) -> None:
         cur, params = self.cur, self.params
@@ -112,7 +120,7 @@ class RunScratch:
         if table == "triage_facts_runs":
             stamps = ", ".join(f"{int(v)}::BIGINT AS {c}"
                                for c, v in [*self.counts.items(), ("computed_unix_nano", time.time_ns())])
-            text = f"SELECT *, {stamps} FROM ({text})"
+            text = f"SELECT *, {stamps}, {self.test_items_computed} AS test_items_computed FROM ({text})"
         return self.cur.sql(text, params=params).to_arrow_table()
 
     def close(self) -> None:
@@ -122,13 +130,18 @@ class RunScratch:
             self.cur.close()
 
 
-def compute(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, pa.Table]:
-    """The rows of every triage_facts_* table for one run, from the otel_* tables alone."""
+def compute(con: duckdb.DuckDBPyConnection, run_id: str, lazy: bool = False) -> dict[str, pa.Table]:
+    """The rows of every triage_facts_* table for one run, from the otel_* tables alone; with
+    ``lazy``, the ``LAZY`` tables come empty (their old rows go) and are computed when first read."""
     scratch = RunScratch(con, run_id)
+    scratch.test_items_computed = not lazy
     try:
-        return {table: scratch.table(table) for table in TABLES}
+        out = {table: scratch.table(table) for table in TABLES if not (lazy and table in LAZY)}
     finally:
         scratch.close()
+    for table in LAZY if lazy else ():
+        out[table] = con.sql(f"SELECT * FROM {table} LIMIT 0").to_arrow_table()
+    return out
 
 
 def write(con: duckdb.DuckDBPyConnection, run_id: str, tables: dict[str, pa.Table]) -> None:
@@ -200,7 +213,7 @@ def ensure(con: duckdb.DuckDBPyConnection, write_facts: Write | None = None,
     else:
         todo = sorted(runs)
     for run_id in todo:
-        save(run_id, compute(con, run_id))
+        save(run_id, compute(con, run_id, lazy=True))
     for run_id in fresh:
         save(run_id, _advance(con, run_id, counts))
     return todo

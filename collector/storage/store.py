@@ -109,7 +109,30 @@ class DuckStore:
         return self._of_run("triage_facts_peers", run_id)
 
     def test_items(self, run_id: str) -> pa.Table:
+        """Computed on first read (facts.LAZY) and kept like the other facts; a read-only store
+        computes them for itself (writing them could overwrite facts a writer computed meanwhile)."""
+        if self._items_pending(run_id):
+            with self._lock:  # the daemon's facts lock: computed once, never beside a recomputation
+                if self._items_pending(run_id):
+                    scratch = facts.RunScratch(self.con, run_id)
+                    try:
+                        items = scratch.table("triage_facts_test_items")
+                    finally:
+                        scratch.close()
+                    if self._read_only:
+                        return items
+                    done = self._arrow("SELECT * REPLACE (true AS test_items_computed) FROM triage_facts_runs "
+                                       "WHERE run_id = $r", {"r": run_id})
+                    tables = {"triage_facts_test_items": items, "triage_facts_runs": done}
+                    if self._write:
+                        self._write(run_id, tables)
+                    else:
+                        facts.write(self.con, run_id, tables)
         return self._of_run("triage_facts_test_items", run_id)
+
+    def _items_pending(self, run_id: str) -> bool:
+        return bool(self.con.execute("SELECT 1 FROM triage_facts_runs WHERE run_id = $r AND NOT test_items_computed",
+                                     {"r": run_id}).fetchall())
 
     def code_versions(self) -> pa.Table:
         return self._arrow("SELECT run_id, span_id, code_version FROM triage_facts_tests")
