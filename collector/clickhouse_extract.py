@@ -45,8 +45,6 @@ TEST_SPANS = ("(StatusCode IN ('Error', 'STATUS_CODE_ERROR') OR mapContains(Span
               "OR SpanAttributes['pytest.span_type'] IN ('test', 'run') OR mapContains(SpanAttributes, 'tests.name'))")
 
 
-
-
 @cache
 def fact_keys() -> tuple[str, ...]:
     """The span attribute keys the store's queries name (``'$."key"'`` paths, ``'"key"`` substring
@@ -54,8 +52,8 @@ def fact_keys() -> tuple[str, ...]:
 
     The copy of a run carries only these keys in ``SpanAttributes`` (ClickHouse filters each map in
     C++): the facts read these and no others, except the per-test items, which list every key and
-    get the full maps on demand (``Extractor.full_attributes``). Printing and parsing the full maps
-    of 1.2M spans was ~4 s of CPU (docs/clickhouse.md, Performance)."""
+    get the full maps on demand (``Extractor.full_attributes``). ClickHouse's span query for 1.2M
+    spans: 5.1-6.7 s of CPU with the full maps, 3.6-4.5 s with these keys (docs/clickhouse.md)."""
     keys: set[str] = set()
     for path in resources.files(QUERIES).iterdir():
         if path.name.endswith(".sql"):
@@ -246,7 +244,8 @@ class Extractor:
     def full_attributes(self, con: duckdb.DuckDBPyConnection) -> None:
         """Every attribute of the spans stage 2 copied, in place of the ``fact_keys()`` alone: for
         the per-test items (facts_test_items.sql lists every key), which an explanation reads only
-        when a failed test shows no error. Rows are matched by (TraceId, SpanId)."""
+        when a failed test shows no error. Rows are matched by (TraceId, SpanId): a span id stored
+        twice with different attributes gets one of its maps on both rows."""
         if not self.fact_attributes_only or self._copied is None:
             return
         where, params = self._copied
