@@ -178,19 +178,17 @@ def clickhouse(ch: ClickHouseOptions) -> Iterator[Any]:
 def clickhouse_run(ch: ClickHouseOptions, run_id: str, baseline: str | None) -> Iterator[DuckStore]:
     """The run (and its baseline) copied out of ClickHouse into an in-memory store of our schema;
     the per-run facts the command reads are computed there when it reads them (on_demand.py)."""
-    from otel_triage.collector.clickhouse_runs import extract_run
-    from otel_triage.collector.storage.on_demand import OnDemandStore
+    from otel_triage.collector.clickhouse_runs import run_store
 
-    with clickhouse(ch) as conn:
-        con = extract_run(conn, run_id, baseline,
+    with clickhouse(ch) as conn:  # open while the store is read: the per-test items fetch attributes
+        store = run_store(conn, run_id, baseline,
                           choose_baseline=lambda tests: _local().api.default_baseline(tests, run_id),
                           history_runs=lambda tests: _local().flaky.runs_rescored(tests, run_id))
-    store = OnDemandStore(con)
-    try:
-        yield store
-    finally:
-        store.close()
-        con.close()
+        try:
+            yield store
+        finally:
+            store.close()
+            store.con.close()
 
 
 def list_runs(db: str | None, daemon: str | None, ch: ClickHouseOptions | None = None) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from otel_triage.collector.clickhouse import RUN_ID_KEY, ClickHouseError, Connec
 from otel_triage.collector.clickhouse_extract import RUN, SINCE, Extractor, memory_store
 from otel_triage.collector.completion import SESSION_SETTLE_SECONDS
 from otel_triage.collector.storage import facts
+from otel_triage.collector.storage.on_demand import OnDemandStore
 from otel_triage.collector.storage.reader import Reader
 
 
@@ -25,13 +26,15 @@ def _no_run(conn: Connection, run_id: str) -> ClickHouseError:
 
 def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = None,
                 choose_baseline: Callable[[pa.Table], str | None] | None = None,
-                history_runs: Callable[[pa.Table], list[str]] | None = None) -> duckdb.DuckDBPyConnection:
+                history_runs: Callable[[pa.Table], list[str]] | None = None,
+                extractor: Extractor | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory triage store holding the run and its baseline run in full, and the test spans of
     every other run of the window. Without ``baseline_run_id``, ``choose_baseline`` (the
     correlator's rule, handed in by the CLI: the collector never imports the correlator) picks it
     from every run's tests; ``history_runs`` (the correlator's too) names the earlier runs whose
-    failures the flaky verdict re-scores, copied in full as well (at most a few)."""
-    ex = Extractor(conn)
+    failures the flaky verdict re-scores, copied in full as well (at most a few). ``extractor``:
+    one set up by the caller (``run_store`` copies only the attributes the facts read)."""
+    ex = extractor or Extractor(conn)
     con = memory_store()
     try:
         ex.test_spans(con)
@@ -65,6 +68,18 @@ def extract_run(conn: Connection, run_id: str, baseline_run_id: str | None = Non
     except BaseException:
         con.close()
         raise
+
+
+def run_store(conn: Connection, run_id: str, baseline_run_id: str | None = None,
+              choose_baseline: Callable[[pa.Table], str | None] | None = None,
+              history_runs: Callable[[pa.Table], list[str]] | None = None) -> OnDemandStore:
+    """``extract_run``'s copy as the correlator's store, its facts computed as they are read. Spans
+    carry only the attributes the facts read (``clickhouse_extract.fact_keys``); the per-test items
+    get the rest from ``conn``, which must stay open while the store is used."""
+    ex = Extractor(conn)
+    ex.fact_attributes_only = True
+    con = extract_run(conn, run_id, baseline_run_id, choose_baseline, history_runs, extractor=ex)
+    return OnDemandStore(con, full_attributes=ex.full_attributes)
 
 
 def list_runs(conn: Connection) -> list[dict[str, Any]]:

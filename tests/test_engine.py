@@ -128,6 +128,57 @@ def test_facts_computed_on_demand_are_the_whole_computations_rows(runs: list[dic
     store.close()
 
 
+def _fact_keys_only(text: str) -> str:
+    """A span's attribute JSON with only the keys the facts name, as ``explain --clickhouse`` copies it."""
+    from otel_triage.collector.clickhouse_extract import fact_keys
+
+    kept = {k: v for k, v in json.loads(text).items() if k in fact_keys()}
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_a_copy_with_only_the_attributes_the_facts_name_gets_the_same_facts(
+        runs: list[dict[str, pa.Table]]) -> None:
+    """`explain --clickhouse` copies only the attribute keys the facts' queries name
+    (clickhouse_extract.fact_keys): every fact table computed on such a copy equals the whole
+    computation's over the full attributes; the per-test items (every key) after the store fetched
+    the full attributes, which it does only for them."""
+    full = duckdb.connect()
+    db.upgrade(full, ":memory:")
+    for tables in runs:
+        _insert(full, tables)
+    whole = facts.compute(full, "fixed-run")
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    changed = 0  # spans that lost attributes: keys no fact reads (the per-test items list them)
+    for tables in runs:
+        spans = tables["otel_traces"]
+        before = [str(a) for a in spans["SpanAttributes"].to_pylist()]
+        trimmed = pa.array([_fact_keys_only(a) for a in before])
+        changed += sum(a != b for a, b in zip(before, trimmed.to_pylist()))
+        i = spans.schema.get_field_index("SpanAttributes")
+        _insert(con, {**tables, "otel_traces": spans.set_column(i, "SpanAttributes", trimmed)})
+    fetched: list[int] = []
+
+    def full_attributes(c: duckdb.DuckDBPyConnection) -> None:
+        fetched.append(1)
+        c.register("_full", full.sql("SELECT TraceId, SpanId, SpanAttributes FROM otel_traces").to_arrow_table())
+        c.execute("UPDATE otel_traces AS t SET SpanAttributes = f.SpanAttributes FROM _full AS f "
+                  "WHERE t.TraceId = f.TraceId AND t.SpanId = f.SpanId")
+        c.unregister("_full")
+
+    store = OnDemandStore(con, full_attributes=full_attributes)
+    for table in facts.TABLES:
+        if table in ("triage_facts_test_items", "triage_facts_test_tree", "triage_facts_tests"):
+            continue
+        assert _rows(store._of_run(table, "fixed-run")) == _rows(whole[table]), table
+    mine = store.tests().filter(pc.equal(store.tests()["run_id"], "fixed-run"))
+    assert _rows(mine) == _rows(whole["triage_facts_tests"]) != []
+    assert not fetched and changed > 0
+    assert _rows(store.test_items("fixed-run")) == _rows(whole["triage_facts_test_items"]) != []
+    assert fetched == [1]
+    store.close()
+
+
 def test_attribute_keys_with_quotes_and_slashes_get_facts(runs: list[dict[str, pa.Table]]) -> None:
     """OTLP allows any attribute key: one holding '"' made the per-test items' JSON path invalid, and
     with it every fact of the run (the daemon computes them when the run completes)."""

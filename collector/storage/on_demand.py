@@ -13,6 +13,7 @@ steps), so an explanation equals the one from a file.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -24,8 +25,12 @@ from otel_triage.collector.storage.store import DuckStore
 class OnDemandStore(DuckStore):
     """``DuckStore`` over a connection it alone uses; ``close`` drops the runs' scratch tables."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection,
+                 full_attributes: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
+        """``full_attributes(con)``: for a copy whose spans carry only the attributes the facts
+        name, called once before the per-test items (which list every key) are computed."""
         super().__init__(con)
+        self._full_attributes = full_attributes
         self._scratch: dict[str, facts.RunScratch] = {}
         self._done: set[tuple[str, str]] = set()
         self._compute_lock = threading.Lock()
@@ -62,6 +67,14 @@ class OnDemandStore(DuckStore):
     def _of_run(self, table: str, run_id: str) -> pa.Table:
         self._need(table, [run_id])
         return super()._of_run(table, run_id)
+
+    def test_items(self, run_id: str) -> pa.Table:
+        if self._full_attributes is not None:
+            with self._compute_lock:
+                if self._full_attributes is not None:
+                    self._full_attributes(self.con)
+                    self._full_attributes = None
+        return super().test_items(run_id)
 
     def metric_points(self, run_ids: list[str], window_slack_ns: int = 0) -> pa.Table:
         self._need("triage_facts_services", [r for r in run_ids if r in self.run_ids()])

@@ -17,18 +17,20 @@ WITH spans AS (
            later AS (PARTITION BY TraceId, ParentSpanId ORDER BY start_ns, SpanId
                      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
 ),
-children AS (
-    SELECT c.TraceId, c.ParentSpanId AS SpanId, sum(c.duration_ns) AS child_ns,
-           bool_or(c.service <> p.service) AS calls_out
+pairs AS (
+    -- each span with its parent, joined once for both uses below
+    SELECT c.TraceId, c.ParentSpanId AS SpanId, c.duration_ns AS child_ns, c.service AS callee, c.operation,
+           p.service AS caller, p.duration_ns - c.duration_ns AS wire_ns
     FROM explain_spans AS c
     JOIN explain_spans AS p ON p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
+),
+children AS (
+    SELECT TraceId, SpanId, sum(child_ns) AS child_ns, bool_or(callee <> caller) AS calls_out
+    FROM pairs
     GROUP BY ALL
 ),
 calls AS (
-    SELECT p.service AS caller, c.service AS callee, c.operation, p.duration_ns - c.duration_ns AS wire_ns
-    FROM explain_spans AS c
-    JOIN explain_spans AS p ON p.TraceId = c.TraceId AND p.SpanId = c.ParentSpanId
-    WHERE p.service <> c.service
+    SELECT caller, callee, operation, wire_ns FROM pairs WHERE caller <> callee
 ),
 measures AS (
     SELECT s.service, s.operation, 'self' AS measure,
