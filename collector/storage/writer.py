@@ -158,12 +158,10 @@ class Writer:
                             con.execute(f"DELETE FROM {name} WHERE run_id = ?", [run_id])
                             by_table.setdefault(name, []).append(table)
                     for name, parts in by_table.items():
-                        batch = json_typed(name, parts[0] if len(parts) == 1 else pa.concat_tables(parts))
-                        con.register("_batch", batch)
-                        try:
-                            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
-                        finally:
-                            con.unregister("_batch")
+                        # DuckDB finds the local by its name (a replacement scan): registering and
+                        # unregistering a view cost ~0.7 ms a table, a third of a small commit.
+                        _batch = json_typed(name, parts[0] if len(parts) == 1 else pa.concat_tables(parts))
+                        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
                     con.execute("COMMIT")
                 except BaseException:
                     # After an I/O error (a full disk) DuckDB may have ended the transaction itself;
