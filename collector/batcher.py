@@ -7,8 +7,8 @@ requests a commit ~25, ~13, ~9.5 µs a span). So the gRPC and HTTP threads do no
 the request bytes to one decoder thread, which takes every request waiting (up to ``max_bytes``),
 decodes each signal's requests in one pass (``fastdecode.decode_together``) and hands the rows to
 the writer as one job. It takes a batch once the writer has committed the one before (whose
-clients then send again) and the requests it expects have come: as many as the last batch held,
-each within a few ms of the one before. Decoding while the writer committed (the earlier policy)
+clients then send again) and the requests it expects have come: as many as were in flight at once
+since the batch before, each within a few ms of the one before. Decoding while the writer committed (the earlier policy)
 split 8 concurrent exports into batches of ~2.7 and gained no overlap, the two threads waiting on
 each other for the GIL; one batch a commit (~7.8 requests) costs a third less CPU a span at the
 same throughput (docs/performance.md, "Ingest, one batch a commit").
@@ -86,7 +86,12 @@ class Batcher:
         self.max_bytes = max_bytes
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
-        self._last_batch = 1  # requests in the batch before: how many the next one waits for
+        # Requests submitted and not yet answered (or, with rows, not yet committed), and the most
+        # at once since the last batch was taken: how many clients send concurrently, so how many
+        # the next batch waits for (their clients resend as soon as the commit answers them).
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._peak = 0
         self._thread = threading.Thread(target=self._run, name="triage-decoder", daemon=True)
         self._thread.start()
 
@@ -96,8 +101,25 @@ class Batcher:
     def submit(self, signal: str, data: bytes) -> Future:
         """Future of (Decoded, Commit or None when nothing is to be written), or ALONE."""
         request = _Request(signal, data)
+        with self._count_lock:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+        request.answer.add_done_callback(self._answered)
         self._queue.put(request)
         return request.answer
+
+    def _answered(self, answer: Future) -> None:
+        """A request leaves the count when answered, or when its rows are committed."""
+        result = None if answer.exception() is not None else answer.result()
+        commit = result[1] if isinstance(result, tuple) else None
+        if commit is None:
+            self._leave()
+        else:
+            commit.job.done.add_done_callback(self._leave)
+
+    def _leave(self, _done: Future | None = None) -> None:
+        with self._count_lock:
+            self._in_flight -= 1
 
     def close(self) -> None:
         self._closed = True
@@ -111,9 +133,12 @@ class Batcher:
         # Let requests gather while the writer commits (bounded wait): their clients were answered
         # by the commit before, and what is decoded and committed together costs less a span.
         self._writer.wait_idle(WRITER_WAIT_SECONDS)
-        # Then expect as many as the last batch held (the clients it answered send again), each
-        # within GATHER_GAP_SECONDS of the one before: one batch a commit, not three smaller ones.
-        expected, deadline = self._last_batch, time.monotonic() + GATHER_MAX_SECONDS
+        # Then expect as many requests as were in flight at once since the last batch (the clients
+        # the commit answered send again), each within GATHER_GAP_SECONDS of the one before: one
+        # batch a commit, not two or three smaller ones.
+        with self._count_lock:
+            expected, self._peak = self._peak, self._in_flight
+        deadline = time.monotonic() + GATHER_MAX_SECONDS
         taken, size = [first], len(first.data)
         while size < self.max_bytes:
             wait = min(GATHER_GAP_SECONDS, deadline - time.monotonic()) if len(taken) < expected else 0
@@ -125,7 +150,6 @@ class Batcher:
                 return taken, True
             taken.append(nxt)
             size += len(nxt.data)
-        self._last_batch = len(taken)
         return taken, False
 
     def _run(self) -> None:
