@@ -8,10 +8,11 @@ the request bytes to one decoder thread, which takes every request waiting (up t
 decodes each signal's requests in one pass (``fastdecode.decode_together``) and hands the rows to
 the writer as one job. It takes a batch once the writer has committed the one before (whose
 clients then send again) and the requests it expects have come: as many as were in flight at once
-since the batch before, each within a few ms of the one before. Decoding while the writer committed (the earlier policy)
-split 8 concurrent exports into batches of ~2.7 and gained no overlap, the two threads waiting on
-each other for the GIL; one batch a commit (~7.8 requests) costs a third less CPU a span at the
-same throughput (docs/performance.md, "Ingest, one batch a commit").
+since the batch before, each within a few ms of the one before. Decoding while the writer
+committed (the earlier policy) split 8 concurrent exports into batches of ~2.7 and gained no
+overlap, the two threads waiting on each other for the GIL; one batch a commit (~7.8 requests)
+costs a third less CPU a span at the same throughput or more (docs/performance.md, "Ingest, one
+batch a commit").
 
 A request the columnar path does not take (irregular or malformed) goes back to its own thread, which
 decodes it alone, exactly as before (the reference decoder rejects items one by one); the others of

@@ -32,7 +32,8 @@ def _skeleton(outer: str, inner: str) -> type:
     name = outer.removeprefix("resource_")
     file = descriptor_pb2.FileDescriptorProto(
         name=f"otel_triage/skeleton_{name}.proto", package=_PACKAGE, syntax="proto3",
-        dependency=["opentelemetry/proto/resource/v1/resource.proto", "opentelemetry/proto/common/v1/common.proto"])
+        dependency=["opentelemetry/proto/resource/v1/resource.proto",
+                    "opentelemetry/proto/common/v1/common.proto"])
     request = file.message_type.add(name=f"{name}_request")
     request.field.add(name=outer, number=1, label=_Field.LABEL_REPEATED, type=_Field.TYPE_MESSAGE,
                       type_name=f".{_PACKAGE}.{name}_outer")
