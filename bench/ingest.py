@@ -1,10 +1,11 @@
 """Ingest throughput of `triage serve` against a parse-and-drop gRPC ceiling, on the same load.
 
     python bench/ingest.py [--spans 400000] [--clients 2] [--streams 4] [--batch 512] [--decode-workers N]
-                           [--protocol grpc|http|http-chunked] [--no-ceiling] [--serve-arg=--flag=value ...]
+                           [--protocol grpc|http|http-chunked] [--sdk] [--no-ceiling] [--serve-arg=--flag=value ...]
 
 Client processes send pre-serialized, realistic OTLP trace requests (unique ids, ~10 attributes a
-span, 20% with an event, 4% with an exception event, 5 services) over several concurrent gRPC calls
+span, 20% with an event, 4% with an exception event, 5 services; built by hand, or with --sdk by the
+OpenTelemetry SDK's own spans and OTLP encoder) over several concurrent gRPC calls
 each (or OTLP/HTTP protobuf POSTs on keep-alive connections with --protocol http). Prints accepted
 spans/s with ack-after-commit, the CPU per span and peak RSS of every process (the daemon, each of
 its workers, each client), the load average (on a shared machine, CPU per span is the steady figure:
@@ -89,6 +90,51 @@ def make_requests(client: int, n_requests: int, batch: int) -> list[bytes]:
     return out
 
 
+def make_sdk_requests(client: int, n_requests: int, batch: int) -> list[bytes]:
+    """The same load built another way: spans made by the OpenTelemetry SDK (ReadableSpan, its
+    Resource and InstrumentationScope) and encoded by the SDK's own OTLP encoder, as an exporter
+    would send them; ~10 attributes a span, 20% with an event, 4% with an exception event."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+
+    rnd = random.Random(1000 + client)
+    scope = InstrumentationScope("opentelemetry.instrumentation.flask", "0.55b0")
+    resources = [Resource({"service.name": service, "cicd.pipeline.run.id": "bench", "service.version": "1.4.2",
+                           "host.name": f"host-{s}"}) for s, service in enumerate(SERVICES)]
+    out, span_no = [], 0
+    for r in range(n_requests):
+        spans = []
+        for i in range(batch):
+            span_no += 1
+            s = i % len(SERVICES)
+            service, start = SERVICES[s], 1_700_000_000_000_000_000 + span_no * 1000
+            trace = 2 << 120 | client << 40 | r << 8 | (span_no % 7)
+            error = rnd.random() < 0.04
+            events = [Event("cache.lookup", {"cache.key": f"item:{rnd.randrange(1000)}"}, start + 10)] \
+                if rnd.random() < 0.2 else []
+            if error:
+                events.append(Event("exception", {"exception.type": "TimeoutError",
+                                                  "exception.message": "upstream timed out",
+                                                  "exception.stacktrace": "Traceback...\n" * 8}, start + 20))
+            spans.append(ReadableSpan(
+                name=f"GET /api/v1/{service}/items/{{id}}", kind=SpanKind.SERVER,
+                context=SpanContext(trace, client << 48 | span_no, is_remote=False),
+                parent=SpanContext(trace, client << 48 | span_no + 1, is_remote=True),
+                resource=resources[s], instrumentation_scope=scope, start_time=start, end_time=start + 5_000_000,
+                status=Status(StatusCode.ERROR if error else StatusCode.OK), events=events,
+                attributes={"http.request.method": "GET", "http.route": f"/api/v1/{service}/items/{{id}}",
+                            "url.path": f"/api/v1/{service}/items/{rnd.randrange(10**6)}",
+                            "http.response.status_code": 200, "server.address": f"{service}.svc.cluster.local",
+                            "server.port": 8080, "network.protocol.version": "1.1",
+                            "user_agent.original": "python-requests/2.32", "client.address": "10.0.0.12",
+                            "app.cache_hit": rnd.random() < 0.5}))
+        out.append(encode_spans(spans).SerializeToString())
+    return out
+
+
 def http_stream(address: str, chunk: list[bytes], chunked: bool = False) -> int:
     """POST each payload to /v1/traces on one keep-alive connection; retry 503s as exporters do.
     ``chunked``: send it with Transfer-Encoding: chunked in 16 KiB chunks, as the JavaScript SDK does."""
@@ -115,8 +161,8 @@ def http_stream(address: str, chunk: list[bytes], chunked: bool = False) -> int:
 
 
 def client_main(client: int, address: str, n_requests: int, batch: int, streams: int, ready, go, result,
-                protocol: str = "grpc") -> None:
-    payloads = make_requests(client, n_requests, batch)
+                protocol: str = "grpc", sdk: bool = False) -> None:
+    payloads = (make_sdk_requests if sdk else make_requests)(client, n_requests, batch)
     ready.put(sum(len(p) for p in payloads))
     go.wait()
     cpu0 = time.process_time()
@@ -252,7 +298,8 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
     per_client = args.spans // args.batch // args.clients
     protocol = getattr(args, "protocol_now", "grpc")
     procs = [ctx.Process(target=client_main, args=(c, address, per_client, args.batch, args.streams,
-                                                    ready, go, result, protocol)) for c in range(args.clients)]
+                                                    ready, go, result, protocol, args.sdk))
+             for c in range(args.clients)]
     for p in procs:
         p.start()
     wire = sum(ready.get() for _ in procs)
@@ -324,13 +371,15 @@ def main() -> None:
                         help="OTLP/gRPC (--listen) or OTLP/HTTP protobuf POSTs (--listen-http), with a "
                              "Content-Length or chunked")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the bare grpcio comparison")
+    parser.add_argument("--sdk", action="store_true",
+                        help="requests built and encoded by the OpenTelemetry SDK instead of by hand")
     parser.add_argument("--profile", metavar="FILE",
                         help="record the daemon with py-spy (collapsed stacks, native frames) into FILE")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="an extra `triage serve` option, e.g. --serve-arg=--max-pending-bytes=1000000")
     args = parser.parse_args()
     print(f"load: {args.spans} spans in requests of {args.batch}, {args.clients} client processes x "
-          f"{args.streams} concurrent calls, {os.cpu_count()} cores")
+          f"{args.streams} concurrent calls, {os.cpu_count()} cores" + (", built by the SDK" if args.sdk else ""))
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"

@@ -2,11 +2,17 @@
 
 The columnar decoder's cost is mostly per call, not per span: ptars and each of its ~90 Arrow
 kernel calls cost about as much for 5 spans as for 500 (decoding 512-span requests one by one took
-16 µs a span on one core, four at once 7.8). So the gRPC and HTTP threads do not decode: they hand
+16 µs a span on one core, four at once 7.8), and so is a commit's (``bench/write.py``: 1, 3, 8
+requests a commit ~25, ~13, ~9.5 µs a span). So the gRPC and HTTP threads do not decode: they hand
 the request bytes to one decoder thread, which takes every request waiting (up to ``max_bytes``),
-decodes each signal's requests in one pass (``fastdecode.decode_together``), hands the rows to the
-writer as one job and goes on to the next requests while the writer commits: decoding and DuckDB's
-commit overlap on two cores, and Python holds the GIL once per batch instead of once per request.
+decodes each signal's requests in one pass (``fastdecode.decode_together``) and hands the rows to
+the writer as one job. It takes a batch once the writer has committed the one before (whose
+clients then send again) and the requests it expects have come: as many as were in flight at once
+since the batch before, each within a few ms of the one before. Decoding while the writer
+committed (the earlier policy) split 8 concurrent exports into batches of ~2.7 and gained no
+overlap, the two threads waiting on each other for the GIL; one batch a commit (~7.8 requests)
+costs a third less CPU a span at the same throughput or more (docs/performance.md, "Ingest, one
+batch a commit").
 
 A request the columnar path does not take (irregular or malformed) goes back to its own thread, which
 decodes it alone, exactly as before (the reference decoder rejects items one by one); the others of
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -34,7 +41,9 @@ log = logging.getLogger(__name__)
 
 ALONE = None  # a request's answer from the decoder thread: "decode it yourself"
 _STOP = object()
-WRITER_WAIT_SECONDS = 1.0  # at most this long for the writer to start its pending commit
+WRITER_WAIT_SECONDS = 1.0  # at most this long for the writer to finish its pending commit
+GATHER_GAP_SECONDS = 0.005  # at most this long between two requests a batch still waits for
+GATHER_MAX_SECONDS = 0.02  # at most this long waiting for the requests a batch expects
 
 
 class Commit:
@@ -78,6 +87,12 @@ class Batcher:
         self.max_bytes = max_bytes
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        # Requests submitted and not yet answered (or, with rows, not yet committed), and the most
+        # at once since the last batch was taken: how many clients send concurrently, so how many
+        # the next batch waits for (their clients resend as soon as the commit answers them).
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._peak = 0
         self._thread = threading.Thread(target=self._run, name="triage-decoder", daemon=True)
         self._thread.start()
 
@@ -87,8 +102,25 @@ class Batcher:
     def submit(self, signal: str, data: bytes) -> Future:
         """Future of (Decoded, Commit or None when nothing is to be written), or ALONE."""
         request = _Request(signal, data)
+        with self._count_lock:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+        request.answer.add_done_callback(self._answered)
         self._queue.put(request)
         return request.answer
+
+    def _answered(self, answer: Future) -> None:
+        """A request leaves the count when answered, or when its rows are committed."""
+        result = None if answer.exception() is not None else answer.result()
+        commit = result[1] if isinstance(result, tuple) else None
+        if commit is None:
+            self._leave()
+        else:
+            commit.job.done.add_done_callback(self._leave)
+
+    def _leave(self, _done: Future | None = None) -> None:
+        with self._count_lock:
+            self._in_flight -= 1
 
     def close(self) -> None:
         self._closed = True
@@ -99,13 +131,20 @@ class Batcher:
         first = self._queue.get()
         if first is _STOP:
             return [], True
-        # While the writer still has a batch waiting, decoding more would only queue up small
-        # batches behind it: let requests gather until it starts that commit (bounded wait).
-        self._writer.wait_taken(WRITER_WAIT_SECONDS)
+        # Let requests gather while the writer commits (bounded wait): their clients were answered
+        # by the commit before, and what is decoded and committed together costs less a span.
+        self._writer.wait_idle(WRITER_WAIT_SECONDS)
+        # Then expect as many requests as were in flight at once since the last batch (the clients
+        # the commit answered send again), each within GATHER_GAP_SECONDS of the one before: one
+        # batch a commit, not two or three smaller ones.
+        with self._count_lock:
+            expected, self._peak = self._peak, self._in_flight
+        deadline = time.monotonic() + GATHER_MAX_SECONDS
         taken, size = [first], len(first.data)
         while size < self.max_bytes:
+            wait = min(GATHER_GAP_SECONDS, deadline - time.monotonic()) if len(taken) < expected else 0
             try:
-                nxt = self._queue.get_nowait()
+                nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if nxt is _STOP:

@@ -28,6 +28,7 @@ from otel_triage.collector import decode as reference
 from otel_triage.collector import tables
 from otel_triage.collector.columnar import Irregular, attributes_json, hex_ids, value_json
 from otel_triage.collector.decode import Decoded, Limits
+from otel_triage.collector.skeleton import parse_groups
 
 MAX_TIME_NS = (1 << 63) - 1
 SPAN_KINDS = pa.array(["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"])
@@ -153,8 +154,8 @@ def build_traces(parse: Callable[[], Any], data: bytes, default_run_id: str | No
                   max_item_bytes: int) -> tuple[dict[str, pa.Table], int]:
     """(tables, spans) of a request; raises Irregular when the reference decoder must do it.
 
-    ``parse`` gives the protobuf message (upb: it validates UTF-8 and raises MalformedRequest), called
-    after the columns are checked, so an irregular request is never held three times."""
+    ``parse`` gives the request's groups (``skeleton.parse_groups``: resources and scopes, not the
+    items, which ptars has checked, UTF-8 included), called after the columns are checked."""
     built, counts = _traces(lambda: [parse()], [data], default_run_id, max_item_bytes)
     return built, counts[0]
 
@@ -169,7 +170,7 @@ def _traces(parse: Callable[[], list[Any]], datas: list[bytes], default_run_id: 
     spans, group = _children(ss.field("spans"))
     n = len(spans)
     if n == 0:
-        parse()  # still checked: a request without items may hold invalid UTF-8
+        parse()  # its groups are still checked (ptars checked the bytes too)
         return {}, [0] * len(datas)
     counts = _items_per_request(batch, rs, "scope_spans", group)
     f = dict(zip((t.name for t in spans.type), spans.flatten()))
@@ -253,7 +254,7 @@ def _logs(parse: Callable[[], list[Any]], datas: list[bytes], default_run_id: st
     sl, _ = _children(rl.field("scope_logs"))
     records, group = _children(sl.field("log_records"))
     if len(records) == 0:
-        parse()  # still checked: a request without items may hold invalid UTF-8
+        parse()  # its groups are still checked (ptars checked the bytes too)
         return {}, [0] * len(datas)
     counts = _items_per_request(batch, rl, "scope_logs", group)
     f = dict(zip((t.name for t in records.type), records.flatten()))
@@ -287,7 +288,7 @@ def _fast(message: type, build: Callable[..., tuple[dict[str, pa.Table], int]], 
     Everything the columnar path built is dropped before the reference starts (a large request is
     held once)."""
     try:
-        built, items = build(lambda: reference._parse(message, data), data, default_run_id, limits.max_item_bytes)
+        built, items = build(lambda: parse_groups(message, data), data, default_run_id, limits.max_item_bytes)
     except Irregular:
         built = None
     if built is None:  # outside the except block, whose traceback would keep the arrays alive
@@ -332,7 +333,7 @@ def decode_together(signal: str, datas: list[bytes], default_run_id: str | None,
     it alone gets its rejections or its error)."""
     message, build = _TOGETHER[signal]
     try:
-        return build(lambda: [reference._parse(message, d) for d in datas], datas, default_run_id,
+        return build(lambda: [parse_groups(message, d) for d in datas], datas, default_run_id,
                      limits.max_item_bytes)
     except (Irregular, reference.MalformedRequest):
         return None

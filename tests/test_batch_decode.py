@@ -129,3 +129,21 @@ def test_the_batcher_commits_a_batch_once_and_sends_back_only_a_malformed_reques
     finally:
         batcher.close()
         writer.close()
+
+
+def test_the_writer_is_idle_only_once_every_submitted_job_is_committed(tmp_path: Path) -> None:
+    """The batcher takes its next batch when ``wait_idle`` returns: not while a job is queued or
+    being committed (its clients have not been answered yet), and at once when nothing is."""
+    writer = Writer(open_writer(tmp_path / "idle.duckdb"))
+    try:
+        assert writer.wait_idle(5)
+        with writer._lock:  # the writer takes the job, then waits for the lock to commit it
+            done = writer.submit(WriteJob({}, 0))
+            writer.submit(WriteJob({}, 0))
+            assert not writer.wait_idle(0.2)
+            writer.wait_taken(10)
+            assert not writer.wait_idle(0.2)
+        done.result(timeout=30)
+        assert writer.wait_idle(30)
+    finally:
+        writer.close()

@@ -212,3 +212,24 @@ def test_invalid_utf8_is_malformed_with_or_without_items() -> None:
         data = req.SerializeToString().replace(b"svc", b"sv\xff", 1)
         with pytest.raises(d.MalformedRequest):
             fastdecode.decode_traces(data)
+
+
+def test_invalid_utf8_in_an_item_is_malformed_though_only_groups_are_parsed() -> None:
+    """The columnar path parses only resources and scopes with upb (collector/skeleton.py): ptars
+    must refuse invalid UTF-8 in a span, an event or a log record, so it never reaches the file."""
+    for field in ("name", "event", "attribute"):
+        req = ExportTraceServiceRequest()
+        span = req.resource_spans.add().scope_spans.add().spans.add(
+            trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="opX" if field == "name" else "op")
+        if field == "event":
+            span.events.add(name="evX")
+        if field == "attribute":
+            span.attributes.add(key="k").value.string_value = "vaX"
+        data = req.SerializeToString().replace(b"X", b"\xff", 1)
+        assert fastdecode.decode_together("traces", [_span_request(1), data], None, d.Limits()) is None
+        with pytest.raises(d.MalformedRequest):
+            fastdecode.decode_traces(data)
+    req = ExportLogsServiceRequest()
+    req.resource_logs.add().scope_logs.add().log_records.add(body=AnyValue(string_value="bodyX"))
+    with pytest.raises(d.MalformedRequest):
+        fastdecode.decode_logs(req.SerializeToString().replace(b"X", b"\xff", 1))
