@@ -313,8 +313,7 @@ class Daemon:
     def store(self, cursor: Any) -> DuckStore:
         """The correlator's store on a cursor of the daemon's connection; facts and kept
         explanations go through the writer."""
-        return DuckStore(cursor, write_facts=self._write_facts, lock=self._facts_lock,
-                         keep=lambda run_id, row: self._write_facts(run_id, {"triage_explanations": row}))
+        return DuckStore(cursor, write_facts=self._write_facts, lock=self._facts_lock)
 
     def _completed(self, c: Any) -> None:
         """A run is complete: in the background, compute its facts and its explanation (kept:

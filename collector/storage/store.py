@@ -7,9 +7,9 @@ data since (``facts.py``): on the daemon's connection they are written through i
 copy of a run from another backend) it writes them itself. A read-only connection cannot, so
 ``open_store`` brings the file's facts up to date before it opens it read-only.
 
-A completed run's explanation is kept (007_kept_explanations.sql) the way facts are written: through
-``keep`` (the daemon's single writer), on the store's own connection, or, on a read-only store, by
-``close`` reopening the file for writing once the reading is done.
+A completed run's explanation is kept (007_kept_explanations.sql) the way facts are written
+(``write_facts``: the daemon's single writer, else the store's own connection); a read-only store
+keeps it by ``close`` reopening the file for writing once the reading is done.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,20 +28,15 @@ from otel_triage.collector.storage.reader import sql
 if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanation needs neither
     import pyarrow as pa
 
-Keep = Callable[[str, "pa.Table"], None]  # writes one run's triage_explanations rows
-
-
 class DuckStore:
     def __init__(self, con: duckdb.DuckDBPyConnection, write_facts: facts.Write | None = None,
                  read_only: bool = False, facts_checked: bool = False,
-                 lock: threading.Lock | None = None, keep: Keep | None = None,
-                 path: str | None = None) -> None:
+                 lock: threading.Lock | None = None, path: str | None = None) -> None:
         self.con = con
         self._lock = lock or threading.Lock()  # the daemon shares one: facts are computed once
         self._write = write_facts
         self._read_only = read_only
         self._checked = facts_checked  # open_store has just brought them up to date
-        self._keep = keep
         self._path = path  # a read-only store's file, written by ``close`` (kept explanations)
         self._pending: dict[str, pa.Table] = {}
 
@@ -123,11 +117,7 @@ class DuckStore:
                         return items
                     done = self._arrow("SELECT * REPLACE (true AS test_items_computed) FROM triage_facts_runs "
                                        "WHERE run_id = $r", {"r": run_id})
-                    tables = {"triage_facts_test_items": items, "triage_facts_runs": done}
-                    if self._write:
-                        self._write(run_id, tables)
-                    else:
-                        facts.write(self.con, run_id, tables)
+                    self._save(run_id, {"triage_facts_test_items": items, "triage_facts_runs": done})
         return self._of_run("triage_facts_test_items", run_id)
 
     def _items_pending(self, run_id: str) -> bool:
@@ -162,12 +152,17 @@ class DuckStore:
         row = self._arrow("SELECT $r AS run_id, $b::VARCHAR AS baseline_run_id, $s AS stamp, "
                           "$e AS explanation, $t::BIGINT AS computed_unix_nano",
                           {"r": run_id, "b": baseline_run_id, "s": stamp, "e": explanation, "t": time.time_ns()})
-        if self._keep:
-            self._keep(run_id, row)
-        elif self._read_only:
+        if self._read_only:
             self._pending[run_id] = row
         else:
-            facts.write(self.con, run_id, {"triage_explanations": row})
+            self._save(run_id, {"triage_explanations": row})
+
+    def _save(self, run_id: str, tables: dict[str, pa.Table]) -> None:
+        """Replace the run's rows of these derived tables: through the daemon's writer, else here."""
+        if self._write:
+            self._write(run_id, tables)
+        else:
+            facts.write(self.con, run_id, tables)
 
     def close(self) -> None:
         """Close the connection; a read-only store then writes the explanations it was asked to keep,
