@@ -47,24 +47,18 @@ GATHER_MAX_SECONDS = 0.02  # at most this long waiting for the requests a batch 
 
 
 class Commit:
-    """The commit of one decoded batch: every request of it waits for it, and the first to see it
-    done tells ``on_committed`` (run completion) once, before any of them is answered."""
+    """The commit of one decoded batch: every request of it waits for it. The writer thread tells
+    ``on_committed`` (run completion) once, after the commit and before any of them is answered: done
+    there, it runs while the waiting threads sleep, not beside eight of them woken at once (~5 ms of
+    GIL hand-offs a batch, paid before anyone was answered)."""
 
     def __init__(self, job: WriteJob, on_committed: Callable[[dict[str, pa.Table]], None] | None) -> None:
         self.job = job
-        self._on_committed = on_committed
-        self._lock = threading.Lock()
+        job.committed = on_committed
 
     def wait(self) -> None:
         """Return once the rows are committed (raise the writer's error otherwise)."""
         self.job.done.result()
-        with self._lock:
-            observe, self._on_committed = self._on_committed, None
-            if observe is not None:
-                try:
-                    observe(self.job.tables)
-                except Exception:  # bookkeeping must never fail an export that is committed
-                    log.exception("run completion tracking failed")
 
 
 @dataclass

@@ -32,6 +32,8 @@ class WriteJob:
     done: Future = field(default_factory=Future)
     # Derived rows of one run (storage/facts.py): each table's rows of this run_id are replaced.
     replace_run: str | None = None
+    # Told the committed tables on the writer thread before ``done`` resolves (run completion).
+    committed: Callable[[dict[str, pa.Table]], None] | None = None
 
 
 _STOP = object()
@@ -193,4 +195,9 @@ class Writer:
         if self._on_commit:
             self._on_commit(len(jobs), rows, elapsed)
         for job in jobs:
+            if job.committed is not None:
+                try:
+                    job.committed(job.tables)
+                except Exception:  # bookkeeping must never fail an export that is committed
+                    log.exception("run completion tracking failed")
             job.done.set_result(None)
