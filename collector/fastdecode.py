@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from otel_triage.collector import decode as reference
-from otel_triage.collector import tables
+from otel_triage.collector import rawattrs, tables
 from otel_triage.collector.columnar import Irregular, attributes_json, hex_ids, value_json
 from otel_triage.collector.decode import Decoded, Limits
 from otel_triage.collector.skeleton import parse_groups
@@ -164,7 +164,7 @@ def _traces(parse: Callable[[], list[Any]], datas: list[bytes], default_run_id: 
             max_item_bytes: int) -> tuple[dict[str, pa.Table], list[int]]:
     """``build_traces`` of several requests at once: (tables, spans of each request). Each Arrow
     kernel call costs the same for 500 spans as for 5, so one call for many requests is cheaper."""
-    batch = _record_batch(ExportTraceServiceRequest, datas)
+    batch = _record_batch(rawattrs.RAW_TRACES, datas)  # attributes as bytes: rawattrs parses them
     rs, _ = _children(batch.column(0))
     ss, _ = _children(rs.field("scope_spans"))
     spans, group = _children(ss.field("spans"))
@@ -178,8 +178,7 @@ def _traces(parse: Callable[[], list[Any]], datas: list[bytes], default_run_id: 
     _check_ids(f["span_id"], 8, optional=False)
     _check_ids(f["parent_span_id"], 8, optional=True)
     _check_times(f["start_time_unix_nano"], f["end_time_unix_nano"])
-    _check_raw_size(f["attributes"], max_item_bytes)
-    attrs = attributes_json(f["attributes"])
+    attrs = rawattrs.attributes_json(f["attributes"], max_item_bytes)
     _check_size(attrs, max_item_bytes)
     events, ev_span = _children(f["events"])
     links, link_span = _children(f["links"])
@@ -212,7 +211,7 @@ def _traces(parse: Callable[[], list[Any]], datas: list[bytes], default_run_id: 
         out[tables.EVENTS] = _table(tables.EVENTS, {
             "TraceId": trace_hex.take(ev_span), "SpanId": span_hex.take(ev_span), "RunId": run_id.take(ev_span),
             "Timestamp": _ts(ev["time_unix_nano"]), "Name": ev["name"],
-            "Attributes": attributes_json(ev["attributes"]),
+            "Attributes": rawattrs.attributes_json(ev["attributes"], max_item_bytes),
             "DroppedAttributesCount": ev["dropped_attributes_count"],
         })
     if len(links):
@@ -221,7 +220,7 @@ def _traces(parse: Callable[[], list[Any]], datas: list[bytes], default_run_id: 
             "TraceId": trace_hex.take(link_span), "SpanId": span_hex.take(link_span),
             "RunId": run_id.take(link_span), "LinkedTraceId": hex_ids(lk["trace_id"]),
             "LinkedSpanId": hex_ids(lk["span_id"]), "TraceState": lk["trace_state"], "Flags": lk["flags"],
-            "Attributes": attributes_json(lk["attributes"]),
+            "Attributes": rawattrs.attributes_json(lk["attributes"], max_item_bytes),
             "DroppedAttributesCount": lk["dropped_attributes_count"],
         })
     return out, counts

@@ -147,3 +147,30 @@ def test_the_writer_is_idle_only_once_every_submitted_job_is_committed(tmp_path:
         assert writer.wait_idle(30)
     finally:
         writer.close()
+
+
+def test_the_writer_tells_committed_rows_before_the_job_resolves_and_a_failing_hook_fails_nothing(
+        tmp_path: Path) -> None:
+    """Run completion is told on the writer thread once the rows are committed and before the job's
+    future resolves (so before any client is answered); a hook that raises is logged, and the job,
+    whose rows are committed, still succeeds."""
+    writer = Writer(open_writer(tmp_path / "w.duckdb", "256MB"))
+    try:
+        tables, counts = fastdecode.decode_together("traces", [_span_request(2)], None, d.Limits())
+        seen: list[tuple[str, int, bool, int]] = []
+
+        def committed(rows: dict[str, pa.Table]) -> None:
+            stored = writer.read(lambda cur: cur.execute("SELECT count(*) FROM otel_traces").fetchone()[0])
+            seen.append((threading.current_thread().name, rows["otel_traces"].num_rows, job.done.done(), stored))
+
+        job = WriteJob(tables, sum(counts), committed=committed)
+        writer.submit(job).result(timeout=30)
+        assert seen == [("triage-writer", counts[0], False, counts[0])]
+
+        def fails(_rows: dict[str, pa.Table]) -> None:
+            raise RuntimeError("bookkeeping bug")
+
+        assert writer.submit(WriteJob(tables, sum(counts), committed=fails)).result(timeout=30) is None
+        assert writer.read(lambda cur: cur.execute("SELECT count(*) FROM otel_traces").fetchone()[0]) == 2 * counts[0]
+    finally:
+        writer.close()
