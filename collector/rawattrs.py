@@ -175,20 +175,31 @@ def attributes_json(lists: pa.Array, max_item_bytes: int) -> pa.Array:
     values = pa.concat_arrays(texts).take(pa.array(position))
     codes = pc.dictionary_encode(keys)
     _check_unique(codes, lists)
-    # Before each value '"key":', or '"key":"' before a string (one of each a distinct key); after
-    # a string its closing quote.
+    # Before each value '"key":', or '"key":"' before a string, '{' first in its item (four heads a
+    # distinct key); after it its closing quote if a string, '}' last in its item: then one join per
+    # item is its whole JSON object.
     quoted = _quoted(codes.dictionary)
-    heads = pc.binary_join_element_wise(quoted.take(np.repeat(np.arange(len(quoted)), 2)),
-                                        pa.array([":", ':"'] * len(quoted)), "")
-    head = heads.take(pa.array(codes.indices.to_numpy().astype(np.int64) * 2 + is_str))
-    tail = _TAILS.take(pa.array(is_str.astype(np.int8)))
+    heads = pc.binary_join_element_wise(_HEADS_BEFORE.take(np.tile(np.arange(4), len(quoted))),
+                                        quoted.take(np.repeat(np.arange(len(quoted)), 4)),
+                                        _HEADS_AFTER.take(np.tile(np.arange(4), len(quoted))), "")
+    bounds = _offsets(lists).to_numpy()
+    first, last = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    first[bounds[:-1][bounds[1:] > bounds[:-1]]] = 2
+    last[bounds[1:][bounds[1:] > bounds[:-1]] - 1] = 2
+    head = heads.take(pa.array(codes.indices.to_numpy().astype(np.int64) * 4 + first + is_str))
+    tail = _TAILS.take(pa.array(last + is_str))
     members = pc.binary_join_element_wise(head, values, tail, "")
     joined = pc.binary_join(pa.ListArray.from_arrays(_offsets(lists), members), ",")
-    return pc.binary_join_element_wise("{", joined, "}", "")
+    if len(bounds) - 1 > np.count_nonzero(bounds[1:] > bounds[:-1]):  # items without attributes: {}
+        joined = pc.replace_with_mask(joined, pa.array(bounds[1:] == bounds[:-1]),
+                                      pa.array(["{}"] * int(np.count_nonzero(bounds[1:] == bounds[:-1]))))
+    return joined
 
 
+_HEADS_BEFORE = pa.array(["", "", "{", "{"])  # by 2 * first in its item + is a string
+_HEADS_AFTER = pa.array([":", ':"', ":", ':"'])
+_TAILS = pa.array(["", '"', "}", '"}'])  # by 2 * last in its item + is a string
 _WORDS = pa.array(["false", "true", "null"])
-_TAILS = pa.array(["", '"'])
 
 
 def _unquoted(strings: pa.Array) -> pa.Array:
