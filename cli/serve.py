@@ -235,6 +235,7 @@ class Daemon:
             decode_workers=cfg.decode_workers,
             max_pending_bytes=cfg.max_pending_bytes,
             on_committed=self.completion.observe,
+            prepare_committed=self.completion.prepare,
         )
         self._facts_pool.submit(self.refresh_facts)  # an upgraded file, runs completed while we were down
         for c in self.completion.start():  # completed before a restart, never delivered

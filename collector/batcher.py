@@ -61,6 +61,33 @@ class Commit:
         self.job.done.result()
 
 
+Prepare = Callable[[dict[str, pa.Table]], Callable[[], None]]  # tables -> what to do once committed
+
+
+class _Prepared:
+    """Run completion's part of a batch (``CompletionTracker.prepare``), computed by the decoder
+    thread while the writer commits the batch, made on the writer thread after the commit: ~2.5 ms
+    a batch of 4,096 spans (a regex over the attributes) off the path from commit to answer."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._then: Callable[[], None] | None = None
+
+    def compute(self, prepare: Prepare, tables: dict[str, pa.Table]) -> None:
+        try:
+            self._then = prepare(tables)
+        except Exception:  # bookkeeping must never fail an export
+            log.exception("run completion tracking failed")
+        finally:
+            self._ready.set()
+
+    def apply(self, _tables: dict[str, pa.Table]) -> None:
+        """The writer's ``committed`` hook: waits for ``compute`` if the commit was quicker."""
+        self._ready.wait()
+        if self._then is not None:
+            self._then()
+
+
 @dataclass
 class _Request:
     signal: str
@@ -73,8 +100,9 @@ class Batcher:
 
     def __init__(self, writer: Writer, default_run_id: str | None, limits: Limits,
                  on_committed: Callable[[dict[str, pa.Table]], None] | None = None,
-                 max_bytes: int = 8 << 20) -> None:
+                 max_bytes: int = 8 << 20, prepare_committed: Prepare | None = None) -> None:
         self._writer = writer
+        self._prepare = prepare_committed  # replaces on_committed for batches when given
         self._run_id = default_run_id
         self._limits = limits
         self._on_committed = on_committed
@@ -201,7 +229,21 @@ class Batcher:
         commit = None
         if rows:
             tables = {name: ts[0] if len(ts) == 1 else pa.concat_tables(ts) for name, ts in parts.items()}
-            commit = Commit(WriteJob(tables, rows), self._on_committed)
-            self._writer.submit(commit.job)
+            if self._prepare is None:
+                commit = Commit(WriteJob(tables, rows), self._on_committed)
+                self._writer.submit(commit.job)
+            else:
+                prepared = _Prepared()
+                commit = Commit(WriteJob(tables, rows), prepared.apply)
+                self._writer.submit(commit.job)
+                try:  # the writer waits for it after the commit: it is always computed
+                    self._answer(done, commit)
+                finally:
+                    prepared.compute(self._prepare, tables)
+                return
+        self._answer(done, commit)
+
+    @staticmethod
+    def _answer(done: list[tuple[_Request, Decoded]], commit: Commit | None) -> None:
         for request, decoded in done:  # a Decoded from here holds no tables: the Commit has them
             request.answer.set_result((decoded, commit if decoded.accepted else None))

@@ -104,6 +104,24 @@ def run_ids_of(tables: dict[str, pa.Table]) -> set[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Arrivals:
+    """What one commit brings run completion, from its tables alone."""
+
+    runs: frozenset[str]  # run ids that got data
+    ended: frozenset[str]  # runs whose session span is in it
+    # Spans or log records. Only these hold a settling session back: services export metrics
+    # periodically for as long as they run, so counting them would turn every session-ended wait
+    # into the quiet period.
+    items: bool
+
+
+def arrivals(tables: dict[str, pa.Table]) -> Arrivals:
+    ended = session_runs(tables["otel_traces"]) if "otel_traces" in tables else set()
+    items = any(tables[t].num_rows for t in ("otel_traces", "otel_logs") if t in tables)
+    return Arrivals(frozenset(run_ids_of(tables)), frozenset(ended), items)
+
+
 class CompletionTracker:
     def __init__(self, store: CompletionStore, *, quiet_period: float = 30.0,
                  settle: float = SESSION_SETTLE_SECONDS,
@@ -148,21 +166,25 @@ class CompletionTracker:
 
     def observe(self, tables: dict[str, pa.Table]) -> None:
         """After a commit: note the runs that got data and the sessions that ended. No I/O."""
-        runs = run_ids_of(tables)
-        ended = session_runs(tables["otel_traces"]) if "otel_traces" in tables else set()
+        self.note(arrivals(tables))
+
+    def prepare(self, tables: dict[str, pa.Table]) -> Callable[[], None]:
+        """``observe`` in two steps: what the tables bring, computed now (the daemon's decoder thread
+        does it while the writer commits them), and the note to make once they are committed."""
+        seen = arrivals(tables)
+        return lambda: self.note(seen)
+
+    def note(self, seen: Arrivals) -> None:
         now = self._clock()
-        # Only spans and logs hold a settling session back: services export metrics periodically for as
-        # long as they run, so counting them would turn every session-ended wait into the quiet period.
-        events = any(tables[t].num_rows for t in ("otel_traces", "otel_logs") if t in tables)
         with self._cond:
-            if events:
+            if seen.items:
                 self._last_any = now
-            for run in runs:
+            for run in seen.runs:
                 if run in self._done:
                     log.debug("late data for completed run %s: stored, not notified again", run)
                     continue
                 self._last_seen[run] = now
-            for run in ended:
+            for run in seen.ended:
                 if run not in self._done:
                     self._session_ended.setdefault(run, now)
 

@@ -21,7 +21,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
-from otel_triage.collector.batcher import ALONE, Batcher, Commit
+from otel_triage.collector.batcher import ALONE, Batcher, Commit, Prepare
 from otel_triage.collector.decode import Decoded, Limits, MalformedRequest, decode
 from otel_triage.collector.errors import Closed, Overloaded, Unavailable
 from otel_triage.collector.selfmetrics import SelfMetrics
@@ -76,6 +76,7 @@ class Pipeline:
         decode_workers: int = 0,
         max_pending_bytes: int = 512 << 20,
         on_committed: Callable[[dict[str, pa.Table]], None] | None = None,
+        prepare_committed: Prepare | None = None,
     ) -> None:
         self._writer = writer
         self._metrics = metrics
@@ -90,8 +91,9 @@ class Pipeline:
         self._on_committed = on_committed  # run completion tracking: a dict update, no I/O
         # In-process decoding: one decoder thread takes the requests waiting and decodes them together
         # (collector/batcher.py). Worker processes decode one request each, as before.
-        self._batcher = Batcher(writer, default_run_id, self._limits, on_committed) \
-            if decode_workers <= 0 else None
+        # ``prepare_committed``: on_committed in two steps, the first while the writer commits.
+        self._batcher = Batcher(writer, default_run_id, self._limits, on_committed,
+                                prepare_committed=prepare_committed) if decode_workers <= 0 else None
 
     def _new_pool(self) -> Executor | None:
         if self._workers <= 0:

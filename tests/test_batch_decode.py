@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -173,4 +174,37 @@ def test_the_writer_tells_committed_rows_before_the_job_resolves_and_a_failing_h
         assert writer.submit(WriteJob(tables, sum(counts), committed=fails)).result(timeout=30) is None
         assert writer.read(lambda cur: cur.execute("SELECT count(*) FROM otel_traces").fetchone()[0]) == 2 * counts[0]
     finally:
+        writer.close()
+
+
+def test_run_completion_is_prepared_while_the_writer_commits_and_told_before_any_answer(tmp_path: Path) -> None:
+    """With ``prepare_committed`` the decoder thread computes what a batch brings run completion
+    (while the writer commits it) and the writer makes the note after the commit, before the
+    batch's requests are answered; a prepare that raises fails no export."""
+    writer = Writer(open_writer(tmp_path / "p.duckdb", "256MB"))
+    events: list[tuple[str, str, bool]] = []
+
+    def prepare(tables: dict[str, pa.Table]) -> Callable[[], None]:
+        events.append(("prepare", threading.current_thread().name, False))
+        if len(events) > 2:  # the second batch
+            raise RuntimeError("bookkeeping bug")
+        # A request is answered once its Commit's job is done (Pipeline.ingest waits for it).
+        return lambda: events.append(("note", threading.current_thread().name,
+                                      answers[0].result()[1].job.done.done()))
+
+    batcher = Batcher(writer, None, d.Limits(), prepare_committed=prepare)
+    try:
+        answers = [batcher.submit("traces", _span_request(5))]
+        decoded, commit = answers[0].result(timeout=30)
+        commit.job.done.result(timeout=30)  # a writer waiting for a prepare never made would hang
+        assert events == [("prepare", "triage-decoder", False), ("note", "triage-writer", False)]
+        assert decoded.accepted == fastdecode.decode_traces(_span_request(5)).accepted
+        answers = [batcher.submit("traces", _span_request(2))]
+        again, commit = answers[0].result(timeout=30)
+        commit.job.done.result(timeout=30)  # committed though its prepare raised
+        assert events[2:] == [("prepare", "triage-decoder", False)]
+        count = writer.read(lambda cur: cur.execute("SELECT count(*) FROM otel_traces").fetchone()[0])
+        assert count == decoded.accepted + again.accepted
+    finally:
+        batcher.close()
         writer.close()
