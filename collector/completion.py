@@ -15,7 +15,9 @@ Data that arrives for a completed run is stored like any other and shows in late
 the run stays complete and is not notified again.
 
 Threads: ``observe`` runs on the ingest path after each commit and only updates a dict (no I/O);
-one ticker thread finds quiet and settled runs and writes the records.
+for the decoder thread's batches it is split in two, ``prepare`` on that thread while the writer
+commits and its note on the writer thread after the commit, before any answer. One ticker thread
+finds quiet and settled runs and writes the records.
 """
 
 from __future__ import annotations
