@@ -9,7 +9,7 @@ under_passing AS (
     SELECT t.test_span, s.service, s.operation, s.duration_ns, s.errored, s.error_logs
     FROM explain_tree AS t
     JOIN explain_tests AS p ON t.test_span = p.span_id
-    JOIN explain_spans AS s USING (TraceId, SpanId)
+    JOIN explain_spans AS s ON s.span_row = t.span_row
     WHERE p.status = 'passed'
 ),
 passing AS (
