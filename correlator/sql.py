@@ -32,6 +32,15 @@ class Scratch:
         for name, table in tables.items():
             self.con.register(name, table)
 
+    def fork(self, **tables: pa.Table) -> Scratch:
+        """A Scratch on a cursor of this one's database, for queries on another thread at the same
+        time (one connection is not used by two threads). It sees the macros, not the tables
+        registered here, nor temp tables: those are per connection."""
+        other = Scratch.__new__(Scratch)
+        other.con = self.con.cursor()
+        other.add(**tables)
+        return other
+
     def add(self, **tables: pa.Table) -> None:
         for name, table in tables.items():
             self.con.register(name, table)
