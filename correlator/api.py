@@ -30,7 +30,7 @@ from otel_triage.correlator.model import (
     from_dict,
 )
 from otel_triage.correlator.score import candidates_for_test
-from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.sql import Scratch, settle
 from otel_triage.correlator.store import Store
 from otel_triage.correlator.suspects import rank_suspects
 from otel_triage.correlator.weights import (
@@ -244,6 +244,7 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
     baseline_ops = store.operations(baseline_run_id) if baseline_run_id else run_ops.slice(0, 0)
     scratch.add(tests=scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table(),
                 nodes=store.nodes(run_id), run_ops=run_ops, baseline_ops=baseline_ops)
+    failed = scratch.rows("SELECT * FROM tests WHERE status = 'failed'")  # in the run's order: a filter keeps it
     pending = None
     if baseline_run_id:
         points = store.metric_points([run_id, baseline_run_id], METRIC_RUN_SLACK_NS)
@@ -251,18 +252,20 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
         # the run against its baseline, on a thread of its own while the failed tests are ranked
         pending = comparisons.start(store, scratch, run_id, baseline_run_id,
                                     {"run_ops": run_ops, "baseline_ops": baseline_ops, "points": points})
+    # each failed test's trace beside its passing one: matched on a thread of its own too
+    pending_diff = None
     try:
-        return _ranked(store, scratch, run_id, baseline_run_id, baseline_words, pending)
+        pending_diff = diff.start(store, scratch, run_id, baseline_run_id, failed)
+        return _ranked(store, scratch, run_id, baseline_run_id, baseline_words, failed, pending, pending_diff)
     finally:
-        if pending is not None:
-            comparisons.settle(pending)  # its thread queries a cursor of scratch, which the caller closes
+        settle(pending, pending_diff and pending_diff.rows)  # their threads query cursors of scratch, which the caller closes
 
 
 def _ranked(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None, baseline_words: str,
-            pending: Future[comparisons.Rows] | None) -> Explanation:
+            failed_tests: list[dict[str, Any]], pending: Future[comparisons.Rows] | None,
+            pending_diff: diff.Pending | None) -> Explanation:
     data = {
-        # The failed tests only (in the run's order: a filter keeps it), and how many there were of each.
-        "tests": scratch.rows("SELECT * FROM tests WHERE status = 'failed'"),
+        "tests": failed_tests,
         "counts": scratch.rows("SELECT count(*) AS tests, count(*) FILTER (status = 'passed') AS passed FROM tests")[0],
         "nodes": scratch.rows("explain_nodes", SQL),
         **store.run_facts(run_id),
@@ -338,7 +341,7 @@ def _ranked(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | 
                         tests=data["counts"]["tests"], passed_tests=data["counts"]["passed"], failed_tests=tuple(failed),
                         groups=group_list, suspects=suspects, notes=tuple(notes))
     # Additive (issue #16): each failed test's trace beside its passing one, then its flaky verdict.
-    return flaky.annotate(store, scratch, diff.annotate(store, scratch, found))
+    return flaky.annotate(store, scratch, diff.annotate(found, pending_diff))
 
 
 def _reach(scratch: Scratch, tests: list[str]) -> dict[str, set[tuple[str, str]]]:

@@ -10,11 +10,10 @@ The store is read on the caller's thread: its connection is not shared across th
 from __future__ import annotations
 
 from concurrent.futures import Future
-from threading import Thread
 from typing import TYPE_CHECKING, Any
 
 from otel_triage.correlator.compare import INDICATORS, SIGNIFICANT
-from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.sql import Scratch, in_thread
 from otel_triage.correlator.store import Store
 from otel_triage.correlator.weights import SQL
 
@@ -28,7 +27,7 @@ def start(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str,
           tables: dict[str, pa.Table]) -> Future[Rows]:
     """Begin the comparison; ``result()`` gives its rows (or raises what it raised). ``tables``:
     run_ops, baseline_ops (store.operations) and points (store.metric_points), which the caller
-    has read already. The caller waits for it (``settle``) before closing ``scratch``: the thread
+    has read already. The caller waits for it (``sql.settle``) before closing ``scratch``: the thread
     queries a cursor of its database."""
     inputs = {
         "run_latency": store.latency(run_id), "baseline_latency": store.latency(baseline_run_id),
@@ -37,18 +36,7 @@ def start(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str,
         "run_patterns": store.patterns(run_id), "baseline_patterns": store.patterns(baseline_run_id),
     }
     fork = scratch.fork(**tables, **inputs)
-    done: Future[Rows] = Future()
-
-    def work() -> None:
-        try:
-            done.set_result(rows(fork, run_id, baseline_run_id))
-        except BaseException as exc:  # handed to whoever calls result()
-            done.set_exception(exc)
-        finally:
-            fork.close()
-
-    Thread(target=work, name=f"compare {run_id}", daemon=True).start()
-    return done
+    return in_thread(lambda: rows(fork, run_id, baseline_run_id), fork.close, f"compare {run_id}")
 
 
 def rows(scratch: Scratch, run_id: str, baseline_run_id: str) -> Rows:
@@ -78,8 +66,3 @@ def rows(scratch: Scratch, run_id: str, baseline_run_id: str) -> Rows:
                                 "WHERE service <> child_service ORDER BY ALL")
     return out
 
-
-def settle(pending: Future[Rows]) -> None:
-    """Wait for the comparison to end, whatever it ended with (``result()`` is where its error is
-    reported, if anyone still wants its rows)."""
-    pending.exception()
