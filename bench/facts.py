@@ -34,8 +34,11 @@ def main() -> None:
     parser.add_argument("--run", default="bench-1m")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--baseline", type=int, default=100_000)
+    parser.add_argument("--trace-mode", choices=("session", "test"), default="session",
+                        help="bench/explain.py's shapes: the whole session in one trace (pytest-opentelemetry's "
+                             "default), or a trace per test")
     args = parser.parse_args()
-    data = build([int(s) for s in args.sizes.split(",")], args.baseline, "test", 0.05, 1)
+    data = build([int(s) for s in args.sizes.split(",")], args.baseline, args.trace_mode, 0.05, 1)
     con = open_reader(data.path)
     scratch = facts.RunScratch(con, args.run, snapshot=False)
     print(f"{data.path.name}, run {args.run}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -11,15 +11,16 @@ import hashlib
 import math
 import time
 from collections import defaultdict
+from concurrent.futures import Future
 from dataclasses import replace
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from otel_triage.correlator import diff, flaky, stitch, subtree_diff
+from otel_triage.correlator import comparisons, diff, flaky, stitch, subtree_diff
 from otel_triage.correlator import peers as peer_names
-from otel_triage.correlator.compare import INDICATORS, SIGNIFICANT, ServiceShift, compare
+from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import (
     Candidate,
     Evidence,
@@ -29,7 +30,7 @@ from otel_triage.correlator.model import (
     from_dict,
 )
 from otel_triage.correlator.score import candidates_for_test
-from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.sql import Scratch, settle
 from otel_triage.correlator.store import Store
 from otel_triage.correlator.suspects import rank_suspects
 from otel_triage.correlator.weights import (
@@ -240,12 +241,31 @@ def _baseline(scratch: Scratch, run_id: str, baseline_run_id: str | None, runs: 
 def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None,
              baseline_words: str) -> Explanation:
     run_ops = store.operations(run_id)
+    baseline_ops = store.operations(baseline_run_id) if baseline_run_id else run_ops.slice(0, 0)
     scratch.add(tests=scratch.con.sql("SELECT * FROM run_tests WHERE run_id = $r", params={"r": run_id}).to_arrow_table(),
-                nodes=store.nodes(run_id), run_ops=run_ops,
-                baseline_ops=store.operations(baseline_run_id) if baseline_run_id else run_ops.slice(0, 0))
+                nodes=store.nodes(run_id), run_ops=run_ops, baseline_ops=baseline_ops)
+    failed = scratch.rows("SELECT * FROM tests WHERE status = 'failed'")  # in the run's order: a filter keeps it
+    pending = None
+    if baseline_run_id:
+        points = store.metric_points([run_id, baseline_run_id], METRIC_RUN_SLACK_NS)
+        scratch.add(points=points)
+        # the run against its baseline, on a thread of its own while the failed tests are ranked
+        pending = comparisons.start(store, scratch, run_id, baseline_run_id,
+                                    {"run_ops": run_ops, "baseline_ops": baseline_ops, "points": points})
+    # each failed test's trace beside its passing one: matched on a thread of its own too
+    pending_diff = None
+    try:
+        pending_diff = diff.start(store, scratch, run_id, baseline_run_id, failed)
+        return _ranked(store, scratch, run_id, baseline_run_id, baseline_words, failed, pending, pending_diff)
+    finally:
+        settle(pending, pending_diff and pending_diff.rows)  # their threads query cursors of scratch, which the caller closes
+
+
+def _ranked(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None, baseline_words: str,
+            failed_tests: list[dict[str, Any]], pending: Future[comparisons.Rows] | None,
+            pending_diff: diff.Pending | None) -> Explanation:
     data = {
-        # The failed tests only (in the run's order: a filter keeps it), and how many there were of each.
-        "tests": scratch.rows("SELECT * FROM tests WHERE status = 'failed'"),
+        "tests": failed_tests,
         "counts": scratch.rows("SELECT count(*) AS tests, count(*) FILTER (status = 'passed') AS passed FROM tests")[0],
         "nodes": scratch.rows("explain_nodes", SQL),
         **store.run_facts(run_id),
@@ -270,11 +290,10 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
         for t in data["tests"]
     }
     if baseline_run_id:
-        scratch.add(points=store.metric_points([run_id, baseline_run_id], METRIC_RUN_SLACK_NS))
         ranked = _weigh_metrics(scratch, run_id, baseline_run_id, ranked, tests_by_span)
         ranked = _weigh_changes(store, scratch, run_id, baseline_run_id, ranked)
 
-    shifts = compare(_comparisons(store, scratch, run_id, baseline_run_id)) if baseline_run_id else {}
+    shifts = compare(pending.result()) if pending is not None else {}
     untrusted = [span for span, cands in ranked.items() if not (cands and cands[0].score >= CAUSE_THRESHOLD)]
     reach = _reach(scratch, untrusted) if shifts and untrusted else {}
 
@@ -322,7 +341,7 @@ def _explain(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str |
                         tests=data["counts"]["tests"], passed_tests=data["counts"]["passed"], failed_tests=tuple(failed),
                         groups=group_list, suspects=suspects, notes=tuple(notes))
     # Additive (issue #16): each failed test's trace beside its passing one, then its flaky verdict.
-    return flaky.annotate(store, scratch, diff.annotate(store, scratch, found))
+    return flaky.annotate(store, scratch, diff.annotate(found, pending_diff))
 
 
 def _reach(scratch: Scratch, tests: list[str]) -> dict[str, set[tuple[str, str]]]:
@@ -332,39 +351,6 @@ def _reach(scratch: Scratch, tests: list[str]) -> dict[str, set[tuple[str, str]]
     for r in scratch.rows("SELECT DISTINCT test_span, service, operation FROM nodes "
                           "WHERE depth > 0 AND test_span IN (SELECT unnest($tests))", {"tests": tests}):
         out.setdefault(r["test_span"], set()).add((r["service"], r["operation"]))
-    return out
-
-
-def _comparisons(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The run against its baseline run, operation by operation (``queries/compare_*.sql`` over
-    both runs' facts): latency, span patterns, the calls each operation makes, log templates, and
-    metrics."""
-    # The span counts alone: joining the tables that carry every duration would drag those along.
-    scratch.add(run_counts=scratch.con.sql("SELECT service, operation, spans FROM run_ops").to_arrow_table(),
-                baseline_counts=scratch.con.sql("SELECT service, operation, spans FROM baseline_ops").to_arrow_table())
-    scratch.add(run_latency=store.latency(run_id), baseline_latency=store.latency(baseline_run_id),
-                run_calls=store.calls(run_id), baseline_calls=store.calls(baseline_run_id),
-                run_logs=store.log_templates(run_id), baseline_logs=store.log_templates(baseline_run_id),
-                run_patterns=store.patterns(run_id), baseline_patterns=store.patterns(baseline_run_id))
-    params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}
-    out = {"metrics": scratch.rows("compare_metrics", params), "pruned": []}
-    for name in INDICATORS:
-        scratch.table(f"cmp_{name}", f"compare_{name}", params)
-    # Only the rows that can be significant come to Python (in a fixed order: ties in the scores
-    # keep it), and the pattern rows that bound a significant calls or logs row of their operation
-    # (compare.py's mix); the others are counted per service, for the look-elsewhere correction.
-    # The floor sits a hair below SIGNIFICANT: SQL and Python may round the same surprise apart.
-    significant = "(max_nats IS NULL OR max_nats >= $significant)"
-    sent = {name: significant for name in INDICATORS}
-    sent["patterns"] = (f"({significant} OR (service, operation) IN (SELECT service, operation FROM cmp_calls "
-                        f"WHERE {significant} UNION ALL SELECT service, operation FROM cmp_logs WHERE {significant}))")
-    floor = {"significant": SIGNIFICANT - 1e-6}
-    for name, indicators in INDICATORS.items():
-        out[name] = scratch.rows(f"SELECT * EXCLUDE (max_nats) FROM cmp_{name} WHERE {sent[name]} ORDER BY ALL", floor)
-        out["pruned"] += scratch.rows(f"SELECT service, count(*) * {indicators} AS indicators FROM cmp_{name} "
-                                      f"WHERE NOT {sent[name]} GROUP BY service ORDER BY service", floor)
-    out["edges"] = scratch.rows("SELECT DISTINCT service, child_service FROM cmp_calls "
-                                "WHERE service <> child_service ORDER BY ALL")
     return out
 
 

@@ -12,12 +12,13 @@ slower only when it took at least ``SLOWER_RATIO`` times as long *and* ``SLOWER_
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from typing import Any
 
 from otel_triage.correlator.history_model import SpanChange, TraceDiff
 from otel_triage.correlator.model import Explanation
-from otel_triage.correlator.sql import Scratch
+from otel_triage.correlator.sql import Scratch, in_thread
 from otel_triage.correlator.store import Store
 
 SLOWER_RATIO = 1.5
@@ -85,27 +86,49 @@ def _trace_diff(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> TraceDi
         status_changed=count["status"], changes=changes, summary=summary)
 
 
-def annotate(store: Store, scratch: Scratch, explanation: Explanation) -> Explanation:
-    """Each failed test that passed in an earlier run gets its ``diff``. ``scratch`` holds
-    ``run_tests`` (``store.tests()``)."""
-    if not explanation.failed_tests:
-        return explanation
-    baselines = {r["failed_span_id"]: r for r in scratch.rows(
-        "diff_baseline_tests", {"run_id": explanation.run_id, "baseline_run_id": explanation.baseline_run_id})}
-    failed = [f for f in explanation.failed_tests if f.span_id in baselines]
+def start(store: Store, scratch: Scratch, run_id: str, baseline_run_id: str | None,
+          failed: list[dict[str, Any]]) -> Pending | None:
+    """Begin the diff of each failed test (``failed``: tests.sql rows, span_id and trace_id) that
+    passed in an earlier run: its pair and both subtrees are read here (the store is not shared
+    across threads), the call-by-call match (trace_diff.sql) runs on a thread of its own while the
+    failed tests are ranked. ``scratch`` holds ``run_tests`` (``store.tests()``); the caller waits
+    for the thread (``settle``) before closing it."""
     if not failed:
+        return None
+    baselines = {r["failed_span_id"]: r for r in scratch.rows(
+        "diff_baseline_tests", {"run_id": run_id, "baseline_run_id": baseline_run_id})}
+    paired = [f for f in failed if f["span_id"] in baselines]
+    if not paired:
+        return None
+    roots = sorted({(f["trace_id"], f["span_id"]) for f in paired}
+                   | {(baselines[f["span_id"]]["baseline_trace_id"], baselines[f["span_id"]]["baseline_span_id"])
+                      for f in paired})
+    fork = scratch.fork(subtrees=store.subtrees(roots))
+
+    def work() -> dict[str, list[dict[str, Any]]]:
+        fork.columns("diff_pairs", test_span=[f["span_id"] for f in paired], trace_id=[f["trace_id"] for f in paired],
+                     span_id=[f["span_id"] for f in paired],
+                     b_trace_id=[baselines[f["span_id"]]["baseline_trace_id"] for f in paired],
+                     b_span_id=[baselines[f["span_id"]]["baseline_span_id"] for f in paired])
+        by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in fork.rows("trace_diff", {"slower_ratio": SLOWER_RATIO, "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}):
+            by_test[row["test_span"]].append(row)
+        return by_test
+
+    return Pending(baselines, in_thread(work, fork.close, "trace diff"))
+
+
+def annotate(explanation: Explanation, pending: Pending | None) -> Explanation:
+    """Each failed test that passed in an earlier run gets its ``diff`` (``start``'s result)."""
+    if pending is None:
         return explanation
-    scratch.columns("diff_pairs", test_span=[f.span_id for f in failed], trace_id=[f.trace_id for f in failed],
-                    span_id=[f.span_id for f in failed],
-                    b_trace_id=[baselines[f.span_id]["baseline_trace_id"] for f in failed],
-                    b_span_id=[baselines[f.span_id]["baseline_span_id"] for f in failed])
-    roots = sorted({(f.trace_id, f.span_id) for f in failed}
-                   | {(baselines[f.span_id]["baseline_trace_id"], baselines[f.span_id]["baseline_span_id"])
-                      for f in failed})
-    scratch.add(subtrees=store.subtrees(roots))
-    by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in scratch.rows("trace_diff", {"slower_ratio": SLOWER_RATIO, "slower_min_ns": int(SLOWER_MIN_MS * 1e6)}):
-        by_test[row["test_span"]].append(row)
-    tests = tuple(replace(f, diff=_trace_diff(by_test[f.span_id], baselines[f.span_id]))
+    by_test, baselines = pending.rows.result(), pending.baselines
+    tests = tuple(replace(f, diff=_trace_diff(by_test.get(f.span_id, []), baselines[f.span_id]))
                   if f.span_id in baselines else f for f in explanation.failed_tests)
     return replace(explanation, failed_tests=tests)
+
+
+@dataclass(frozen=True)
+class Pending:
+    baselines: dict[str, dict[str, Any]]  # failed test span id -> its passing instance (diff_baseline_tests)
+    rows: Future[dict[str, list[dict[str, Any]]]]  # failed test span id -> its trace_diff.sql rows

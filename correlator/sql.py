@@ -5,9 +5,12 @@ that honours the contract (``store.py``) serves them, and nothing is shared betw
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from threading import Thread
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
@@ -15,6 +18,7 @@ if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanati
     import pyarrow as pa
 
 QUERIES = "otel_triage.correlator.queries"
+T = TypeVar("T")
 
 
 @cache
@@ -31,6 +35,15 @@ class Scratch:
         self.con.execute(sql("macros"))
         for name, table in tables.items():
             self.con.register(name, table)
+
+    def fork(self, **tables: pa.Table) -> Scratch:
+        """A Scratch on a cursor of this one's database, for queries on another thread at the same
+        time (one connection is not used by two threads). It sees the macros, not the tables
+        registered here, nor temp tables: those are per connection."""
+        other = Scratch.__new__(Scratch)
+        other.con = self.con.cursor()
+        other.add(**tables)
+        return other
 
     def add(self, **tables: pa.Table) -> None:
         for name, table in tables.items():
@@ -63,3 +76,28 @@ class Scratch:
 def _named(text: str, params: dict[str, Any] | None) -> dict[str, Any]:
     """Only the parameters the statement names (DuckDB rejects the others)."""
     return {k: v for k, v in (params or {}).items() if f"${k}" in text}
+
+
+def in_thread(work: Callable[[], T], cleanup: Callable[[], None], name: str) -> Future[T]:
+    """``work()`` on a thread of its own (queries on a ``Scratch.fork``: DuckDB runs them without
+    the GIL), then ``cleanup()``; the Future holds its result or what it raised."""
+    done: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except BaseException as exc:  # handed to whoever calls result()
+            done.set_exception(exc)
+        finally:
+            cleanup()
+
+    Thread(target=run, name=name, daemon=True).start()
+    return done
+
+
+def settle(*pending: Future[Any] | None) -> None:
+    """Wait for each thread to end, whatever it ended with (``result()`` reports its error to a
+    caller that still wants its rows): their forks query the database the caller closes next."""
+    for p in pending:
+        if p is not None:
+            p.exception()

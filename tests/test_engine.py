@@ -309,3 +309,44 @@ def test_per_test_items_are_computed_when_first_read_and_kept(tmp_path: Path, ru
     store.ensure_facts()  # the late log makes fixed-run stale: its items go with its other facts
     assert state() == [("fixed-baseline", False, 0), ("fixed-run", False, 0)]
     con.close()
+
+
+def test_an_error_on_the_comparison_or_diff_thread_reaches_the_caller_and_no_thread_outlives_it(
+        runs: list[dict[str, pa.Table]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison with the baseline run and the trace diff's match run on threads of their own
+    (correlator/comparisons.py, diff.start): what they raise is the explanation's error, and the
+    explanation waits for them before its scratch database closes, also when it fails."""
+    import threading
+
+    from otel_triage.correlator import comparisons
+    from otel_triage.correlator.sql import Scratch
+
+    con = duckdb.connect()
+    db.upgrade(con, ":memory:")
+    for tables in runs:
+        _insert(con, tables)
+    store = DuckStore(con)
+    store.ensure_facts()
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("comparison failed")
+
+    monkeypatch.setattr(comparisons, "rows", boom)
+    with pytest.raises(RuntimeError, match="comparison failed"):
+        api.explain_json(store, "fixed-run", "fixed-baseline")
+    monkeypatch.undo()
+
+    columns = Scratch.columns
+
+    def failing_columns(self: Scratch, name: str, **cols: list) -> None:
+        if name == "diff_pairs":
+            raise RuntimeError("diff failed")
+        columns(self, name, **cols)
+
+    monkeypatch.setattr(Scratch, "columns", failing_columns)
+    with pytest.raises(RuntimeError, match="diff failed"):
+        api.explain_json(store, "fixed-run", "fixed-baseline")
+    monkeypatch.undo()
+    assert not [t for t in threading.enumerate() if t.name.startswith(("compare ", "trace diff"))]
+    # and with nothing failing, the same explanation as ever
+    assert _explained(store) == json.loads(GOLDEN.read_text())

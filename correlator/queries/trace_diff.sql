@@ -16,9 +16,10 @@ labelled AS MATERIALIZED (
            t.duration_ns, t.status, t.path_key AS key
     FROM sides AS s JOIN subtrees AS t USING (root_trace, root_span)
 ),
-numbered AS (  -- nth of the calls with one path, by start (a grouped list: a window per path is slow)
+numbered AS (  -- nth of the calls with one path, by start (a grouped list: a window per path is slow;
+               -- list_sort of a list: an ordered aggregate keeps a sort per group)
     SELECT test_span, side, unnest(seqs) AS seq, generate_subscripts(seqs, 1) AS nth
-    FROM (SELECT test_span, side, list(seq ORDER BY seq) AS seqs FROM labelled GROUP BY test_span, side, key)
+    FROM (SELECT test_span, side, list_sort(list(seq)) AS seqs FROM labelled GROUP BY test_span, side, key)
 ),
 ranked AS MATERIALIZED (SELECT l.*, n.nth FROM labelled AS l JOIN numbered AS n USING (test_span, side, seq)),
 joined AS MATERIALIZED (

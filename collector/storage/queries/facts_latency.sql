@@ -46,6 +46,6 @@ measures AS (
     SELECT caller, operation, 'wire to ' || callee, wire_ns FROM calls
 )
 SELECT $run_id AS run_id, service, operation, measure, count(*) AS n, max(v)::BIGINT AS max_v,
-       quantile_cont(v, 0.5) AS p50, list(v::BIGINT ORDER BY v) AS v
+       quantile_cont(v, 0.5) AS p50, list_sort(list(v::BIGINT)) AS v
 FROM measures
 GROUP BY ALL

@@ -9,25 +9,25 @@ under_passing AS (
     SELECT t.test_span, s.service, s.operation, s.duration_ns, s.errored, s.error_logs
     FROM explain_tree AS t
     JOIN explain_tests AS p ON t.test_span = p.span_id
-    JOIN explain_spans AS s USING (TraceId, SpanId)
+    JOIN explain_spans AS s ON s.span_row = t.span_row
     WHERE p.status = 'passed'
 ),
 passing AS (
-    SELECT service, operation, list(duration_ns ORDER BY duration_ns) AS passing_durations,
+    SELECT service, operation, list_sort(list(duration_ns)) AS passing_durations,
            count(DISTINCT test_span) FILTER (errored) AS passing_tests_error,
            count(DISTINCT test_span) FILTER (NOT errored AND error_logs > 0) AS passing_tests_error_log
     FROM under_passing
     GROUP BY ALL
 ),
 clean AS (
-    SELECT service, operation, list(longest ORDER BY longest) AS passing_clean_max
+    SELECT service, operation, list_sort(list(longest)) AS passing_clean_max
     FROM (SELECT service, operation, test_span, max(duration_ns) AS longest
           FROM under_passing WHERE NOT errored AND error_logs = 0
           GROUP BY ALL)
     GROUP BY ALL
 ),
 every AS (
-    SELECT service, operation, count(*) AS spans, list(duration_ns ORDER BY duration_ns) AS durations
+    SELECT service, operation, count(*) AS spans, list_sort(list(duration_ns)) AS durations
     FROM explain_spans
     GROUP BY ALL
 )

@@ -11,9 +11,9 @@
 --   * 'attribute': key=value of the span's attributes, digits masked so ids, ports and times do not count.
 -- Expects temp tables explain_spans, explain_tests and explain_tree of one run; parameter $run_id.
 WITH side_spans AS (
-    SELECT t.test_span, s.TraceId, s.SpanId, s.ParentSpanId, s.service,
+    SELECT t.test_span, s.TraceId, s.SpanId, s.ParentSpanId, s.span_row, s.service,
            regexp_replace(s.operation, '[0-9]+', '<*>', 'g') AS operation
-    FROM explain_tree AS t JOIN explain_spans AS s USING (TraceId, SpanId)
+    FROM explain_tree AS t JOIN explain_spans AS s ON s.span_row = t.span_row
     WHERE t.depth > 0
 ),
 spans AS (
@@ -39,13 +39,12 @@ calls AS (
 ),
 attrs AS (
     SELECT s.test_span, s.service, s.operation,
-           -- a JSON Pointer path: a key holding '"' broke the '$."key"' form (every run's facts failed)
-           k.key || '=' || regexp_replace(coalesce(t.SpanAttributes ->> ('/' || replace(replace(k.key, '~', '~0'), '/', '~1')), ''),
-                                          '[0-9]+', '<*>', 'g') AS item,
+           -- json_each: the object parsed once for all its keys (a lookup per key parsed it per key)
+           j.key || '=' || regexp_replace(coalesce(j.value ->> '$', ''), '[0-9]+', '<*>', 'g') AS item,
            count(*) AS n
     FROM side_spans AS s
-    JOIN otel_traces AS t USING (TraceId, SpanId)
-    CROSS JOIN LATERAL (SELECT unnest(json_keys(t.SpanAttributes)) AS key) AS k
+    JOIN otel_traces AS t ON t.rowid = s.span_row
+    CROSS JOIN json_each(t.SpanAttributes) AS j
     GROUP BY ALL
 )
 SELECT $run_id AS run_id, test_span, change, service, operation, item, n, severity, severity_text
