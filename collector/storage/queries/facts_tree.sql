@@ -2,11 +2,12 @@
 -- explain_tests, tests.sql, of one run): the test's own subtree (never the whole trace, since
 -- pytest-opentelemetry puts a whole session in one trace), followed across span links into other
 -- traces (a consumer linked to a producer under the test) and across the inferred links of broken
--- traces (explain_stitched, stitch.sql). span_row: the span's rowid in explain_spans, which later
--- joins on (an integer, not two hex ids: ~1 s of CPU a join at 1M spans). parent_span: the span it was reached from. path: the span
--- ids from the test down to the span, which later tells ancestors from descendants without another
--- walk; only under failed tests, the only ones whose nodes read it (facts_nodes.sql): building a
--- list per span of every test cost a 1M-span run ~1 s of CPU here and ~1 s in facts_test_tree.sql.
+-- traces (explain_stitched, stitch.sql). span_row: the span's row in otel_traces (facts_spans.sql),
+-- which later steps join on (an integer, not two hex ids: ~1 s of CPU a join at 1M spans).
+-- parent_span: the span it was reached from. path: the span ids from the test down to the span,
+-- which later tells ancestors from descendants without another walk; only under failed tests, the
+-- only ones whose nodes read it (facts_nodes.sql): building a list per span of every test cost a
+-- 1M-span run ~1 s of CPU here and ~1 s in facts_test_tree.sql.
 -- path_key: a hash of the labels from below the test down to the span ("service: span name
 -- [→ peer.service]" for clients and producers, as facts_test_tree.sql writes them), rolled level by
 -- level (key · B + md5 of the label, modulo a prime below 2^64): the trace diff matches calls of two
