@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from otel_triage.collector import defaults
-from otel_triage.collector.clickhouse import ClickHouseOptions
 from otel_triage.collector.storage.errors import StoreError
-from otel_triage.correlator.model import Explanation, from_dict
 
 if TYPE_CHECKING:
+    from otel_triage.collector.clickhouse import ClickHouseOptions
     from otel_triage.collector.storage.reader import Reader
     from otel_triage.collector.storage.store import DuckStore
+    from otel_triage.correlator.model import Explanation
     from otel_triage.proto import triage_pb2_grpc
 
 DEFAULT_DB = defaults.DB
@@ -32,14 +32,27 @@ DEFAULT_LISTEN = defaults.LISTEN
 
 
 def _local() -> Any:
-    """The modules a command needs to read a store itself (imported on first use)."""
+    """The modules a command needs to read a store itself (imported on first use); ``api`` and
+    ``flaky`` (the engine) only when asked for: a kept explanation is read without them."""
     from types import SimpleNamespace
 
     from otel_triage.collector.storage import db, reader, store
-    from otel_triage.correlator import api, flaky
 
-    return SimpleNamespace(open_reader=db.open_reader, Reader=reader.Reader, DuckStore=store.DuckStore,
-                           open_store=store.open_store, api=api, flaky=flaky)
+    class Local(SimpleNamespace):
+        @property
+        def api(self) -> Any:
+            from otel_triage.correlator import api
+
+            return api
+
+        @property
+        def flaky(self) -> Any:
+            from otel_triage.correlator import flaky
+
+            return flaky
+
+    return Local(open_reader=db.open_reader, Reader=reader.Reader, DuckStore=store.DuckStore,
+                 open_store=store.open_store)
 
 
 @contextmanager
@@ -237,6 +250,8 @@ def explain(db: str | None, daemon: str | None, run_id: str, baseline: str | Non
         with clickhouse_run(ch, run_id, baseline) as r:
             return _explain(r, run_id, baseline)
     if daemon:
+        from otel_triage.correlator.model import from_dict  # the dataclasses: ~20 ms a `--json` command skips
+
         return from_dict(json.loads(_explain_daemon(daemon, run_id, baseline)))
     with _store(db) as store:
         return _explain(store, run_id, baseline)
@@ -275,6 +290,11 @@ def explain_json(db: str | None, daemon: str | None, run_id: str, baseline: str 
     if daemon:
         return _explain_daemon(daemon, run_id, baseline)
     with _store(db) as store:
+        from otel_triage.correlator import kept
+
+        text = kept.read(store, run_id, baseline)[1]
+        if text is not None:
+            return text
         try:
             return _local().api.explain_json(store, run_id, baseline)
         except _local().api.ExplainError as exc:

@@ -7,19 +7,29 @@ running daemon); both answer the same. Domain errors become one-line messages an
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from otel_triage.cli import client, render, render_markdown, render_slack
+from otel_triage.cli import client
 from otel_triage.cli.clickhouse_options import clickhouse_options
 from otel_triage.collector import defaults
-from otel_triage.collector.clickhouse import ClickHouseOptions
 from otel_triage.collector.storage.errors import StoreError
-from otel_triage.correlator.model import Explanation
+
+if TYPE_CHECKING:  # the renderers and the explanation model load on use: `explain --json` needs neither
+    from types import ModuleType
+
+    from otel_triage.collector.clickhouse import ClickHouseOptions
+    from otel_triage.correlator.model import Explanation
+
+
+def render() -> ModuleType:
+    """The text renderer (tables and explanations), imported on first use."""
+    from otel_triage.cli import render as module
+
+    return module
 
 
 def token_option(fn: Any) -> Any:
@@ -81,10 +91,14 @@ def render_explanation(found: Explanation, fmt: str) -> str:
 
         return to_json(found)
     if fmt == "markdown":
+        from otel_triage.cli import render_markdown
+
         return render_markdown.explanation_markdown(found)
     if fmt == "slack":
+        from otel_triage.cli import render_slack
+
         return json.dumps(render_slack.explanation_slack(found), indent=2, ensure_ascii=False)
-    return render.explanation_text(found)
+    return render().explanation_text(found)
 
 
 class StartError(click.ClickException):
@@ -168,6 +182,8 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
             tls = load_server(tls_cert, tls_key)
         except TlsError as exc:
             raise StartError(str(exc)) from exc
+    import logging
+
     logging.basicConfig(level=logging.INFO, format="triage: %(levelname)s %(name)s: %(message)s")
     config = ServeConfig(db=db, listen=listen, run_id=run_id, max_request_bytes=max_request_bytes,
                          max_item_bytes=max_item_bytes, decode_workers=decode_workers,
@@ -224,7 +240,7 @@ def files(db: str, daemon: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"files": found}, indent=2))
     else:
-        click.echo(render.files_table(found))
+        click.echo(render().files_table(found))
 
 
 @cli.command()
@@ -237,7 +253,7 @@ def runs(db: str, daemon: str | None, as_json: bool, ch: ClickHouseOptions | Non
     if as_json:
         click.echo(json.dumps({"runs": found}, indent=2))
     else:
-        click.echo(render.runs_table(found))
+        click.echo(render().runs_table(found))
 
 
 @cli.command()
@@ -250,7 +266,7 @@ def tests(db: str, daemon: str | None, flaky_only: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"tests": found}, indent=2))
     else:
-        click.echo(render.tests_table(found))
+        click.echo(render().tests_table(found))
 
 
 @cli.command()
@@ -264,7 +280,7 @@ def stats(daemon: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(found, indent=2))
     else:
-        click.echo(render.stats_table(found))
+        click.echo(render().stats_table(found))
 
 
 @cli.command()

@@ -7,18 +7,15 @@ own SQL (``queries/*.sql``) runs over them in a private DuckDB (``sql.py``); sco
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import replace
-from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from otel_triage.correlator import comparisons, diff, flaky, stitch, subtree_diff
+from otel_triage.correlator import comparisons, diff, flaky, kept, stitch, subtree_diff
 from otel_triage.correlator import peers as peer_names
 from otel_triage.correlator.compare import ServiceShift, compare
 from otel_triage.correlator.model import (
@@ -165,22 +162,6 @@ def explain_json(store: Store, run_id: str, baseline_run_id: str | None = None) 
     return text if text is not None else to_json(found)  # type: ignore[arg-type]
 
 
-@cache
-def engine() -> str:
-    """A digest of the correlator's code (its modules, queries and schema): an explanation kept by
-    another version of them is computed again."""
-    digest = hashlib.md5()
-    root = resources.files("otel_triage.correlator")
-    for entry in sorted([*root.iterdir(), *root.joinpath("queries").iterdir()], key=lambda e: e.name):
-        if entry.name.endswith((".py", ".sql", ".json")):
-            digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
-    return digest.hexdigest()
-
-
-def _stamp(store: Store, run_id: str, baseline_run_id: str | None) -> str:
-    return f"{engine()}|{store.explanation_stamp(run_id, baseline_run_id, METRIC_RUN_SLACK_NS)}"
-
-
 def _explained(store: Store, run_id: str, baseline_run_id: str | None) -> tuple[Explanation | None, str | None]:
     """(the explanation, its JSON): one of them, or both when just computed and kept.
 
@@ -189,12 +170,9 @@ def _explained(store: Store, run_id: str, baseline_run_id: str | None) -> tuple[
     stale, never the reverse); `explain`, `wait`, `report` and webhooks then read it while the
     stamp holds. The daemon computes it when the run completes, after the facts. A run still
     arriving, or an explicit baseline, is computed every time."""
-    store.ensure_facts()
-    keep = baseline_run_id is None and store.is_complete(run_id)
-    if keep:
-        kept = store.kept_explanation(run_id)
-        if kept and kept[0] == _stamp(store, run_id, kept[1]):
-            return None, kept[2]
+    keep, text = kept.read(store, run_id, baseline_run_id)
+    if text is not None:
+        return None, text
     runs = store.run_ids()
     if run_id not in runs:
         known = ", ".join(sorted(runs)[:5]) or "none yet"
@@ -202,7 +180,7 @@ def _explained(store: Store, run_id: str, baseline_run_id: str | None) -> tuple[
     scratch = Scratch(run_tests=store.tests())
     try:
         baseline_run_id, words = _baseline(scratch, run_id, baseline_run_id, runs)
-        stamp = _stamp(store, run_id, baseline_run_id) if keep else None
+        stamp = kept.stamp(store, run_id, baseline_run_id) if keep else None
         found = _explain(store, scratch, run_id, baseline_run_id, words)
     finally:
         scratch.close()
