@@ -7,12 +7,9 @@
 -- (store.operations of the run and of its baseline run, which may be empty).
 -- Parameters (correlator/weights.py): $slow_factor, $slow_margin_ns, $noisy_share.
 WITH
-wanted AS (SELECT DISTINCT service, operation FROM nodes),
-noise AS MATERIALIZED (  -- the run's noise counts of the operations under failed tests only (a join
-    -- that carried every operation's lists cost more than the rest of the query)
-    SELECT service, operation, passing_clean_max, passing_tests_error, passing_tests_error_log
-    FROM run_ops SEMI JOIN wanted USING (service, operation)
-),
+-- The (service, operation) of the spans under failed tests; a test's own span (depth 0) is never a
+-- candidate, and pytest-opentelemetry names each test its own operation.
+wanted AS (SELECT DISTINCT service, operation FROM nodes WHERE depth > 0),
 latency AS (
     -- Per (service, operation): spans under passing tests of this run and every span of the baseline run.
     SELECT service, operation, count(*) AS n, quantile_cont(d, 0.5) AS p50, max(d) AS max_ns
@@ -22,32 +19,40 @@ latency AS (
         SELECT service, operation, unnest(durations) FROM baseline_ops JOIN wanted USING (service, operation)
     ) GROUP BY ALL
 ),
-signed AS (
-    SELECT n.*,
-           lat.n AS baseline_n, lat.p50 AS baseline_p50_ns, lat.max_ns AS baseline_max_ns,
-           (lat.n >= 1 AND n.duration_ns > greatest($slow_factor * lat.max_ns, lat.p50 + $slow_margin_ns)) AS slow,
-           greatest($slow_factor * lat.max_ns, lat.p50 + $slow_margin_ns) AS slow_above
-    FROM nodes AS n
+reference AS MATERIALIZED (
+    -- Per operation, once: the latency reference, the bar a slow span is above, and how many passing
+    -- tests of this run show each sign on it (noise; a join that carried the lists to every span
+    -- cost more than the rest of the query).
+    SELECT w.service, w.operation, lat.n AS baseline_n, lat.p50 AS baseline_p50_ns, lat.max_ns AS baseline_max_ns,
+           greatest($slow_factor * lat.max_ns, lat.p50 + $slow_margin_ns) AS slow_above,
+           o.passing_tests_error, o.passing_tests_error_log,
+           len(list_filter(o.passing_clean_max, lambda d: d > greatest($slow_factor * lat.max_ns, lat.p50 + $slow_margin_ns)))
+               AS passing_tests_slow
+    FROM wanted AS w
     LEFT JOIN latency AS lat USING (service, operation)
+    LEFT JOIN run_ops AS o USING (service, operation)
 ),
 signs AS (
-    SELECT * EXCLUDE (slow_above),
-        CASE WHEN errored THEN 'error' WHEN error_logs > 0 THEN 'error-log' WHEN slow THEN 'slow' END AS sign,
-        slow_above
-    FROM signed
+    SELECT n.*, r.baseline_n, r.baseline_p50_ns, r.baseline_max_ns,
+           (r.baseline_n >= 1 AND n.duration_ns > r.slow_above) AS slow,
+           CASE WHEN n.errored THEN 'error' WHEN n.error_logs > 0 THEN 'error-log'
+                WHEN r.baseline_n >= 1 AND n.duration_ns > r.slow_above THEN 'slow' END AS sign,
+           r.passing_tests_error, r.passing_tests_error_log, r.passing_tests_slow
+    FROM nodes AS n
+    LEFT JOIN reference AS r USING (service, operation)  -- left: a span with no name keeps its own signs
+    WHERE n.depth > 0
 ),
 failed_signs AS (
-    SELECT n.* EXCLUDE (slow_above),
+    SELECT n.* EXCLUDE (passing_tests_error, passing_tests_error_log, passing_tests_slow),
         -- passing tests that show the same sign on the same (service, operation)
         coalesce(CASE n.sign
-            WHEN 'error' THEN o.passing_tests_error
-            WHEN 'error-log' THEN o.passing_tests_error_log
-            WHEN 'slow' THEN len(list_filter(o.passing_clean_max, lambda d: d > n.slow_above))
+            WHEN 'error' THEN n.passing_tests_error
+            WHEN 'error-log' THEN n.passing_tests_error_log
+            WHEN 'slow' THEN n.passing_tests_slow
         END, 0) AS passing_tests_with_sign,
         (SELECT count(*) FROM tests WHERE status = 'passed') AS passing_tests
     FROM signs AS n
-    LEFT JOIN noise AS o USING (service, operation)
-    WHERE n.sign IS NOT NULL AND n.depth > 0
+    WHERE n.sign IS NOT NULL
 ),
 classified AS (
     -- Trouble inside a recovered call (or its retry's failed attempt) is not a cause, and neither is
