@@ -39,7 +39,7 @@ from otel_triage.collector.clickhouse_extract import Extractor, memory_store
 from otel_triage.collector.storage.store import open_store
 from otel_triage.correlator import api
 
-from bench.explain import build
+from bench.dataset import build
 from tests.clickhouse_load import CURRENT_DDL, create_schema, load
 
 SINCE = "3650d"  # bench/explain.py dates its runs from 2026-01-01

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from otel_triage.collector.storage import facts
 from otel_triage.collector.storage.db import open_reader
 
-from bench.explain import build
+from bench.dataset import build
 
 
 def cpu() -> float:

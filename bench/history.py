@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from otel_triage.collector.storage.store import open_store
 from otel_triage.correlator import api, diff, flaky
 
-from bench.explain import build
+from bench.dataset import build
 
 SPENT: dict[str, list[float]] = {"diff": [], "flaky": []}
 

@@ -24,7 +24,7 @@ from otel_triage.collector.storage.on_demand import OnDemandStore
 from otel_triage.collector.storage.store import DuckStore, open_store
 from otel_triage.correlator import api
 
-from bench import explain as gen
+from bench import shop as gen
 
 GOLDEN = Path(__file__).parent / "golden" / "explain.engine.json"
 
