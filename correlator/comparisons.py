@@ -45,19 +45,19 @@ def rows(scratch: Scratch, run_id: str, baseline_run_id: str) -> Rows:
     # The span counts alone: joining the tables that carry every duration would drag those along.
     scratch.add(run_counts=scratch.con.sql("SELECT service, operation, spans FROM run_ops").to_arrow_table(),
                 baseline_counts=scratch.con.sql("SELECT service, operation, spans FROM baseline_ops").to_arrow_table())
-    params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL}
+    # The floor sits a hair below SIGNIFICANT: SQL and Python may round the same surprise apart.
+    floor = {"significant": SIGNIFICANT - 1e-6}
+    params = {"run_id": run_id, "baseline_run_id": baseline_run_id, **SQL, **floor}
     out: Rows = {"metrics": scratch.rows("compare_metrics", params), "pruned": []}
-    for name in INDICATORS:
+    for name in sorted(INDICATORS, key=lambda n: n == "patterns"):  # patterns reads cmp_calls and cmp_logs
         scratch.table(f"cmp_{name}", f"compare_{name}", params)
     # Only the rows that can be significant come to Python (in a fixed order: ties in the scores
     # keep it), and the pattern rows that bound a significant calls or logs row of their operation
     # (compare.py's mix); the others are counted per service, for the look-elsewhere correction.
-    # The floor sits a hair below SIGNIFICANT: SQL and Python may round the same surprise apart.
     significant = "(max_nats IS NULL OR max_nats >= $significant)"
     sent = {name: significant for name in INDICATORS}
     sent["patterns"] = (f"({significant} OR (service, operation) IN (SELECT service, operation FROM cmp_calls "
                         f"WHERE {significant} UNION ALL SELECT service, operation FROM cmp_logs WHERE {significant}))")
-    floor = {"significant": SIGNIFICANT - 1e-6}
     for name, indicators in INDICATORS.items():
         out[name] = scratch.rows(f"SELECT * EXCLUDE (max_nats) FROM cmp_{name} WHERE {sent[name]} ORDER BY ALL", floor)
         out["pruned"] += scratch.rows(f"SELECT service, count(*) * {indicators} AS indicators FROM cmp_{name} "

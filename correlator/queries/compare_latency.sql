@@ -16,33 +16,49 @@
 -- baseline sample exceeded with probability at least 1/(n+1): n ln(n+1)); every row is an
 -- indicator tested, only those that can be significant leave DuckDB (api.py). Wire rows always
 -- leave (NULL): compare.py pools them per service.
+-- Only those rows get their figures (tail counts, the baseline's p90): at 1M spans 45k rows are
+-- tested and ~200 can leave; the others keep their counts and max_nats, which is all the
+-- look-elsewhere correction reads of them. $significant: the floor api.py sends rows above.
 -- Inputs: run_latency, baseline_latency (store.latency of each run).
 WITH
+tested AS (
+    SELECT r.service, r.operation, r.measure, r.n, b.n AS baseline_n,
+           CASE WHEN r.measure = 'self' THEN r.n * ln(b.n + 1) END AS max_nats
+    FROM run_latency AS r
+    JOIN baseline_latency AS b USING (service, operation, measure)
+),
+shown AS MATERIALIZED (SELECT service, operation, measure FROM tested WHERE max_nats IS NULL OR max_nats >= $significant),
 levels AS (
     SELECT service, operation, measure, quantile_disc(x, 0.9) AS p90
-    FROM (SELECT service, operation, measure, unnest(v) AS x FROM baseline_latency)
+    FROM (SELECT service, operation, measure, unnest(v) AS x FROM baseline_latency SEMI JOIN shown USING (service, operation, measure))
     GROUP BY ALL
 ),
 baseline AS (  -- k: the baseline samples at or below p90 (p90 is the k-th smallest)
-    SELECT b.service, b.operation, b.measure, b.n, b.max_v, b.p50, l.p90,
+    SELECT b.service, b.operation, b.measure, b.max_v, b.p50, l.p90,
            len(list_filter(b.v, lambda x: x <= l.p90)) AS k
     FROM baseline_latency AS b JOIN levels AS l USING (service, operation, measure)
 ),
 wire AS (SELECT unnest(v) AS x FROM baseline_latency WHERE starts_with(measure, 'wire from ')),
 network AS (SELECT count(*) AS n, max(x) AS max_v, quantile_disc(x, 0.99) AS p99 FROM wire),
-network_k AS (SELECT count(*) FILTER (w.x <= n.p99) AS k99 FROM wire AS w, network AS n)
-SELECT r.service, r.operation, r.measure,
-       r.n, b.n AS baseline_n, b.max_v AS baseline_max_ns, b.p50 AS baseline_p50_ns,
-       b.k AS baseline_k, b.p90 AS baseline_p90_ns,
-       len(list_filter(r.v, lambda x: x > b.max_v * $above_factor + $above_margin_ns)) AS above,
-       len(list_filter(r.v, lambda x: x > b.p90 * $above_factor + $above_margin_ns)) AS above_p90,
-       CASE WHEN r.measure = 'self' THEN 0
-            ELSE len(list_filter(r.v, lambda x: x > n.max_v * $above_factor + $above_margin_ns)) END AS above_network,
-       CASE WHEN r.measure = 'self' THEN 0
-            ELSE len(list_filter(r.v, lambda x: x > n.p99 * $above_factor + $above_margin_ns)) END AS above_network_p99,
-       n.n AS network_n, k.k99 AS network_k99,
-       r.p50 AS p50_ns, r.max_v AS max_ns,
-       CASE WHEN r.measure = 'self' THEN r.n * ln(b.n + 1) END AS max_nats
-FROM run_latency AS r
-JOIN baseline AS b USING (service, operation, measure)
+network_k AS (SELECT count(*) FILTER (w.x <= n.p99) AS k99 FROM wire AS w, network AS n),
+figures AS (
+    SELECT r.service, r.operation, r.measure,
+           b.max_v AS baseline_max_ns, b.p50 AS baseline_p50_ns, b.k AS baseline_k, b.p90 AS baseline_p90_ns,
+           len(list_filter(r.v, lambda x: x > b.max_v * $above_factor + $above_margin_ns)) AS above,
+           len(list_filter(r.v, lambda x: x > b.p90 * $above_factor + $above_margin_ns)) AS above_p90,
+           CASE WHEN r.measure = 'self' THEN 0
+                ELSE len(list_filter(r.v, lambda x: x > n.max_v * $above_factor + $above_margin_ns)) END AS above_network,
+           CASE WHEN r.measure = 'self' THEN 0
+                ELSE len(list_filter(r.v, lambda x: x > n.p99 * $above_factor + $above_margin_ns)) END AS above_network_p99,
+           r.p50 AS p50_ns, r.max_v AS max_ns
+    FROM run_latency AS r
+    JOIN baseline AS b USING (service, operation, measure)
+    CROSS JOIN network AS n
+)
+SELECT t.service, t.operation, t.measure, t.n, t.baseline_n,
+       f.baseline_max_ns, f.baseline_p50_ns, f.baseline_k, f.baseline_p90_ns,
+       f.above, f.above_p90, f.above_network, f.above_network_p99,
+       n.n AS network_n, k.k99 AS network_k99, f.p50_ns, f.max_ns, t.max_nats
+FROM tested AS t
+LEFT JOIN figures AS f USING (service, operation, measure)
 CROSS JOIN network AS n CROSS JOIN network_k AS k
