@@ -60,7 +60,7 @@ def past_causes(store: Store, scratch: Scratch, wanted: dict[str, set[str]]) -> 
     runs = list(wanted)[:MAX_SCORED_RUNS]
     if not runs:
         return out
-    past = Scratch()  # one for every run re-scored (each opens a DuckDB: ~50 ms), its inputs replaced per run
+    past = scratch.fork()  # one for every run re-scored, its inputs replaced per run (a cursor: a new DuckDB is ~30 ms)
     try:
         for run_id in runs:
             spans = wanted[run_id]
