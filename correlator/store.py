@@ -73,7 +73,7 @@ class Store(Protocol):
         """Per (service, operation) of the run."""
 
     def latency(self, run_id: str) -> pa.Table:
-        """Per (service, operation, measure) of the run."""
+        """Per (service, operation, measure) of the run; ``v``, its samples, ascending."""
 
     def calls(self, run_id: str) -> pa.Table:
         """Per (service, operation) → (child service, operation) of the run."""

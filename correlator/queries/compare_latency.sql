@@ -28,15 +28,13 @@ tested AS (
     JOIN baseline_latency AS b USING (service, operation, measure)
 ),
 shown AS MATERIALIZED (SELECT service, operation, measure FROM tested WHERE max_nats IS NULL OR max_nats >= $significant),
-levels AS (
-    SELECT service, operation, measure, quantile_disc(x, 0.9) AS p90
-    FROM (SELECT service, operation, measure, unnest(v) AS x FROM baseline_latency SEMI JOIN shown USING (service, operation, measure))
-    GROUP BY ALL
+levels AS (  -- p90: the baseline's ceil(0.9 n)-th smallest sample (v is sorted), quantile_disc's
+    SELECT service, operation, measure, max_v, p50, v, v[ceil(0.9 * len(v))::BIGINT] AS p90
+    FROM baseline_latency SEMI JOIN shown USING (service, operation, measure)
 ),
 baseline AS (  -- k: the baseline samples at or below p90 (p90 is the k-th smallest)
-    SELECT b.service, b.operation, b.measure, b.max_v, b.p50, l.p90,
-           len(list_filter(b.v, lambda x: x <= l.p90)) AS k
-    FROM baseline_latency AS b JOIN levels AS l USING (service, operation, measure)
+    SELECT service, operation, measure, max_v, p50, p90, len(list_filter(v, lambda x: x <= p90)) AS k
+    FROM levels
 ),
 wire AS (SELECT unnest(v) AS x FROM baseline_latency WHERE starts_with(measure, 'wire from ')),
 network AS (SELECT count(*) AS n, max(x) AS max_v, quantile_disc(x, 0.99) AS p99 FROM wire),
