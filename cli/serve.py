@@ -234,7 +234,6 @@ class Daemon:
             limits=Limits(max_item_bytes=cfg.max_item_bytes),
             decode_workers=cfg.decode_workers,
             max_pending_bytes=cfg.max_pending_bytes,
-            on_committed=self.completion.observe,
             prepare_committed=self.completion.prepare,
         )
         self._facts_pool.submit(self.refresh_facts)  # an upgraded file, runs completed while we were down

@@ -48,13 +48,13 @@ GATHER_MAX_SECONDS = 0.02  # at most this long waiting for the requests a batch 
 
 class Commit:
     """The commit of one decoded batch: every request of it waits for it. The writer thread tells
-    ``on_committed`` (run completion) once, after the commit and before any of them is answered: done
+    ``committed`` (run completion) once, after the commit and before any of them is answered: done
     there, it runs while the waiting threads sleep, not beside eight of them woken at once (~5 ms of
     GIL hand-offs a batch, paid before anyone was answered)."""
 
-    def __init__(self, job: WriteJob, on_committed: Callable[[dict[str, pa.Table]], None] | None) -> None:
+    def __init__(self, job: WriteJob, committed: Callable[[dict[str, pa.Table]], None] | None) -> None:
         self.job = job
-        job.committed = on_committed
+        job.committed = committed
 
     def wait(self) -> None:
         """Return once the rows are committed (raise the writer's error otherwise)."""
@@ -62,6 +62,14 @@ class Commit:
 
 
 Prepare = Callable[[dict[str, pa.Table]], Callable[[], None]]  # tables -> what to do once committed
+
+
+def at_commit(prepare: Prepare | None) -> Callable[[dict[str, pa.Table]], None] | None:
+    """``prepare`` in one step, for a commit with nothing to overlap (a request decoded alone, a
+    dropped file): computed and noted on the writer thread after the commit."""
+    if prepare is None:
+        return None
+    return lambda tables: prepare(tables)()
 
 
 class _Prepared:
@@ -99,13 +107,11 @@ class Batcher:
     """The decoder thread. ``submit`` from any thread; ``close`` once no request can arrive."""
 
     def __init__(self, writer: Writer, default_run_id: str | None, limits: Limits,
-                 on_committed: Callable[[dict[str, pa.Table]], None] | None = None,
                  max_bytes: int = 8 << 20, prepare_committed: Prepare | None = None) -> None:
         self._writer = writer
-        self._prepare = prepare_committed  # replaces on_committed for batches when given
+        self._prepare = prepare_committed  # run completion: computed while the writer commits
         self._run_id = default_run_id
         self._limits = limits
-        self._on_committed = on_committed
         self.max_bytes = max_bytes
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -230,7 +236,7 @@ class Batcher:
         if rows:
             tables = {name: ts[0] if len(ts) == 1 else pa.concat_tables(ts) for name, ts in parts.items()}
             if self._prepare is None:
-                commit = Commit(WriteJob(tables, rows), self._on_committed)
+                commit = Commit(WriteJob(tables, rows), None)
                 self._writer.submit(commit.job)
             else:
                 prepared = _Prepared()

@@ -21,7 +21,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
-from otel_triage.collector.batcher import ALONE, Batcher, Commit, Prepare
+from otel_triage.collector.batcher import ALONE, Batcher, Commit, Prepare, at_commit
 from otel_triage.collector.decode import Decoded, Limits, MalformedRequest, decode
 from otel_triage.collector.errors import Closed, Overloaded, Unavailable
 from otel_triage.collector.selfmetrics import SelfMetrics
@@ -75,7 +75,6 @@ class Pipeline:
         limits: Limits | None = None,
         decode_workers: int = 0,
         max_pending_bytes: int = 512 << 20,
-        on_committed: Callable[[dict[str, pa.Table]], None] | None = None,
         prepare_committed: Prepare | None = None,
     ) -> None:
         self._writer = writer
@@ -88,11 +87,12 @@ class Pipeline:
         self._pending = 0
         self._lock = threading.Condition()  # notified when bytes are released
         self._closed = False
-        self._on_committed = on_committed  # run completion tracking: a dict update, no I/O
+        # Run completion tracking, told what every commit brought before its requests are answered:
+        # a batch's share is computed while the writer commits it, anything else's after its commit.
+        self._on_committed = at_commit(prepare_committed)
         # In-process decoding: one decoder thread takes the requests waiting and decodes them together
         # (collector/batcher.py). Worker processes decode one request each, as before.
-        # ``prepare_committed``: on_committed in two steps, the first while the writer commits.
-        self._batcher = Batcher(writer, default_run_id, self._limits, on_committed,
+        self._batcher = Batcher(writer, default_run_id, self._limits,
                                 prepare_committed=prepare_committed) if decode_workers <= 0 else None
 
     def _new_pool(self) -> Executor | None:

@@ -112,7 +112,8 @@ def test_the_batcher_commits_a_batch_once_and_sends_back_only_a_malformed_reques
     it), the others are still committed together."""
     writer = Writer(open_writer(tmp_path / "b.duckdb", "256MB"))
     observed: list[int] = []
-    batcher = Batcher(writer, None, d.Limits(), on_committed=lambda t: observed.append(t["otel_traces"].num_rows))
+    batcher = Batcher(writer, None, d.Limits(),
+                      prepare_committed=lambda t: lambda: observed.append(t["otel_traces"].num_rows))
     try:
         good = [_span_request(2), _span_request(5)]
         spans = [fastdecode.decode_traces(data).accepted for data in good]
