@@ -132,11 +132,12 @@ def prepare(db: Path) -> float:
     return seconds
 
 
-def drop_kept(db: Path) -> None:
-    """Forget every kept explanation (007_kept_explanations.sql), so the next explain computes it."""
+def drop_kept(db: Path, run_id: str | None = None) -> None:
+    """Forget the run's kept explanation (every run's without one; 007_kept_explanations.sql), so
+    the next explain of it computes it, and only of it: the kept figures of the other runs stay kept."""
     con = open_writer(db)
     try:
-        con.execute("DELETE FROM triage_explanations")
+        con.execute("DELETE FROM triage_explanations WHERE $run IS NULL OR run_id = $run", {"run": run_id})
     finally:
         con.close()
 

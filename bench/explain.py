@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,16 @@ class Timing:
     seconds: list[float]
     output: dict[str, Any] | None = None
     error: str = ""
+    cpu: list[float] = field(default_factory=list)  # the command's own CPU (user + system) seconds
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds) if self.seconds else float("nan")
+
+    @property
+    def cpu_median(self) -> float:
+        """Comparable across loads, unlike wall-clock (a `--daemon` command's work is the daemon's)."""
+        return statistics.median(self.cpu) if self.cpu else float("nan")
 
     def cell(self) -> str:
         if self.error:
@@ -81,9 +88,11 @@ def time_command(args: list[str], repeats: int, timeout: float = 300.0,
     for _ in range(repeats):
         if before:
             before()
-        started = time.perf_counter()
+        started, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=ENV)
         elapsed = time.perf_counter() - started
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out.cpu.append(now.ru_utime - used.ru_utime + now.ru_stime - used.ru_stime)
         if proc.returncode != 0:
             out.error = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:120]
             return out
@@ -273,7 +282,7 @@ def main() -> None:
     print(f"\nsummary (whole command, median of {args.repeats}; floor = CLI import {import_floor.median:.2f}s "
           "+ reading every span of the run in a fresh process; ratio = best command / floor):")
     head = (f"{'shape':<8} {'run':<13} {'spans':>9} {'':<8} {'--db s':>8} {'--daemon s':>10} {'floor s':>8} "
-            f"{'ratio':>6}  aim")
+            f"{'ratio':>6}  {'aim':<12} {'--db cpu s':>10}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -285,7 +294,7 @@ def main() -> None:
             best = min(present) if present else float("nan")
             verdict = "" if aim is None else f"<{aim}s {'met' if max(present or [float('inf')]) < aim else 'MISSED'}"
             print(f"{r.mode:<8} {r.run_id:<13} {r.spans:>9,} {how:<8} {db_t.median:>8.2f} {d:>10.2f} {floor:>8.2f} "
-                  f"{best / floor:>6.1f}  {verdict}")
+                  f"{best / floor:>6.1f}  {verdict:<12} {db_t.cpu_median:>10.2f}")
     print(f"({os.cpu_count()} cores; timings are wall-clock on whatever else the machine is running)")
 
 
@@ -314,7 +323,8 @@ def measure(args: argparse.Namespace, sizes: list[int], mode: str) -> list[Row]:
     def by_file(run: str) -> list[str]:
         return ["-m", "otel_triage.cli", "explain", run, "--db", str(data.path), "--json"]
 
-    by_db = {run: time_command(by_file(run), args.repeats, before=lambda: drop_kept(data.path)) for run in explained}
+    by_db = {run: time_command(by_file(run), args.repeats, before=lambda run=run: drop_kept(data.path, run))
+             for run in explained}
     kept_db = {run: time_command(by_file(run), args.repeats) for run in explained}
     by_daemon: dict[str, Timing] = {}
     kept_daemon: dict[str, Timing] = {}
