@@ -209,3 +209,64 @@ def test_run_completion_is_prepared_while_the_writer_commits_and_told_before_any
     finally:
         batcher.close()
         writer.close()
+
+
+def test_a_files_requests_are_decoded_together_and_an_odd_one_alone(tmp_path: Path, monkeypatch) -> None:
+    """The drop folder's path (``Pipeline.ingest_together``) decodes a file's requests of a signal in
+    one columnar pass, halving a pass the columnar decoder declines: every request gets what it
+    gets decoded alone (an irregular one the reference decoder's answer, a malformed one its
+    error), and the rows stored are the same."""
+    from otel_triage.collector.pipeline import Pipeline
+    from otel_triage.collector.selfmetrics import SelfMetrics
+
+    datas = [_span_request(seed, regular=seed % 5 != 3) for seed in range(14)]
+    parts = [("traces", data) for data in datas] + [("traces", b"\x0a\x05broken"), ("logs", _log_request(3))]
+    irregular = [i for i, data in enumerate(datas) if fastdecode.decode_together("traces", [data], None, d.Limits()) is None]
+    assert irregular and len(irregular) < len(datas)  # both kinds, or the test proves nothing
+
+    alone_writer = Writer(open_writer(tmp_path / "alone.duckdb", "256MB"))
+    alone: list[object] = []
+    try:
+        for signal, data in parts:
+            try:
+                decoded = d.decode(signal, data, None, d.Limits())
+            except d.MalformedRequest as exc:
+                alone.append(type(exc))
+                continue
+            alone.append((decoded.accepted, decoded.rejected))
+            if decoded.tables:
+                alone_writer.submit(WriteJob(decoded.tables, decoded.accepted)).result()
+    finally:
+        alone_writer.close()
+
+    from otel_triage.collector import pipeline as pipeline_module
+
+    passes: list[int] = []
+
+    def counted(signal: str, group: list[bytes], *args: object) -> object:
+        passes.append(len(group))
+        return fastdecode.decode_together(signal, group, *args)
+
+    monkeypatch.setattr(pipeline_module, "decode_together", counted)
+    writer = Writer(open_writer(tmp_path / "together.duckdb", "256MB"))
+    pipeline = Pipeline(writer, SelfMetrics(lambda: 0))
+    try:
+        results = pipeline.ingest_together(parts, lambda _results: {})
+    finally:
+        pipeline.close()
+        writer.close()
+    assert [type(r) if isinstance(r, d.MalformedRequest) else (r.accepted, r.rejected) for r in results] == alone
+    assert max(passes) > 1 and len(passes) < len(parts)  # decoded together, then the declined passes halved
+
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{tmp_path / 'alone.duckdb'}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{tmp_path / 'together.duckdb'}' AS t (READ_ONLY)")
+    for table in ("otel_traces", "otel_traces_events", "otel_traces_links", "otel_logs"):
+        count = con.execute(f"SELECT count(*) FROM t.{table}").fetchall()[0][0]
+        differ = con.execute(f"SELECT count(*) FROM (SELECT * FROM a.{table} EXCEPT ALL SELECT * FROM t.{table}) "
+                             f"UNION ALL SELECT count(*) FROM (SELECT * FROM t.{table} EXCEPT ALL "
+                             f"SELECT * FROM a.{table})").fetchall()
+        assert differ == [(0,), (0,)], (table, count, differ)
+    assert con.execute("SELECT count(*) FROM t.otel_traces").fetchall()[0][0] > 0
