@@ -3,54 +3,67 @@
 -- errored (ERROR status, an exception event, or a server answering 5xx). Peers follow the semantic
 -- conventions: peer.service, else server.address[:port] (net.peer.name[:port] in older ones), else
 -- the host of url.full; an uninstrumented dependency is named from its client span this way.
-WITH attrs AS (
-    -- Every attribute read below, in one pass over each span's JSON (one parse, not one per key).
-    SELECT rt.RunId AS run_id, t.*,
-           -- the span's row in otel_traces: facts_tree.sql and its readers join on this number, not
-           -- on two hex ids (~1 s of CPU a join at 1M spans)
-           t.rowid AS span_row,
-           json_extract_string(t.SpanAttributes, ['$."url.full"', '$."url.path"', '$."http.response.status_code"',
-               '$."http.status_code"', '$."error.type"', '$."peer.service"', '$."server.address"',
-               '$."server.port"', '$."http.url"', '$."net.peer.name"', '$."net.peer.port"', '$."net.host.name"',
-               '$."net.host.port"']) AS a
-    FROM run_traces AS rt
-    JOIN otel_traces AS t USING (TraceId)
+WITH objects AS MATERIALIZED (
+    -- Every attribute read below, pulled out of each distinct attribute object once: a run's spans
+    -- repeat few objects (a 1M-span run: ~36k), and the JSON and the URL regexes cost ~6 s of CPU
+    -- there when run per span. Everything here depends on the object alone (MATERIALIZED: inlined,
+    -- the planner moved these expressions above the join, back to one evaluation per span).
+    SELECT SpanAttributes, a, a[6] AS peer_service, a[5] AS error_type,
+           TRY_CAST(coalesce(a[3], a[4]) AS INTEGER) AS http_status,
+           coalesce(a[1], a[2]) IS NOT NULL AS has_url,
+           coalesce(a[2], CASE WHEN a[1] IS NULL THEN '' ELSE regexp_extract(a[1], '^[a-z]+://[^/]+([^?#]*)', 1) END) AS url_path,
+           coalesce(
+               a[6],
+               a[7] || coalesce(':' || a[8], ''),
+               -- older conventions (before server.*): net.peer.name / net.peer.port on the client side
+               a[10] || coalesce(':' || a[11], ''),
+               CASE WHEN coalesce(a[1], a[9]) IS NOT NULL
+                    THEN nullif(regexp_extract(coalesce(a[1], a[9]), '^[a-z]+://([^/?#]+)', 1), '') END
+           ) AS peer,
+           CASE WHEN coalesce(a[1], a[9]) IS NULL THEN ''
+                ELSE regexp_extract(coalesce(a[1], a[9]), '^[a-z]+://([^/?#@]+@)?([^/?#]+)', 2) END AS url_host
+    FROM (
+        SELECT SpanAttributes,
+               json_extract_string(SpanAttributes, ['$."url.full"', '$."url.path"', '$."http.response.status_code"',
+                   '$."http.status_code"', '$."error.type"', '$."peer.service"', '$."server.address"',
+                   '$."server.port"', '$."http.url"', '$."net.peer.name"', '$."net.peer.port"', '$."net.host.name"',
+                   '$."net.host.port"']) AS a
+        FROM (SELECT DISTINCT t.SpanAttributes FROM run_traces AS rt JOIN otel_traces AS t USING (TraceId))
+    )
 ),
 spans AS (
 SELECT
-    run_id,
-    TraceId, SpanId, ParentSpanId, span_row,
-    ServiceName AS service,
-    SpanName AS span_name,
-    a[6] AS peer_service,
+    rt.RunId AS run_id,
+    t.TraceId, t.SpanId, t.ParentSpanId,
+    -- the span's row in otel_traces: facts_tree.sql and its readers join on this number, not
+    -- on two hex ids (~1 s of CPU a join at 1M spans)
+    t.rowid AS span_row,
+    t.ServiceName AS service,
+    t.SpanName AS span_name,
+    o.peer_service,
     -- HTTP client spans are named by method alone ("GET"); add the path so calls can be told apart.
-    CASE WHEN SpanKind = 'Client' AND NOT contains(SpanName, ' ') AND coalesce(a[1], a[2]) IS NOT NULL
-         THEN SpanName || ' ' || coalesce(a[2], regexp_extract(a[1], '^[a-z]+://[^/]+([^?#]*)', 1))
-         ELSE SpanName END AS operation,
-    SpanKind AS kind,
-    StatusCode = 'Error' AS is_error,
-    StatusMessage AS status_message,
-    Duration AS duration_ns,
-    epoch_ns(Timestamp) AS start_ns,
-    TRY_CAST(coalesce(a[3], a[4]) AS INTEGER) AS http_status,
-    a[5] AS error_type,
-    coalesce(
-        a[6],
-        a[7] || coalesce(':' || a[8], ''),
-        -- older conventions (before server.*): net.peer.name / net.peer.port on the client side
-        a[10] || coalesce(':' || a[11], ''),
-        CASE WHEN coalesce(a[1], a[9]) IS NOT NULL  -- (a regex on '' per span: ~0.2 s of CPU at 1M)
-             THEN nullif(regexp_extract(coalesce(a[1], a[9]), '^[a-z]+://([^/?#]+)', 1), '') END
-    ) AS peer,
-    coalesce(a[2], CASE WHEN a[1] IS NULL THEN '' ELSE regexp_extract(a[1], '^[a-z]+://[^/]+([^?#]*)', 1) END) AS url_path,
+    CASE WHEN t.SpanKind = 'Client' AND NOT contains(t.SpanName, ' ') AND o.has_url
+         THEN t.SpanName || ' ' || o.url_path
+         ELSE t.SpanName END AS operation,
+    t.SpanKind AS kind,
+    t.StatusCode = 'Error' AS is_error,
+    t.StatusMessage AS status_message,
+    t.Duration AS duration_ns,
+    epoch_ns(t.Timestamp) AS start_ns,
+    o.http_status,
+    o.error_type,
+    o.peer,
+    o.url_path,
     -- the address a server serves or a client calls, and its port (facts_peer_addresses.sql);
     -- older conventions: net.host.* is the server's own address, net.peer.* the client's target
-    coalesce(a[7], CASE SpanKind WHEN 'Server' THEN a[12] ELSE a[10] END) AS address,
-    coalesce(a[8], CASE SpanKind WHEN 'Server' THEN a[13] ELSE a[11] END) AS address_port,
-    CASE WHEN SpanKind IN ('Server', 'Client') AND coalesce(a[7], CASE SpanKind WHEN 'Server' THEN a[12] ELSE a[10] END) IS NULL
-         THEN CASE WHEN coalesce(a[1], a[9]) IS NULL THEN ''
-                   ELSE regexp_extract(coalesce(a[1], a[9]), '^[a-z]+://([^/?#@]+@)?([^/?#]+)', 2) END END AS url_authority
-FROM attrs
+    coalesce(o.a[7], CASE t.SpanKind WHEN 'Server' THEN o.a[12] ELSE o.a[10] END) AS address,
+    coalesce(o.a[8], CASE t.SpanKind WHEN 'Server' THEN o.a[13] ELSE o.a[11] END) AS address_port,
+    CASE WHEN t.SpanKind IN ('Server', 'Client')
+              AND coalesce(o.a[7], CASE t.SpanKind WHEN 'Server' THEN o.a[12] ELSE o.a[10] END) IS NULL
+         THEN o.url_host END AS url_authority
+FROM run_traces AS rt
+JOIN otel_traces AS t USING (TraceId)
+JOIN objects AS o ON o.SpanAttributes IS NOT DISTINCT FROM t.SpanAttributes
 ),
 exceptions AS (
     SELECT e.TraceId, e.SpanId,
