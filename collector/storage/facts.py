@@ -48,7 +48,7 @@ TABLES = {"triage_facts_tests": "SELECT * EXCLUDE (run_id), $run_id AS run_id FR
 Write = Callable[[str, dict[str, "pa.Table"]], None]
 
 # Computed when first read, not with the others (triage_facts_runs.test_items_computed says which):
-# every test's items, attribute by attribute, cost a 1M-span run ~14 of its ~32 s of facts (bench/facts.py),
+# every test's items, attribute by attribute, cost a 1M-span run ~15 of its ~42 s of facts (bench/facts.py),
 # and only the subtree comparison of a failed test with no error under it reads them.
 LAZY = ("triage_facts_test_items",)
 
