@@ -171,30 +171,55 @@ class Extractor:
         return ids, f"Timestamp >= fromUnixTimestamp64Nano({{lo:Int64}}) AND TraceId IN {IDS}", params
 
     # --- DuckDB side -----------------------------------------------------------------------------
-    def _resource_select(self, where: str) -> str:
-        """The distinct resources of the spans ``where`` selects, as JSON, by the key spans carry."""
-        return f"""
-            SELECT cityHash64(ResourceAttributes) AS res_key, {_json('any(ResourceAttributes)')} AS ResourceAttributes
-            FROM {self.opts.table('traces')} WHERE {where} GROUP BY res_key"""
-
-    def _load_spans(self, con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]) -> int:
-        """Spans, their events and links. A span's resource is the same map on every span of its
-        process (a handful in a run of a million spans): the spans carry its hash, the maps travel
-        once as JSON (``ch_resources``), which halves ClickHouse's share of the work (bench/clickhouse.py)."""
+    def _fill_resources(self, con: duckdb.DuckDBPyConnection, table: str, ts: str, span_name: bool) -> None:
+        """The resource maps (as JSON, by ``res_key``) of ``ch_batch``'s rows that ``ch_resources``
+        lacks. A resource is the same map on every row of its process (a handful in a run of a
+        million spans), so one row per new key is looked up again, by the table's primary key
+        (service, span name, time), where a GROUP BY over the copied rows hashed and aggregated
+        every row's map a second time (1.2-1.6 s of CPU for 1.2M spans). Each row found adds its
+        own key, so the keys sought are among them."""
         con.execute("CREATE TEMP TABLE IF NOT EXISTS ch_resources (res_key UBIGINT PRIMARY KEY, "
                     "ResourceAttributes JSON NOT NULL)")
-        for batch in self.conn.stream_arrow(self._resource_select(where), params):
-            con.register("ch_batch", batch)
-            con.execute("INSERT OR IGNORE INTO ch_resources SELECT res_key, ResourceAttributes FROM ch_batch")
-            con.unregister("ch_batch")
+        name = "SpanName" if span_name else "''"
+        found = con.execute(f"""
+            WITH ex AS (SELECT arg_min(ServiceName, {ts}) AS s, arg_min({name}, {ts}) AS n, min({ts}) AS ts,
+                               arg_min(TraceId, {ts}) AS t
+                        FROM ch_batch WHERE res_key NOT IN (SELECT res_key FROM ch_resources) GROUP BY res_key)
+            SELECT list(DISTINCT s), list(DISTINCT n), min(ts), max(ts), list(DISTINCT t) FROM ex
+            HAVING count(*) > 0""").fetchall()
+        if not found:
+            return
+        services, names, lo, hi, traces = found[0]
+        params = {"s": services, "n": names, "lo": lo, "hi": hi, "t": traces}
+        where = ["ServiceName IN {s:Array(String)}", "TraceId IN {t:Array(String)}",
+                 "Timestamp >= fromUnixTimestamp64Nano({lo:Int64})", "Timestamp <= fromUnixTimestamp64Nano({hi:Int64})"]
+        if span_name:
+            where.append("SpanName IN {n:Array(String)}")
+        if self.schema.has(table, "TimestampTime"):  # the logs' primary key
+            where.append("TimestampTime BETWEEN toDateTime(intDiv({lo:Int64}, 1000000000)) "
+                         "AND toDateTime(intDiv({hi:Int64}, 1000000000))")
+        select = (f"SELECT cityHash64(ResourceAttributes) AS res_key, {_json('ResourceAttributes')} AS ResourceAttributes "
+                  f"FROM {self.opts.table(table)} WHERE {' AND '.join(where)} LIMIT 1 BY res_key")
+        for batch in self.conn.stream_arrow(select, params):
+            con.register("ch_res", batch)
+            con.execute("INSERT OR IGNORE INTO ch_resources SELECT res_key, ResourceAttributes FROM ch_res")
+            con.unregister("ch_res")
+
+    def _load_spans(self, con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any]) -> int:
+        """Spans, their events and links. The spans carry their resource's hash, the maps travel
+        once each as JSON (``ch_resources``, ``_fill_resources``), which halves ClickHouse's share
+        of the work (bench/clickhouse.py)."""
         n = 0
         for batch in _chunks(self.conn.stream_arrow(self._span_select(where), params)):
             con.register("ch_batch", batch)
-            con.execute("""
+            self._fill_resources(con, "traces", "ts", span_name=True)
+            inserted = con.execute("""
                 INSERT INTO otel_traces SELECT make_timestamp_ns(ts), TraceId, SpanId, ParentSpanId, TraceState,
                     0, SpanName, SpanKind, ServiceName, RunId, r.ResourceAttributes, '', 0, ScopeName, ScopeVersion,
                     '{}', 0, '', SpanAttributes, Duration, StatusCode, StatusMessage, 0, 0, 0
-                FROM ch_batch AS b JOIN ch_resources AS r ON r.res_key = b.res_key""")
+                FROM ch_batch AS b JOIN ch_resources AS r ON r.res_key = b.res_key""").fetchone()[0]
+            if inserted != batch.num_rows:  # a resource not found again: never lose spans silently
+                raise ClickHouseError(f"{batch.num_rows - inserted} spans' resource attributes could not be read back")
             con.execute("""
                 INSERT INTO otel_traces_events
                 SELECT TraceId, SpanId, RunId, make_timestamp_ns(unnest(ev_ts)), unnest(ev_name), unnest(ev_attrs), 0
@@ -212,15 +237,23 @@ class Extractor:
                     "--since or raise --max-spans if this machine has the memory")
         return n
 
-    def _load(self, con: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any]) -> None:
-        """Insert by name; ClickHouse sends times as ``<name>_ns`` integers (no time-zone casts)."""
+    def _load(self, con: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any],
+              source: str = "") -> None:
+        """Insert by name; ClickHouse sends times as ``<name>_ns`` integers (no time-zone casts) and,
+        from ``source`` (a table suffix), each row's resource as its ``res_key`` (``_fill_resources``)."""
         for batch in _chunks(self.conn.stream_arrow(sql, params)):
             stamps = [c[:-3] for c in batch.schema.names if c.endswith("_ns")]
-            select = ", ".join(["* EXCLUDE (" + ", ".join(f"{c}_ns" for c in stamps) + ")",
-                                *(f"make_timestamp_ns({c}_ns) AS {c}" for c in stamps)]) if stamps else "*"
+            dropped = [f"{c}_ns" for c in stamps] + (["res_key"] if source else [])
+            select = ", ".join(["* EXCLUDE (" + ", ".join(dropped) + ")",
+                                *(f"make_timestamp_ns({c}_ns) AS {c}" for c in stamps)]) if dropped else "*"
             con.register("ch_batch", batch)
-            con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM ch_batch")
+            if source:
+                self._fill_resources(con, source, "Timestamp_ns", span_name=False)
+            rows = "ch_batch JOIN ch_resources USING (res_key)" if source else "ch_batch"
+            inserted = con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM {rows}").fetchone()[0]
             con.unregister("ch_batch")
+            if inserted != batch.num_rows:
+                raise ClickHouseError(f"{batch.num_rows - inserted} {table} rows' resource attributes could not be read back")
 
     def test_spans(self, con: duckdb.DuckDBPyConnection) -> int:
         """Stage 1: the test spans of every run in the window (for the baseline and `triage runs`).
@@ -235,7 +268,7 @@ class Extractor:
         self._copied = (where, params) if ids else None
         params = {**self.params, "runs": runs, "ids": ids, **_services_window(con, runs)}
         if self.schema.has("logs"):
-            self._load(con, "otel_logs", self._logs_select(), params)
+            self._load(con, "otel_logs", self._logs_select(), params, source="logs")
         for kind in ("gauge", "sum", "histogram"):
             if self.schema.has(f"metrics_{kind}"):
                 self._load(con, f"otel_metrics_{kind}", self._metrics_select(kind), params)
@@ -271,7 +304,7 @@ class Extractor:
                    toString(SeverityText) AS SeverityText, toInt32(SeverityNumber) AS SeverityNumber,
                    toString(ServiceName) AS ServiceName, nullIf({RUN}, '') AS RunId, nullIf(Body, '') AS Body,
                    'string' AS BodyType, toString({self._col(t, 'EventName', "''")}) AS EventName,
-                   {_json('ResourceAttributes')} AS ResourceAttributes,
+                   cityHash64(ResourceAttributes) AS res_key,
                    toString({self._col(t, 'ResourceSchemaUrl', "''")}) AS ResourceSchemaUrl,
                    toString({self._col(t, 'ScopeName', "''")}) AS ScopeName,
                    toString({self._col(t, 'ScopeVersion', "''")}) AS ScopeVersion,
