@@ -80,16 +80,23 @@ def _named(text: str, params: dict[str, Any] | None) -> dict[str, Any]:
 
 def in_thread(work: Callable[[], T], cleanup: Callable[[], None], name: str) -> Future[T]:
     """``work()`` on a thread of its own (queries on a ``Scratch.fork``: DuckDB runs them without
-    the GIL), then ``cleanup()``; the Future holds its result or what it raised."""
+    the GIL), then ``cleanup()``; the Future holds its result or what either raised, and resolves
+    only after ``cleanup``: whoever waits for it may then close what the fork was a cursor of."""
     done: Future[T] = Future()
 
     def run() -> None:
         try:
-            done.set_result(work())
+            result, error = work(), None
         except BaseException as exc:  # handed to whoever calls result()
-            done.set_exception(exc)
-        finally:
+            result, error = None, exc
+        try:
             cleanup()
+        except BaseException as exc:
+            error = error or exc
+        if error is None:
+            done.set_result(result)  # type: ignore[arg-type]  # work() returned it
+        else:
+            done.set_exception(error)
 
     Thread(target=run, name=name, daemon=True).start()
     return done

@@ -331,10 +331,20 @@ def test_an_error_on_the_comparison_or_diff_thread_reaches_the_caller_and_no_thr
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("comparison failed")
 
+    closes: list[bool] = []  # each Scratch closed: on the main thread?
+    close = Scratch.close
+
+    def recorded_close(self: Scratch) -> None:
+        closes.append(threading.current_thread() is threading.main_thread())
+        close(self)
+
     monkeypatch.setattr(comparisons, "rows", boom)
+    monkeypatch.setattr(Scratch, "close", recorded_close)
     with pytest.raises(RuntimeError, match="comparison failed"):
         api.explain_json(store, "fixed-run", "fixed-baseline")
     monkeypatch.undo()
+    # both forks closed on their threads before the main thread closed their database
+    assert closes == [False, False, True], closes
 
     columns = Scratch.columns
 
@@ -343,10 +353,15 @@ def test_an_error_on_the_comparison_or_diff_thread_reaches_the_caller_and_no_thr
             raise RuntimeError("diff failed")
         columns(self, name, **cols)
 
+    closes.clear()
     monkeypatch.setattr(Scratch, "columns", failing_columns)
+    monkeypatch.setattr(Scratch, "close", recorded_close)
     with pytest.raises(RuntimeError, match="diff failed"):
         api.explain_json(store, "fixed-run", "fixed-baseline")
     monkeypatch.undo()
-    assert not [t for t in threading.enumerate() if t.name.startswith(("compare ", "trace diff"))]
+    assert closes == [False, False, True], closes
+    for t in [t for t in threading.enumerate() if t.name.startswith(("compare ", "trace diff"))]:
+        t.join(5)  # past their Future, nothing is left for them to do but return
+        assert not t.is_alive(), t.name
     # and with nothing failing, the same explanation as ever
     assert _explained(store) == json.loads(GOLDEN.read_text())
