@@ -332,34 +332,29 @@ def test_an_error_on_the_comparison_or_diff_thread_reaches_the_caller_and_no_thr
         raise RuntimeError("comparison failed")
 
     closes: list[bool] = []  # each Scratch closed: on the main thread?
-    close = Scratch.close
+    close, columns = Scratch.close, Scratch.columns
 
     def recorded_close(self: Scratch) -> None:
         closes.append(threading.current_thread() is threading.main_thread())
         close(self)
 
-    monkeypatch.setattr(comparisons, "rows", boom)
-    monkeypatch.setattr(Scratch, "close", recorded_close)
-    with pytest.raises(RuntimeError, match="comparison failed"):
-        api.explain_json(store, "fixed-run", "fixed-baseline")
-    monkeypatch.undo()
-    # both forks closed on their threads before the main thread closed their database
-    assert closes == [False, False, True], closes
-
-    columns = Scratch.columns
+    def failing(target: object, name: str, replacement: object, message: str) -> None:
+        closes.clear()
+        monkeypatch.setattr(target, name, replacement)
+        monkeypatch.setattr(Scratch, "close", recorded_close)
+        with pytest.raises(RuntimeError, match=message):
+            api.explain_json(store, "fixed-run", "fixed-baseline")
+        monkeypatch.undo()
+        # both forks closed on their threads before the main thread closed their database
+        assert closes == [False, False, True], closes
 
     def failing_columns(self: Scratch, name: str, **cols: list) -> None:
         if name == "diff_pairs":
             raise RuntimeError("diff failed")
         columns(self, name, **cols)
 
-    closes.clear()
-    monkeypatch.setattr(Scratch, "columns", failing_columns)
-    monkeypatch.setattr(Scratch, "close", recorded_close)
-    with pytest.raises(RuntimeError, match="diff failed"):
-        api.explain_json(store, "fixed-run", "fixed-baseline")
-    monkeypatch.undo()
-    assert closes == [False, False, True], closes
+    failing(comparisons, "rows", boom, "comparison failed")
+    failing(Scratch, "columns", failing_columns, "diff failed")
     for t in [t for t in threading.enumerate() if t.name.startswith(("compare ", "trace diff"))]:
         t.join(5)  # past their Future, nothing is left for them to do but return
         assert not t.is_alive(), t.name
