@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -31,6 +32,7 @@ DEFAULT_DB = defaults.DB
 DEFAULT_LISTEN = defaults.LISTEN
 
 
+@cache
 def _local() -> Any:
     """The modules a command needs to read a store itself (imported on first use); ``api`` and
     ``flaky`` (the engine) only when asked for: a kept explanation is read without them."""
