@@ -36,13 +36,12 @@ from otel_triage.correlator.weights import (
     METRIC_RUN_SLACK_NS,
     METRIC_WINDOW_SLACK_NS,
     SQL,
+    STILL_RECEIVING_SECONDS,
     TOP_FOR_METRICS,
 )
 
 if TYPE_CHECKING:  # pyarrow (and numpy) cost ~0.2 s to import: a kept explanation needs neither
     import pyarrow as pa
-
-STILL_RECEIVING_SECONDS = 10
 
 
 class ExplainError(Exception):

@@ -9,11 +9,12 @@ than the read (~60 ms of a ~0.5 s command). ``api`` computes and keeps the expla
 from __future__ import annotations
 
 import hashlib
+import time
 from functools import cache
 from importlib import resources
 
 from otel_triage.correlator.store import Store
-from otel_triage.correlator.weights import METRIC_RUN_SLACK_NS
+from otel_triage.correlator.weights import METRIC_RUN_SLACK_NS, STILL_RECEIVING_SECONDS
 
 
 @cache
@@ -36,12 +37,21 @@ def stamp(store: Store, run_id: str, baseline_run_id: str | None) -> str:
 def read(store: Store, run_id: str, baseline_run_id: str | None) -> tuple[bool, str | None]:
     """(whether this explanation is one to keep, its kept JSON if its stamp still holds).
 
-    Only a completed run's default explanation is kept: a run still arriving, or an explicit
-    baseline, is computed every time. The facts are brought up to date first, as for any read."""
+    A run's default explanation is kept once the run is complete, or, in a store at rest (a file
+    no daemon holds), once its last span is older than ``STILL_RECEIVING_SECONDS``: the daemon may
+    never have recorded its completion (stopped first, or the file written by other means), and
+    new data would change the stamp anyway. A run still arriving, or an explicit baseline, is
+    computed every time. The facts are brought up to date first, as for any read."""
     store.ensure_facts()
-    keep = baseline_run_id is None and store.is_complete(run_id)
+    keep = baseline_run_id is None and (store.is_complete(run_id) or (store.at_rest() and _settled(store, run_id)))
     if keep:
         kept = store.kept_explanation(run_id)
         if kept and kept[0] == stamp(store, run_id, kept[1]):
             return True, kept[2]
     return keep, None
+
+
+def _settled(store: Store, run_id: str) -> bool:
+    """No span of the run ended in the last ``STILL_RECEIVING_SECONDS`` (the explanation would say
+    that data may still be arriving, a note that goes stale)."""
+    return time.time() - store.run_facts(run_id)["last_seen_unix_nano"] / 1e9 >= STILL_RECEIVING_SECONDS

@@ -1,6 +1,6 @@
 """A completed run's explanation is computed once and kept (007_kept_explanations.sql, api.py):
 read back byte for byte while its inputs are unchanged, computed again when any of them changes,
-never kept for a run still open or an explicit baseline. Real files, the real CLI in a subprocess;
+never kept for a run still arriving or an explicit baseline. Real files, the real CLI in a subprocess;
 the daemon's side is in tests/test_completion.py."""
 
 from __future__ import annotations
@@ -88,9 +88,26 @@ def test_new_data_for_the_run_makes_it_compute_again(tmp_path: Path, runs) -> No
     assert json.loads(_kept(path)[0][1]) == again  # kept anew
 
 
-def test_an_open_run_or_an_explicit_baseline_is_computed_every_time(tmp_path: Path, runs) -> None:
+def test_an_open_run_settled_in_a_file_no_daemon_holds_is_kept(tmp_path: Path, runs) -> None:
+    """No completion record (the daemon stopped first, or something else wrote the file): nothing
+    can write the file while it is read, so a settled run's explanation is kept all the same."""
     path = _file(tmp_path, runs, complete=False)
-    assert json.loads(_explain(path)) == json.loads(GOLDEN.read_text())
+    first = _explain(path)
+    assert json.loads(first) == json.loads(GOLDEN.read_text())
+    ((run_id, kept),) = _kept(path)
+    assert run_id == "fixed-run" and kept + "\n" == first
+    _mark(path, json.dumps(json.loads(first) | {"notes": ["read from the kept explanation"]}))
+    assert json.loads(_explain(path))["notes"] == ["read from the kept explanation"]
+
+
+def test_a_run_still_arriving_or_an_explicit_baseline_is_computed_every_time(tmp_path: Path, runs) -> None:
+    path = _file(tmp_path, runs, complete=False)
+    con = duckdb.connect(str(path))  # the run's last span ends now: data may still be arriving
+    con.execute("UPDATE otel_traces SET Timestamp = Timestamp + (now()::TIMESTAMP - (SELECT max(Timestamp) "
+                "FROM otel_traces WHERE RunId = 'fixed-run'))::INTERVAL WHERE RunId = 'fixed-run'")
+    con.close()
+    notes = json.loads(_explain(path))["notes"]
+    assert any("data may still be arriving" in note for note in notes)
     assert _kept(path) == []
     con = duckdb.connect(str(path))
     con.execute(COMPLETE, ["fixed-run"])
