@@ -1,4 +1,4 @@
-"""A completed run's kept explanation, read back without loading the engine.
+"""A run's kept explanation, read back without loading the engine.
 
 The JSON was computed once (by the daemon when the run completed, or by the first command that
 explained it) and stored with the stamp of its inputs. Reading it needs the store and this module
@@ -37,13 +37,13 @@ def stamp(store: Store, run_id: str, baseline_run_id: str | None) -> str:
 def read(store: Store, run_id: str, baseline_run_id: str | None) -> tuple[bool, str | None]:
     """(whether this explanation is one to keep, its kept JSON if its stamp still holds).
 
-    A run's default explanation is kept once the run is complete, or, in a store at rest (a file
-    no daemon holds), once its last span is older than ``STILL_RECEIVING_SECONDS``: the daemon may
-    never have recorded its completion (stopped first, or the file written by other means), and
-    new data would change the stamp anyway. A run still arriving, or an explicit baseline, is
-    computed every time. The facts are brought up to date first, as for any read."""
+    A run's default explanation is kept once the run is complete or settled (no span of it ended
+    in the last ``STILL_RECEIVING_SECONDS``): a completion may never be recorded (a run with no
+    session span before its quiet period, a daemon stopped first, a file written by other means),
+    and the stamp changes with any new data anyway. A run still arriving, or an explicit
+    baseline, is computed every time. The facts are brought up to date first, as for any read."""
     store.ensure_facts()
-    keep = baseline_run_id is None and (store.is_complete(run_id) or (store.at_rest() and _settled(store, run_id)))
+    keep = baseline_run_id is None and (store.is_complete(run_id) or _settled(store, run_id))
     if keep:
         kept = store.kept_explanation(run_id)
         if kept and kept[0] == stamp(store, run_id, kept[1]):

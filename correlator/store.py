@@ -35,8 +35,8 @@ Tables, one row per:
   trace diff of a failed test beside a passing one (from the per-run facts of every test's tree,
   passing tests included).
 
-Kept explanations (a completed run's explanation, or a settled run's in a store at rest, is
-computed once; kept.py): ``explanation_stamp``
+Kept explanations (a run's explanation is computed once when the run is complete or no span of
+it is recent; kept.py): ``explanation_stamp``
 must change whenever anything an explanation of the run can read changes (any of the tables above
 for the run, its baseline run or any earlier run; the metric points; its completion), and
 ``kept_explanation`` / ``keep_explanation`` read and write one JSON text per run.
@@ -105,11 +105,6 @@ class Store(Protocol):
 
     def explanation_stamp(self, run_id: str, baseline_run_id: str | None, window_slack_ns: int) -> str:
         """A digest of what an explanation of the run against that baseline can read."""
-
-    def at_rest(self) -> bool:
-        """Whether nothing can add data while this store is open (a file read with no writer: its
-        runs are as complete as they will be until one opens it), so an open run's explanation
-        can be kept too: new data changes its stamp."""
 
     def kept_explanation(self, run_id: str) -> tuple[str, str | None, str] | None:
         """(stamp, baseline run id, JSON) of the run's kept explanation, if any."""

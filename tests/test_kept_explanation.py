@@ -1,4 +1,4 @@
-"""A completed run's explanation is computed once and kept (007_kept_explanations.sql, api.py):
+"""A completed (or settled) run's explanation is computed once and kept (007_kept_explanations.sql, api.py):
 read back byte for byte while its inputs are unchanged, computed again when any of them changes,
 never kept for a run still arriving or an explicit baseline. Real files, the real CLI in a subprocess;
 the daemon's side is in tests/test_completion.py."""
@@ -88,9 +88,9 @@ def test_new_data_for_the_run_makes_it_compute_again(tmp_path: Path, runs) -> No
     assert json.loads(_kept(path)[0][1]) == again  # kept anew
 
 
-def test_an_open_run_settled_in_a_file_no_daemon_holds_is_kept(tmp_path: Path, runs) -> None:
-    """No completion record (the daemon stopped first, or something else wrote the file): nothing
-    can write the file while it is read, so a settled run's explanation is kept all the same."""
+def test_a_settled_run_with_no_completion_record_is_kept(tmp_path: Path, runs) -> None:
+    """No completion record (no session span, the daemon stopped first, the file written otherwise):
+    a run whose last span is not recent is kept all the same; new data would change the stamp."""
     path = _file(tmp_path, runs, complete=False)
     first = _explain(path)
     assert json.loads(first) == json.loads(GOLDEN.read_text())

@@ -142,10 +142,6 @@ class DuckStore:
             f"FROM ({sql('metric_points')})", {"run_ids": runs, "slack_ns": window_slack_ns}).fetchall()[0]
         return f"{facts_part}|{baseline_run_id or ''}|{points[0]}:{points[1]}"
 
-    def at_rest(self) -> bool:
-        # A read-only connection holds DuckDB's shared lock on the file: no writer until it closes.
-        return self._read_only and self._path is not None
-
     def kept_explanation(self, run_id: str) -> tuple[str, str | None, str] | None:
         row = self.con.execute("SELECT stamp, baseline_run_id, explanation FROM triage_explanations "
                                "WHERE run_id = $r ORDER BY computed_unix_nano DESC LIMIT 1", {"r": run_id}).fetchall()
