@@ -23,11 +23,13 @@ METRIC_WINDOW_SLACK_NS = 2_000_000_000  # metric exports lag the spans by an exp
 # Metric points without a run id join a run up to this long after its last span (metric_points.sql):
 # services export on an interval, the last time when they shut down.
 METRIC_RUN_SLACK_NS = 5_000_000_000
-# A run whose last span ended this recently, and that the daemon has not recorded as complete, may
-# still be arriving: the explanation says so and is not kept (kept.py).
-STILL_RECEIVING_SECONDS = 10
 METRIC_BONUS = 0.1  # a metric above twice the baseline's highest adds this to a leading candidate
 TOP_FOR_METRICS = 3  # candidates per failed test whose metrics are looked at
+
+# --- a run still arriving (api.py, kept.py) -------------------------------------------------------
+# A run whose last span ended this recently, and that the daemon has not recorded as complete, may
+# still be arriving: the explanation says so and is not kept.
+STILL_RECEIVING_SECONDS = 10
 
 # --- the SQL's thresholds (explain_nodes.sql, compare_latency.sql, explain_metrics.sql) ------------
 SQL = {
