@@ -151,10 +151,9 @@ def attributes_json(lists: pa.Array, max_item_bytes: int) -> pa.Array:
     if is_str.any() and int(str_len[is_str].max()) > max_item_bytes:
         raise Irregular("an item above the size limit")  # its JSON is longer still
     keys = _text(_slices(data_buf, start, key_at, key_at + key_len, end, None))
-    # Each value's JSON text (a string's without its quotes), kind by kind, put in place by one take:
-    # coalescing string arrays kind after kind cost ~85 ns an attribute a call.
+    # Each value's JSON text (a string's without its quotes), kind by kind.
     texts, order = [], []
-    for kind in (is_str, is_int, is_bool, rare, ~full):
+    for kind in (is_str, is_int, is_bool, rare):
         at = np.flatnonzero(kind)
         if len(at) == 0:
             continue
@@ -164,41 +163,59 @@ def attributes_json(lists: pa.Array, max_item_bytes: int) -> pa.Array:
             texts.append(pa.array(int_value[at]).cast(pa.string()))
         elif kind is is_bool:
             texts.append(_WORDS.take(pa.array(data[value_at[at] + 1].astype(np.int8))))
-        elif kind is rare:
+        else:
             texts.append(pa.array([_rare(data[a:b].tobytes()) for a, b in zip(value_at[at], end[at], strict=True)],
                                   pa.string()))
-        else:
-            texts.append(_WORDS.take(pa.array(np.full(len(at), 2, np.int8))))
         order.append(at)
-    position = np.empty(n, np.int64)
-    position[np.concatenate(order)] = np.arange(n)
-    values = pa.concat_arrays(texts).take(pa.array(position))
     codes = pc.dictionary_encode(keys)
     _check_unique(codes, lists)
-    # Before each value '"key":', or '"key":"' before a string, '{' first in its item (four heads a
-    # distinct key); after it its closing quote if a string, '}' last in its item: then one join per
-    # item is its whole JSON object.
+    bounds = _offsets(lists).to_numpy().astype(np.int64)
+    return _assemble(codes, texts, order, is_str, full, bounds)
+
+
+def _assemble(codes: pa.DictionaryArray, texts: list[pa.Array], order: list[np.ndarray], is_str: np.ndarray,
+              full: np.ndarray, bounds: np.ndarray) -> pa.Array:
+    """Every item's JSON object from its pieces in one gather: before each value its head (',' or
+    '{', the quoted key, ':' and a string's opening quote: four per distinct key), after it its tail
+    (a string's closing quote, '}' after the last). One ``take`` writes all pieces in order into one
+    buffer, so each item is a range of it: its string array is that buffer under new offsets
+    (element-wise and list joins copied it three more times). An item without attributes: '{}'."""
+    n, n_items = len(is_str), len(bounds) - 1
     quoted = _quoted(codes.dictionary)
-    heads = pc.binary_join_element_wise(_HEADS_BEFORE.take(np.tile(np.arange(4), len(quoted))),
-                                        quoted.take(np.repeat(np.arange(len(quoted)), 4)),
-                                        _HEADS_AFTER.take(np.tile(np.arange(4), len(quoted))), "")
-    bounds = _offsets(lists).to_numpy()
-    first, last = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    first[bounds[:-1][bounds[1:] > bounds[:-1]]] = 2
-    last[bounds[1:][bounds[1:] > bounds[:-1]] - 1] = 2
-    head = heads.take(pa.array(codes.indices.to_numpy().astype(np.int64) * 4 + first + is_str))
-    tail = _TAILS.take(pa.array(last + is_str))
-    members = pc.binary_join_element_wise(head, values, tail, "")
-    joined = pc.binary_join(pa.ListArray.from_arrays(_offsets(lists), members), ",")
-    if len(bounds) - 1 > np.count_nonzero(bounds[1:] > bounds[:-1]):  # items without attributes: {}
-        joined = pc.replace_with_mask(joined, pa.array(bounds[1:] == bounds[:-1]),
-                                      pa.array(["{}"] * int(np.count_nonzero(bounds[1:] == bounds[:-1]))))
+    k = len(quoted)
+    heads = pc.binary_join_element_wise(_HEADS_BEFORE.take(np.tile(np.arange(4), k)),
+                                        quoted.take(np.repeat(np.arange(k), 4)),
+                                        _HEADS_AFTER.take(np.tile(np.arange(4), k)), "")
+    # The pieces: heads, tails, then the values kind by kind (``texts``), each found by its index.
+    pieces = pa.concat_arrays([heads.cast(pa.string()), _TAILS, *texts])
+    value_index = np.empty(n, np.int64)
+    value_index[~full] = 4 * k + 4  # no value: null (the last word of _TAILS)
+    base = 4 * k + len(_TAILS)
+    for at, text in zip(order, texts, strict=True):
+        value_index[at] = base + np.arange(len(at))
+        base += len(text)
+    nonempty = bounds[1:] > bounds[:-1]
+    edge = np.zeros(n, np.int64)  # 2 on an item's first attribute (head) / last (tail)
+    edge[bounds[:-1][nonempty]] = 2
+    index = np.empty((n, 3), np.int64)  # head, value, tail of each attribute, in order
+    index[:, 0] = codes.indices.to_numpy().astype(np.int64) * 4 + edge + is_str
+    index[:, 1] = value_index
+    edge[:] = 0
+    edge[bounds[1:][nonempty] - 1] = 2
+    index[:, 2] = 4 * k + edge + is_str
+    gathered = pieces.take(pa.array(index.reshape(-1)))
+    _, offsets_buf, data_buf = gathered.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int32, count=3 * n + 1)[3 * bounds]
+    joined = pa.Array.from_buffers(pa.string(), n_items, [None, pa.py_buffer(offsets), data_buf])
+    if not nonempty.all():  # an item without attributes is an empty range: {}
+        joined = pc.replace_with_mask(joined, pa.array(~nonempty), pa.array(["{}"] * int(np.count_nonzero(~nonempty))))
     return joined
 
 
-_HEADS_BEFORE = pa.array(["", "", "{", "{"])  # by 2 * first in its item + is a string
+_HEADS_BEFORE = pa.array([",", ",", "{", "{"])  # by 2 * first in its item + is a string
 _HEADS_AFTER = pa.array([":", ':"', ":", ':"'])
-_TAILS = pa.array(["", '"', "}", '"}'])  # by 2 * last in its item + is a string
+# By 2 * last in its item + is a string; then the text of an attribute without a value.
+_TAILS = pa.array(["", '"', "}", '"}', "null"])
 _WORDS = pa.array(["false", "true", "null"])
 
 
