@@ -48,8 +48,12 @@ def hex_ids(arr: pa.Array) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(new_offsets.tobytes()), pa.py_buffer(hexed))
 
 
-_ESCAPED = np.zeros(256, dtype=bool)
-_ESCAPED[:0x20] = _ESCAPED[0x22] = _ESCAPED[0x5C] = True
+def _escaped(data: np.ndarray) -> np.ndarray:
+    """The bytes JSON escapes in a string: control characters, '"' and '\\'. Three comparisons
+    cost ~9x less than a 256-entry lookup table indexed by every byte (fancy indexing)."""
+    return (data < 0x20) | (data == 0x22) | (data == 0x5C)
+
+
 _SCAN_BYTES = 1 << 22  # bytes looked at per numpy pass: bounds the temporary mask on large strings
 
 
@@ -63,8 +67,7 @@ def _escape_mask(strings: pa.Array) -> pa.Array | None:
     offsets = np.frombuffer(off_buf, dtype=np.int32, count=strings.offset + n + 1)[strings.offset:]
     start, end = int(offsets[0]), int(offsets[-1])
     data = np.frombuffer(data_buf, dtype=np.uint8, count=end)
-    bad = [np.flatnonzero(_ESCAPED[data[at:min(at + _SCAN_BYTES, end)]]) + at
-           for at in range(start, end, _SCAN_BYTES)]
+    bad = [np.flatnonzero(_escaped(data[at:min(at + _SCAN_BYTES, end)])) + at for at in range(start, end, _SCAN_BYTES)]
     found = np.concatenate(bad) if bad else np.empty(0, np.int64)
     if len(found) == 0:
         return None
