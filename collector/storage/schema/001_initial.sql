@@ -31,9 +31,9 @@ CREATE TABLE otel_traces (
     ScopeAttributes JSON NOT NULL,
     ScopeDroppedAttributesCount UINTEGER NOT NULL,
     ScopeSchemaUrl VARCHAR NOT NULL,
-    -- zstd, not DuckDB's choice (DICT_FSST): checkpoints compress every span's attributes again,
-    -- ~40% less CPU this way and a smaller file; scans of it cost the same (docs/performance.md,
-    -- "Span attributes compressed with zstd"). Files created before keep the default: physical only.
+    -- zstd, not DuckDB's choice (DICT_FSST): every checkpoint compresses the spans it writes, ~40%
+    -- less CPU this way and a smaller file; a full scan of it costs the same to ~25% more (high-entropy
+    -- values). docs/storage.md, "Compression". Files created before keep DuckDB's choice.
     SpanAttributes JSON USING COMPRESSION zstd NOT NULL,
     Duration BIGINT NOT NULL,                -- end - start, nanoseconds (end is Timestamp + Duration)
     StatusCode VARCHAR NOT NULL,             -- Unset | Ok | Error
