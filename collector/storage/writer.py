@@ -120,9 +120,7 @@ class Writer:
     def _take_batch(self) -> tuple[list[WriteJob], bool]:
         if self._held:  # taken while a run's derived rows were written (``_between``), not yet committed
             held, self._held = self._held, []
-            with self._taken:
-                self._committing = True
-                self._taken.notify_all()
+            self._mark(committing=True)
             return [item for item in held if item is not _STOP], any(item is _STOP for item in held)  # type: ignore[misc]
         first = self._queue.get()
         if first is _STOP:
@@ -138,9 +136,7 @@ class Writer:
                 break
             jobs.append(nxt)
             rows += nxt.rows
-        with self._taken:
-            self._committing = True
-            self._taken.notify_all()
+        self._mark(committing=True)
         return jobs, stop
 
     def _run(self) -> None:
@@ -150,9 +146,7 @@ class Writer:
                 try:
                     self._commit(jobs)
                 finally:
-                    with self._taken:
-                        self._committing = False
-                        self._taken.notify_all()
+                    self._idle()
             if stop:
                 # Drain whatever raced in behind the stop marker, so nothing accepted is left behind.
                 rest = []
@@ -262,9 +256,7 @@ class Writer:
                 jobs.append(item)
         if not jobs:
             return
-        with self._taken:
-            self._committing = True
-            self._taken.notify_all()
+        self._mark(committing=True)
         started = time.perf_counter()
         try:
             self._transaction(jobs)
@@ -275,8 +267,12 @@ class Writer:
         self._idle()
 
     def _idle(self) -> None:
+        self._mark(committing=False)
+
+    def _mark(self, committing: bool) -> None:
+        """Whether the writer holds jobs it has not committed; ``wait_taken``/``wait_idle`` wake."""
         with self._taken:
-            self._committing = False
+            self._committing = committing
             self._taken.notify_all()
 
     def _failed(self, jobs: list[WriteJob], exc: Exception) -> None:
