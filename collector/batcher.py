@@ -4,15 +4,20 @@ The columnar decoder's cost is mostly per call, not per span: ptars and each of 
 kernel calls cost about as much for 5 spans as for 500 (decoding 512-span requests one by one took
 16 µs a span on one core, four at once 7.8), and so is a commit's (``bench/write.py``: 1, 3, 8
 requests a commit ~25, ~13, ~9.5 µs a span). So the gRPC and HTTP threads do not decode: they hand
-the request bytes to one decoder thread, which takes every request waiting (up to ``max_bytes``),
+the request bytes to one decoder thread, which takes the requests waiting (up to ``max_bytes``),
 decodes each signal's requests in one pass (``fastdecode.decode_together``) and hands the rows to
-the writer as one job. It takes a batch once the writer has committed the one before (whose
-clients then send again) and the requests it expects have come: as many as were in flight at once
-since the batch before, each within a few ms of the one before. Decoding while the writer
-committed (the earlier policy) split 8 concurrent exports into batches of ~2.7 and gained no
-overlap, the two threads waiting on each other for the GIL; one batch a commit (~7.8 requests)
-costs a third less CPU a span at the same throughput or more (docs/performance.md, "Ingest, one
-batch a commit").
+the writer as one job.
+
+How many it takes depends on how much is in flight. With little (under ``pipeline_bytes``), it takes
+a batch once the writer has committed the one before (whose clients then send again) and the
+requests it expects have come: as many as were in flight at once since the batch before, each
+within a few ms of the one before; one batch a commit costs the least CPU a span. With more, the
+clients fall into two cohorts: it takes half of the requests in flight and decodes them while the
+writer commits the other half, so the decoder and the writer work at once on two cores (most of a
+decode is Arrow kernels and most of a commit is DuckDB, both without the GIL: the two together run
+~1.8x as fast as one after the other). Each batch still amortises its fixed costs over thousands of
+spans; the decoder runs at most one batch ahead of the writer. Measured in docs/performance.md
+("Ingest, ninth session").
 
 A request the columnar path does not take (irregular or malformed) goes back to its own thread, which
 decodes it alone, exactly as before (the reference decoder rejects items one by one); the others of
@@ -44,6 +49,10 @@ _STOP = object()
 WRITER_WAIT_SECONDS = 1.0  # at most this long for the writer to finish its pending commit
 GATHER_GAP_SECONDS = 0.005  # at most this long between two requests a batch still waits for
 GATHER_MAX_SECONDS = 0.02  # at most this long waiting for the requests a batch expects
+# Request bytes in flight at once from which two batches are kept in flight (decoded while the
+# other commits): ~2,300 spans of typical SDK batches, so each half still carries ~1,000 or more
+# and its fixed decode and commit costs (~6 ms) stay a small part of it.
+PIPELINE_BYTES = 1 << 20
 
 
 class Commit:
@@ -107,20 +116,25 @@ class Batcher:
     """The decoder thread. ``submit`` from any thread; ``close`` once no request can arrive."""
 
     def __init__(self, writer: Writer, default_run_id: str | None, limits: Limits,
-                 max_bytes: int = 8 << 20, prepare_committed: Prepare | None = None) -> None:
+                 max_bytes: int = 8 << 20, prepare_committed: Prepare | None = None,
+                 pipeline_bytes: int = PIPELINE_BYTES) -> None:
         self._writer = writer
         self._prepare = prepare_committed  # run completion: computed while the writer commits
         self._run_id = default_run_id
         self._limits = limits
         self.max_bytes = max_bytes
+        self.pipeline_bytes = pipeline_bytes
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         # Requests submitted and not yet answered (or, with rows, not yet committed), and the most
         # at once since the last batch was taken: how many clients send concurrently, so how many
-        # the next batch waits for (their clients resend as soon as the commit answers them).
+        # the next batch waits for (their clients resend as soon as the commit answers them); the
+        # same in bytes, which decides whether two batches are kept in flight.
         self._count_lock = threading.Lock()
         self._in_flight = 0
         self._peak = 0
+        self._bytes_in_flight = 0
+        self._peak_bytes = 0
         self._thread = threading.Thread(target=self._run, name="triage-decoder", daemon=True)
         self._thread.start()
 
@@ -130,25 +144,29 @@ class Batcher:
     def submit(self, signal: str, data: bytes) -> Future:
         """Future of (Decoded, Commit or None when nothing is to be written), or ALONE."""
         request = _Request(signal, data)
+        size = len(data)
         with self._count_lock:
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
-        request.answer.add_done_callback(self._answered)
+            self._bytes_in_flight += size
+            self._peak_bytes = max(self._peak_bytes, self._bytes_in_flight)
+        request.answer.add_done_callback(lambda answer: self._answered(answer, size))
         self._queue.put(request)
         return request.answer
 
-    def _answered(self, answer: Future) -> None:
+    def _answered(self, answer: Future, size: int) -> None:
         """A request leaves the count when answered, or when its rows are committed."""
         result = None if answer.exception() is not None else answer.result()
         commit = result[1] if isinstance(result, tuple) else None
         if commit is None:
-            self._leave()
+            self._leave(size)
         else:
-            commit.job.done.add_done_callback(self._leave)
+            commit.job.done.add_done_callback(lambda _done: self._leave(size))
 
-    def _leave(self, _done: Future | None = None) -> None:
+    def _leave(self, size: int) -> None:
         with self._count_lock:
             self._in_flight -= 1
+            self._bytes_in_flight -= size
 
     def close(self) -> None:
         self._closed = True
@@ -159,17 +177,24 @@ class Batcher:
         first = self._queue.get()
         if first is _STOP:
             return [], True
-        # Let requests gather while the writer commits (bounded wait): their clients were answered
-        # by the commit before, and what is decoded and committed together costs less a span.
-        self._writer.wait_idle(WRITER_WAIT_SECONDS)
+        with self._count_lock:
+            pipelined = self._peak > 1 and self._peak_bytes >= self.pipeline_bytes
+        if pipelined:  # decode this half while the writer commits the other (at most one job queued)
+            self._writer.wait_taken(WRITER_WAIT_SECONDS)
+        else:
+            # Let requests gather while the writer commits (bounded wait): their clients were
+            # answered by the commit before, and what is decoded and committed together costs less.
+            self._writer.wait_idle(WRITER_WAIT_SECONDS)
         # Then expect as many requests as were in flight at once since the last batch (the clients
-        # the commit answered send again), each within GATHER_GAP_SECONDS of the one before: one
-        # batch a commit, not two or three smaller ones.
+        # the commit answered send again; pipelined: half of them), each within GATHER_GAP_SECONDS
+        # of the one before: one batch a commit (or two), not several smaller ones.
         with self._count_lock:
             expected, self._peak = self._peak, self._in_flight
+            self._peak_bytes = self._bytes_in_flight
+        most = -(-expected // 2) if pipelined else None
         deadline = time.monotonic() + GATHER_MAX_SECONDS
         taken, size = [first], len(first.data)
-        while size < self.max_bytes:
+        while size < self.max_bytes and (most is None or len(taken) < most):
             wait = min(GATHER_GAP_SECONDS, deadline - time.monotonic()) if len(taken) < expected else 0
             try:
                 nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()

@@ -133,6 +133,69 @@ def test_the_batcher_commits_a_batch_once_and_sends_back_only_a_malformed_reques
         writer.close()
 
 
+def test_with_enough_in_flight_the_batcher_takes_half_and_decodes_it_while_the_other_commits(
+        tmp_path: Path) -> None:
+    """Below ``pipeline_bytes`` in flight every waiting request is one batch; from it on, the batcher
+    takes half of the requests in flight (two cohorts: one decoded while the other commits), and
+    every request is still answered only once its own batch is committed."""
+    datas = [data for seed in range(40) if fastdecode.decode_traces(data := _span_request(seed)).accepted][:8]
+    spans = [fastdecode.decode_traces(data).accepted for data in datas]
+    assert len(datas) == 8
+    for pipeline_bytes, batches in ((1 << 30, [8]), (sum(map(len, datas)), [4, 4])):
+        writer = Writer(open_writer(tmp_path / f"p{len(batches)}.duckdb", "256MB"))
+        batcher = Batcher(writer, None, d.Limits(), pipeline_bytes=pipeline_bytes)
+        try:
+            with writer._lock:  # the writer holds one job; a second one stays queued
+                writer.submit(WriteJob({}, 0))
+                writer.wait_taken(10)
+                writer.submit(WriteJob({}, 0))
+                answers = [batcher.submit("traces", data) for data in datas]
+                threading.Event().wait(0.2)
+                assert not any(a.done() for a in answers)
+            results = [a.result(timeout=30) for a in answers]
+            commits = [commit for _, commit in results]
+            for commit in commits:
+                commit.wait()
+            assert [commits.count(c) for c in dict.fromkeys(commits)] == batches
+            assert [decoded.accepted for decoded, _ in results] == spans
+            count = writer.read(lambda cur: cur.execute("SELECT count(*) FROM otel_traces").fetchone()[0])
+            assert count == sum(spans)
+        finally:
+            batcher.close()
+            writer.close()
+
+
+def test_duckdb_runs_on_one_thread_for_commits_and_on_every_core_for_reads(tmp_path: Path) -> None:
+    """Commits run DuckDB on the caller's thread alone; a read (and ``exclusive``) gets DuckDB's
+    default of a thread a core while it runs, also when two reads overlap."""
+    con = open_writer(tmp_path / "t.duckdb")
+    cores = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    writer = Writer(con)
+
+    def threads(cur) -> int:
+        return int(cur.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    try:
+        seen: list[int] = []
+        inner_done = threading.Event()
+
+        def outer(cur) -> None:
+            seen.append(threads(cur))
+            worker = threading.Thread(target=lambda: (writer.read(lambda c: seen.append(threads(c))),
+                                                      inner_done.set()))
+            worker.start()
+            inner_done.wait(30)
+            seen.append(threads(cur))  # the other read ended; this one still has every core
+
+        writer.read(outer)
+        assert seen == [cores, cores, cores]
+        assert writer.exclusive(threads) == cores
+        with writer._lock:  # between commits: what a commit runs with
+            assert threads(con) == 1
+    finally:
+        writer.close()
+
+
 def test_the_writer_is_idle_only_once_every_submitted_job_is_committed(tmp_path: Path) -> None:
     """The batcher takes its next batch when ``wait_idle`` returns: not while a job is queued or
     being committed (its clients have not been answered yet), and at once when nothing is."""

@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -45,7 +45,18 @@ DERIVED_SLICE_ROWS = 122_880
 
 
 class Writer:
-    """Owns the connection; ``submit`` from any thread, ``close`` drains and checkpoints."""
+    """Owns the connection; ``submit`` from any thread, ``close`` drains and checkpoints.
+
+    Two DuckDB settings are the ingest's, not DuckDB's defaults (docs/performance.md, "Ingest, ninth
+    session"). DuckDB runs on one thread (the caller's) while only commits run, and on all cores
+    while a read or ``exclusive`` runs: a commit of a few thousand rows gains nothing from a second
+    thread but hand-offs to it, and the decoder needs that core (2x4 streams on 2 cores: ~91-96k
+    spans/s with one thread a core, ~99-104k with one); the setting is the database's, so the first
+    reader raises it and the last one lowers it. And automatic checkpoints do not vacuum: merging
+    the row groups earlier checkpoints left part-filled stopped every commit for ~1.1 s every ~450k
+    spans, for no faster scans (and at close it doubled the file: the merged row groups written
+    anew, the old blocks left free); ``exclusive`` (retention's deletes) checkpoints with vacuuming,
+    which is what gives deleted rows' space back."""
 
     def __init__(
         self,
@@ -61,6 +72,12 @@ class Writer:
         self._taken = threading.Condition()  # notified when the writer thread takes jobs or commits them
         self._committing = False
         self._held: list[object] = []  # jobs (or the stop marker) to take before the queue's
+        self._readers_lock = threading.Lock()
+        self._readers = 0
+        self._read_threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+        self._vacuum_tasks = int(con.execute("SELECT current_setting('max_vacuum_tasks')").fetchone()[0])
+        con.execute("SET threads = 1")
+        con.execute("SET max_vacuum_tasks = 0")
         self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)
         self._thread.start()
 
@@ -88,14 +105,30 @@ class Writer:
         """Run a read on a cursor of the writer's database (the daemon's query API uses this)."""
         cursor = self._con.cursor()
         try:
-            return fn(cursor)
+            with self._all_cores(cursor):
+                return fn(cursor)
         finally:
             cursor.close()
+
+    @contextlib.contextmanager
+    def _all_cores(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """DuckDB on every core while this runs (see the class docstring)."""
+        with self._readers_lock:
+            self._readers += 1
+            if self._readers == 1:
+                con.execute(f"SET threads = {self._read_threads}")
+        try:
+            yield
+        finally:
+            with self._readers_lock:
+                self._readers -= 1
+                if self._readers == 0:
+                    con.execute("SET threads = 1")
 
     def exclusive(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
         """Run ``fn`` in a transaction of its own between two commits (retention's deletes), then
         checkpoint so the blocks it freed are reused (or given back at the end of the file)."""
-        with self._lock:
+        with self._lock, self._all_cores(self._con):
             con = self._con
             con.execute("BEGIN")
             try:
@@ -105,10 +138,17 @@ class Writer:
                 con.execute("ROLLBACK")
                 raise
             try:
-                con.execute("CHECKPOINT")
+                self._checkpoint_vacuuming(con)
             except duckdb.Error as exc:  # a reader holds an old snapshot: the next checkpoint does it
                 log.info("checkpoint after a write deferred: %s", exc)
             return result
+
+    def _checkpoint_vacuuming(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"SET max_vacuum_tasks = {self._vacuum_tasks}")
+        try:
+            con.execute("CHECKPOINT")
+        finally:
+            con.execute("SET max_vacuum_tasks = 0")
 
     def close(self) -> None:
         self._queue.put(_STOP)
