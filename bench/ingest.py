@@ -41,7 +41,7 @@ METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SERVICES = ["gateway", "orders", "inventory", "payments", "notifier"]
 
 
-def make_requests(client: int, n_requests: int, batch: int) -> list[bytes]:
+def make_requests(client: int, n_requests: int, batch: int, attributes: int = 10) -> list[bytes]:
     rnd = random.Random(client)
     out = []
     span_no = 0
@@ -64,17 +64,18 @@ def make_requests(client: int, n_requests: int, batch: int) -> list[bytes]:
                                     name=f"GET /api/v1/{service}/items/{{id}}", kind=2,
                                     start_time_unix_nano=1_700_000_000_000_000_000 + span_no * 1000,
                                     end_time_unix_nano=1_700_000_000_000_000_000 + span_no * 1000 + 5_000_000)
-                a = span.attributes
-                a.add(key="http.request.method").value.string_value = "GET"
-                a.add(key="http.route").value.string_value = f"/api/v1/{service}/items/{{id}}"
-                a.add(key="url.path").value.string_value = f"/api/v1/{service}/items/{rnd.randrange(10**6)}"
-                a.add(key="http.response.status_code").value.int_value = 200
-                a.add(key="server.address").value.string_value = f"{service}.svc.cluster.local"
-                a.add(key="server.port").value.int_value = 8080
-                a.add(key="network.protocol.version").value.string_value = "1.1"
-                a.add(key="user_agent.original").value.string_value = "python-requests/2.32"
-                a.add(key="client.address").value.string_value = "10.0.0.12"
-                a.add(key="app.cache_hit").value.bool_value = rnd.random() < 0.5
+                for key, kind, value in (
+                        ("http.request.method", "string_value", "GET"),
+                        ("http.route", "string_value", f"/api/v1/{service}/items/{{id}}"),
+                        ("url.path", "string_value", f"/api/v1/{service}/items/{rnd.randrange(10**6)}"),
+                        ("http.response.status_code", "int_value", 200),
+                        ("server.address", "string_value", f"{service}.svc.cluster.local"),
+                        ("server.port", "int_value", 8080),
+                        ("network.protocol.version", "string_value", "1.1"),
+                        ("user_agent.original", "string_value", "python-requests/2.32"),
+                        ("client.address", "string_value", "10.0.0.12"),
+                        ("app.cache_hit", "bool_value", rnd.random() < 0.5))[:attributes]:
+                    setattr(span.attributes.add(key=key).value, kind, value)
                 span.status.code = 1
                 roll = rnd.random()
                 if roll < 0.2:
@@ -161,8 +162,9 @@ def http_stream(address: str, chunk: list[bytes], chunked: bool = False) -> int:
 
 
 def client_main(client: int, address: str, n_requests: int, batch: int, streams: int, ready, go, result,
-                protocol: str = "grpc", sdk: bool = False) -> None:
-    payloads = (make_sdk_requests if sdk else make_requests)(client, n_requests, batch)
+                protocol: str = "grpc", sdk: bool = False, attributes: int = 10) -> None:
+    payloads = (make_sdk_requests(client, n_requests, batch) if sdk
+                else make_requests(client, n_requests, batch, attributes))
     ready.put(sum(len(p) for p in payloads))
     go.wait()
     cpu0 = time.process_time()
@@ -298,7 +300,7 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
     per_client = args.spans // args.batch // args.clients
     protocol = getattr(args, "protocol_now", "grpc")
     procs = [ctx.Process(target=client_main, args=(c, address, per_client, args.batch, args.streams,
-                                                    ready, go, result, protocol, args.sdk))
+                                                    ready, go, result, protocol, args.sdk, args.attributes))
              for c in range(args.clients)]
     for p in procs:
         p.start()
@@ -365,6 +367,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--attributes", type=int, default=10, choices=range(11), metavar="0-10",
+                        help="attributes a span (by hand-built requests; fewer make lighter spans)")
     parser.add_argument("--decode-workers", type=int, default=None,
                         help="passed to `triage serve` (default: the daemon's own default)")
     parser.add_argument("--protocol", choices=["grpc", "http", "http-chunked"], default="grpc",
@@ -378,7 +382,7 @@ def main() -> None:
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="an extra `triage serve` option, e.g. --serve-arg=--max-pending-bytes=1000000")
     args = parser.parse_args()
-    print(f"load: {args.spans} spans in requests of {args.batch}, {args.clients} client processes x "
+    print(f"load: {args.spans} spans of {args.attributes} attributes in requests of {args.batch}, {args.clients} client processes x "
           f"{args.streams} concurrent calls, {os.cpu_count()} cores" + (", built by the SDK" if args.sdk else ""))
 
     with tempfile.TemporaryDirectory() as tmp:
