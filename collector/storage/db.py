@@ -122,10 +122,10 @@ def open_writer(path: str | Path, memory_limit: str | None = None) -> duckdb.Duc
         except duckdb.Error as exc:
             con.close()
             raise StoreError(f"--db-memory-limit {memory_limit!r}: {exc}") from exc
-    # Few checkpoints: each stops every commit while it runs (~1.5 µs a span it writes, ~0.3 s at
-    # 128 MB of WAL), and every stop unsettles the batches behind it; 64 MB: 86-88k spans/s over 1M
-    # spans, 128 MB: 95-97k (docs/performance.md, "Ingest, ninth session"). Rows not yet checkpointed
-    # stay in memory: peak RSS ~350-470 MB under that load, within the 500 MB a sidecar may take.
+    # A checkpoint stops every commit while it runs (~1.5 µs a span it writes, ~0.16 s at 64 MB of
+    # WAL) and costs the same a span however rarely it runs, while rows not yet checkpointed stay in
+    # memory: 128 MB gained nothing on the ingest bench and took ~60 MB more RSS (docs/performance.md,
+    # "Ingest, ninth session").
     con.execute("SET checkpoint_threshold = '64MB'")
     _upgrade(con, path)
     return con

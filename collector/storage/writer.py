@@ -114,16 +114,17 @@ class Writer:
     def _all_cores(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         """DuckDB on every core while this runs (see the class docstring)."""
         with self._readers_lock:
-            self._readers += 1
-            if self._readers == 1:
+            if self._readers == 0:
                 con.execute(f"SET threads = {self._read_threads}")
+            self._readers += 1
         try:
             yield
         finally:
             with self._readers_lock:
                 self._readers -= 1
                 if self._readers == 0:
-                    con.execute("SET threads = 1")
+                    with contextlib.suppress(duckdb.Error):  # never in place of the read's own error
+                        con.execute("SET threads = 1")
 
     def exclusive(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
         """Run ``fn`` in a transaction of its own between two commits (retention's deletes), then
@@ -144,6 +145,7 @@ class Writer:
             return result
 
     def _checkpoint_vacuuming(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A checkpoint that merges row groups with deletions (automatic ones do not: see above)."""
         con.execute(f"SET max_vacuum_tasks = {self._vacuum_tasks}")
         try:
             con.execute("CHECKPOINT")
