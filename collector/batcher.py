@@ -178,13 +178,14 @@ class Batcher:
         first = self._queue.get()
         if first is _STOP:
             return [], True
+        # At most one job waits for the writer; what was in flight meanwhile decides the rest.
+        self._writer.wait_taken(WRITER_WAIT_SECONDS)
         with self._count_lock:
             pipelined = self._peak > 1 and self._peak_bytes >= self.pipeline_bytes
-        if pipelined:  # decode this half while the writer commits the other (at most one job queued)
-            self._writer.wait_taken(WRITER_WAIT_SECONDS)
-        else:
+        if not pipelined:
             # Let requests gather while the writer commits (bounded wait): their clients were
             # answered by the commit before, and what is decoded and committed together costs less.
+            # Pipelined, this half is decoded while the writer commits the other.
             self._writer.wait_idle(WRITER_WAIT_SECONDS)
         # Then expect as many requests as were in flight at once since the last batch (the clients
         # the commit answered send again; pipelined: half of them), each within GATHER_GAP_SECONDS
