@@ -93,7 +93,8 @@ def test_a_repeated_key_is_found_among_many_distinct_keys(distinct: int) -> None
 
 
 def _batch_of(writer: Writer, batcher: Batcher, datas: list[bytes]) -> list:
-    """Submit ``datas`` so that the batcher takes them as one batch; their answers."""
+    """Submit ``datas`` while the batcher waits for the writer, so that all of them are in flight
+    when it takes its next batch; their answers."""
     # Hold the writer: it takes one job and waits for its lock; a second job stays queued, so the
     # batcher waits for it to be taken while all our requests queue up behind the first.
     with writer._lock:
@@ -145,14 +146,7 @@ def test_with_enough_in_flight_the_batcher_takes_half_and_decodes_it_while_the_o
         writer = Writer(open_writer(tmp_path / f"p{len(batches)}.duckdb", "256MB"))
         batcher = Batcher(writer, None, d.Limits(), pipeline_bytes=pipeline_bytes)
         try:
-            with writer._lock:  # the writer holds one job; a second one stays queued
-                writer.submit(WriteJob({}, 0))
-                writer.wait_taken(10)
-                writer.submit(WriteJob({}, 0))
-                answers = [batcher.submit("traces", data) for data in datas]
-                threading.Event().wait(0.2)
-                assert not any(a.done() for a in answers)
-            results = [a.result(timeout=30) for a in answers]
+            results = _batch_of(writer, batcher, datas)
             commits = [commit for _, commit in results]
             for commit in commits:
                 commit.wait()
