@@ -66,6 +66,11 @@ class DeadlineReader(io.RawIOBase):
     def next_request(self) -> None:
         self._request_deadline = None
 
+    def cap(self, deadline: float) -> None:
+        """End this request's reads by ``deadline`` (monotonic) at the latest."""
+        if self._request_deadline is None or deadline < self._request_deadline:
+            self._request_deadline = deadline
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         start = time.monotonic()
         in_request = self._request_deadline is not None

@@ -22,13 +22,16 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+_DIGITS = re.compile(r"[0-9]+")
 LINGER_BYTES = 1 << 20  # after refusing a body, read this much of it so the client sees the answer
 ROUTES: dict[str, tuple[str, type[Message], str]] = {
     "/v1/traces": ("traces", trace_svc.ExportTraceServiceResponse, "rejected_spans"),
@@ -108,9 +112,14 @@ class _Handler(BaseHTTPRequestHandler):
         payload = response_json(body) if content_type == JSON else body.SerializeToString()
         self._reply(status, payload, content_type, headers)
 
+    def _target(self) -> str:
+        """The request target's path: origin-form (``/v1/traces?x``) or absolute-form
+        (``http://host/v1/traces``), which a server must accept too (RFC 9112 §3.2.2)."""
+        return urlsplit(self.path).path if "://" in self.path.split("?", 1)[0] else self.path.split("?", 1)[0]
+
     def do_GET(self) -> None:
         self._discard_body()
-        if self.path.split("?", 1)[0] in ROUTES:
+        if self._target() in ROUTES:
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"OTLP/HTTP takes POST, not {self.command}",
                         headers={"Allow": "POST"})
         else:
@@ -119,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_GET
 
     def do_POST(self) -> None:
-        route = ROUTES.get(self.path.split("?", 1)[0])
+        route = ROUTES.get(self._target())
         if route is None:
             self._discard_body()
             self._error(HTTPStatus.NOT_FOUND, NOT_FOUND.format(self.path))
@@ -139,6 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
                         f"Content-Type {content_type or '(none)'} is not {PROTOBUF} or {JSON}")
             return
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        encoding = "gzip" if encoding == "x-gzip" else encoding  # RFC 9110 §8.4.1.3: the same coding
         if encoding not in ("gzip", "identity"):
             self._discard_body()
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Encoding {encoding} is not gzip", content_type)
@@ -205,10 +215,22 @@ class _Handler(BaseHTTPRequestHandler):
             if self.headers.get("Content-Length") is not None:
                 self.close_connection = True  # RFC 9112 §6.3: chunked wins, the connection is not reused
             return self._marking_done(chunked(self.rfile, limit))
-        length = (self.headers.get("Content-Length") or "").strip()
-        if not length.isdigit():
+        length = self._content_length()
+        if length is None:
             return None
-        return self._marking_done(with_length(self.rfile, int(length), limit))
+        return self._marking_done(with_length(self.rfile, length, limit))
+
+    def _content_length(self) -> int | None:
+        """The body's length, or None without one. Repeated or listed values must agree and each be
+        ASCII digits; anything else is invalid framing (RFC 9110 §8.6, RFC 9112 §6.3: 400 and close),
+        never the first value taken: two lengths read two ways are how requests get smuggled."""
+        values = [v.strip() for header in self.headers.get_all("Content-Length") or [] for v in header.split(",")]
+        if not values:
+            return None
+        if not all(_DIGITS.fullmatch(v) for v in values) or len(set(map(int, values))) > 1:
+            self.close_connection = True
+            raise BadFraming(f"Content-Length {', '.join(values)[:80]!r} is not one number of bytes")
+        return int(values[0])
 
     def _marking_done(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
         self._raw = self._done_after(pieces)  # kept: a refusal may read the rest of the body
@@ -231,10 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _linger(self) -> None:
         """Read (and drop) some of what the client is still sending, so it reads our answer, not a reset."""
-        deadline = time.monotonic() + 1.0
+        self._reader.cap(time.monotonic() + 1.0)  # a read may not outlast it (the silence limit is 10 s)
         try:
             got = 0
-            while got < LINGER_BYTES and time.monotonic() < deadline:
+            while got < LINGER_BYTES:
                 chunk = self.rfile.read1(65536)
                 if not chunk:
                     return
@@ -253,6 +275,17 @@ _GRPC_CODES = {  # google.rpc.Code for the Status body
 class _Server(ThreadingHTTPServer):
     daemon_threads = False  # stop() waits for in-flight requests: they answer after their commit
     block_on_close = True
+    # socketserver's default backlog is 5: a burst of exporters connecting at once (a test suite
+    # starting) met connection resets instead of answers; the gRPC listener's is 4096.
+    request_queue_size = 1024
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client gone mid-answer is routine (debug); anything else is a bug worth a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("http: connection from %s ended: %s", client_address, exc)
+        else:
+            log.exception("http: request from %s failed", client_address)
 
     def __init__(self, address: tuple[str, int], pipeline: Pipeline, max_request_bytes: int,
                  request_timeout: float, token: str | None, tls_context: ssl.SSLContext | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import orjson
@@ -25,26 +26,37 @@ REQUESTS: dict[str, type[Message]] = {
     "metrics": ExportMetricsServiceRequest,
 }
 TOP_LEVEL = {"resourceSpans": "traces", "resourceLogs": "logs", "resourceMetrics": "metrics"}
-ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+# The spec's names, and the proto field names protobuf's parser also takes.
+ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+# Standard or URL-safe base64, padded or not (the proto3 JSON mapping accepts either).
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
 class InvalidJson(InvalidArgument):
     """The body is not an OTLP/JSON export request; the message says where and why."""
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ID_FIELDS and isinstance(value, str):
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError as exc:
-                    raise InvalidJson(f"{key} {value[:40]!r} is not hex, as OTLP/JSON requires") from exc
-            else:
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            _hex_ids_to_base64(item)
+def _prepare(doc: Any) -> None:
+    """Ids from hex to base64 (what protobuf's mapping expects), and every ``bytesValue`` checked to be
+    base64: protobuf's parser decodes what it can of any string and stores the rest as nothing.
+    A walk with its own stack: OTLP/JSON may nest AnyValues deeper than Python's recursion limit."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str):
+                    if key in ID_FIELDS:
+                        try:
+                            node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                        except ValueError as exc:
+                            raise InvalidJson(f"{key} {value[:40]!r} is not hex, as OTLP/JSON requires") from exc
+                    elif key == "bytesValue" and not _BASE64.fullmatch(value):
+                        raise InvalidJson(f"bytesValue {value[:40]!r} is not base64, as OTLP/JSON requires")
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(item for item in node if isinstance(item, (dict, list)))
 
 
 def signal_of(doc: dict[str, Any]) -> str | None:
@@ -63,11 +75,13 @@ def to_protobuf(signal: str, body: bytes | dict[str, Any]) -> bytes:
         raise InvalidJson(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidJson(f"an OTLP/JSON request is an object, got {type(doc).__name__}")
-    _hex_ids_to_base64(doc)
+    _prepare(doc)
     try:
         message = json_format.ParseDict(doc, REQUESTS[signal](), ignore_unknown_fields=True)
     except (json_format.ParseError, binascii.Error, TypeError, ValueError) as exc:
         raise InvalidJson(str(exc)) from exc
+    except RecursionError as exc:  # protobuf's parser recurses; orjson takes up to 1,024 levels
+        raise InvalidJson("nested too deeply to be an OTLP/JSON request") from exc
     return message.SerializeToString()
 
 
