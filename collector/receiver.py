@@ -92,6 +92,10 @@ def _signal_handler(
                 if data is None:
                     raise errors.InvalidArgument("an Export call carries exactly one request message; got none")
                 reservation.settle(len(data))
+                # Export is unary: a second message would be acknowledged and never stored. A unary
+                # client's half-close comes with its message, so this read does not wait.
+                if next(requests, None) is not None:
+                    raise errors.InvalidArgument("an Export call carries exactly one request message; got more")
             except grpc.RpcError:  # the client cancelled, or gRPC refused the message (too large)
                 return b""
             except Exception as exc:

@@ -157,3 +157,19 @@ def test_overload_answers_unavailable_with_retry_info_and_exporters_retry(db_pat
         if d.proc and d.proc.poll() is None:
             d.kill()
     assert _span_count(db_path) == accepted * 2000 + 1
+
+
+def test_an_export_call_with_two_messages_is_refused_whole(daemon, db_path):
+    """Export is unary: a client streaming two messages on one call got OK with only the first stored
+    (the second acknowledged and lost). Now the call is INVALID_ARGUMENT and neither is stored."""
+    with grpc.insecure_channel(daemon.address) as channel:
+        call = channel.stream_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                    request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as info:
+            call(iter([_request(1, trace_byte=3).SerializeToString(), _request(1, trace_byte=4).SerializeToString()]),
+                 timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "exactly one" in info.value.details()
+    _send_ok(daemon.address, 2)  # still serving
+    assert daemon.terminate() == 0
+    assert query(db_path, "SELECT DISTINCT TraceId FROM otel_traces") == [("02" * 16,)]
