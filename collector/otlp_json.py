@@ -75,6 +75,9 @@ def to_protobuf(signal: str, body: bytes | dict[str, Any]) -> bytes:
         raise InvalidJson(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidJson(f"an OTLP/JSON request is an object, got {type(doc).__name__}")
+    carries = signal_of(doc)
+    if carries is not None and carries != signal:  # unknown fields are ignored: it would be a silent no-op
+        raise InvalidJson(f"this is an OTLP/JSON {carries} request, not {signal}: send it to /v1/{carries}")
     _prepare(doc)
     try:
         message = json_format.ParseDict(doc, REQUESTS[signal](), ignore_unknown_fields=True)

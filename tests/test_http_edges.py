@@ -152,3 +152,17 @@ def test_a_drop_file_with_a_line_nested_too_deeply_keeps_its_good_lines(tmp_path
     assert row["items"] == 2, row
     assert "2" in (row.get("error") or ""), row
     assert query(db_path, "SELECT count(*) FROM otel_traces") == [(2,)]
+
+
+def test_a_traces_request_sent_to_the_logs_path_is_refused_not_dropped(daemon, db_path):
+    """Unknown fields are ignored, so a traces request at /v1/logs was 200 and stored nothing; an
+    exporter configured with the wrong path now hears which one it meant."""
+    host, port = daemon.http_address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("POST", "/v1/logs", span_line(3), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 400 and b"/v1/traces" in resp.read()
+    conn.close()
+    assert _post_json(daemon, span_line(4))[0] == 200
+    assert daemon.terminate() == 0
+    assert query(db_path, "SELECT count(*) FROM otel_traces") == [(1,)]
