@@ -26,6 +26,7 @@ REQUESTS: dict[str, type[Message]] = {
     "metrics": ExportMetricsServiceRequest,
 }
 TOP_LEVEL = {"resourceSpans": "traces", "resourceLogs": "logs", "resourceMetrics": "metrics"}
+_KEY = {signal: key for key, signal in TOP_LEVEL.items()}
 # The spec's names, and the proto field names protobuf's parser also takes.
 ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 # Standard or URL-safe base64, padded or not (the proto3 JSON mapping accepts either).
@@ -76,7 +77,7 @@ def to_protobuf(signal: str, body: bytes | dict[str, Any]) -> bytes:
     if not isinstance(doc, dict):
         raise InvalidJson(f"an OTLP/JSON request is an object, got {type(doc).__name__}")
     carries = signal_of(doc)
-    if carries is not None and carries != signal:  # unknown fields are ignored: it would be a silent no-op
+    if carries is not None and carries != signal and _KEY[signal] not in doc:  # else a silent no-op
         raise InvalidJson(f"this is an OTLP/JSON {carries} request, not {signal}: send it to /v1/{carries}")
     _prepare(doc)
     try:
