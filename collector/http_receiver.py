@@ -147,8 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                         f"Content-Type {content_type or '(none)'} is not {PROTOBUF} or {JSON}")
             return
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        encoding = "gzip" if encoding == "x-gzip" else encoding  # RFC 9110 §8.4.1.3: the same coding
+        # Codings in the order applied (RFC 9110 §8.4): identity changes nothing, x-gzip is gzip.
+        codings = [{"x-gzip": "gzip"}.get(c, c) for c in
+                   (c.strip().lower() for c in (self.headers.get("Content-Encoding") or "").split(","))
+                   if c and c != "identity"]
+        encoding = ", ".join(codings) or "identity"
         if encoding not in ("gzip", "identity"):
             self._discard_body()
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Encoding {encoding} is not gzip", content_type)

@@ -61,7 +61,8 @@ def test_content_lengths_that_disagree_or_are_not_ascii_digits_are_refused(daemo
 
 
 def test_absolute_form_targets_and_x_gzip_are_taken(daemon, db_path):
-    """RFC 9112 §3.2.2: a server accepts the absolute form; RFC 9110 §8.4.1.3: x-gzip is gzip."""
+    """RFC 9112 §3.2.2: a server accepts the absolute form; RFC 9110 §8.4.1.3: x-gzip is gzip, and
+    identity in a list of codings changes nothing."""
     host, port = daemon.http_address.rsplit(":", 1)
     sock = _connect(daemon)
     body = _request("absolute")
@@ -70,9 +71,15 @@ def test_absolute_form_targets_and_x_gzip_are_taken(daemon, db_path):
     zipped = gzip.compress(_request("x-gzip"))
     sock.sendall(_head(extra=f"Content-Length: {len(zipped)}\r\nContent-Encoding: x-gzip\r\n") + zipped)
     assert _response(sock)[0] == 200
+    zipped = gzip.compress(_request("gzip-identity"))
+    sock.sendall(_head(extra=f"Content-Length: {len(zipped)}\r\nContent-Encoding: gzip, identity\r\n") + zipped)
+    assert _response(sock)[0] == 200
+    zipped = gzip.compress(gzip.compress(_request("twice")))
+    sock.sendall(_head(extra=f"Content-Length: {len(zipped)}\r\nContent-Encoding: gzip, gzip\r\n") + zipped)
+    assert _response(sock)[0] == 415  # one gzip is what OTLP asks a receiver to take
     sock.close()
     assert daemon.terminate() == 0
-    assert _names(db_path) == ["absolute", "x-gzip"]
+    assert _names(db_path) == ["absolute", "gzip-identity", "x-gzip"]
 
 
 def test_a_burst_of_connections_is_answered_not_reset(daemon, db_path):
