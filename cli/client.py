@@ -136,7 +136,10 @@ def use_token_file(path: str | None) -> None:
 def _metadata() -> list[tuple[str, str]]:
     from otel_triage.collector import auth
 
-    token = _token[0] or auth.load_token(None)
+    try:
+        token = _token[0] or auth.load_token(None)
+    except auth.TokenError as exc:
+        raise click.ClickException(str(exc)) from exc
     return [("authorization", f"Bearer {token}")] if token else []
 
 

@@ -13,7 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import click
-from otel_triage.cli import client
+from otel_triage.cli import client, params
 from otel_triage.cli.clickhouse_options import clickhouse_options
 from otel_triage.collector import defaults
 from otel_triage.collector.storage.errors import StoreError
@@ -120,19 +120,19 @@ def cli() -> None:
               show_default=True, help="OTLP/gRPC and query API address (env TRIAGE_LISTEN); port 0 picks one.")
 @click.option("--run-id", metavar="ID", default=None,
               help="Sidecar mode: items that carry no cicd.pipeline.run.id belong to this run.")
-@click.option("--max-request-bytes", type=int, default=defaults.MAX_REQUEST_BYTES, show_default=True,
+@click.option("--max-request-bytes", type=click.IntRange(min=1), default=defaults.MAX_REQUEST_BYTES, show_default=True,
               help="Largest export request, measured after decompression (RESOURCE_EXHAUSTED beyond).")
-@click.option("--max-item-bytes", type=int, default=defaults.MAX_ITEM_BYTES, show_default=True,
+@click.option("--max-item-bytes", type=click.IntRange(min=1), default=defaults.MAX_ITEM_BYTES, show_default=True,
               help="Largest span / log record / data point (attributes and body); larger ones are rejected.")
-@click.option("--max-pending-bytes", type=int, default=defaults.MAX_PENDING_BYTES, show_default=True,
+@click.option("--max-pending-bytes", type=click.IntRange(min=1), default=defaults.MAX_PENDING_BYTES, show_default=True,
               help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
-@click.option("--decode-workers", type=int, default=0, show_default=True,
+@click.option("--decode-workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
 @click.option("--db-memory-limit", metavar="SIZE", default=defaults.DB_MEMORY_LIMIT, show_default=True,
               help="DuckDB's memory limit (e.g. 256MB, 1GB); larger queries spill to <db>.tmp.")
 @click.option("--listen-http", metavar="HOST:PORT|off", envvar="TRIAGE_LISTEN_HTTP", default=defaults.LISTEN_HTTP,
               show_default=True, help="OTLP/HTTP listener (POST /v1/traces, /v1/logs, /v1/metrics); 'off' disables it.")
-@click.option("--http-request-timeout", type=click.FloatRange(min=0.1), default=defaults.HTTP_REQUEST_TIMEOUT,
+@click.option("--http-request-timeout", type=params.Finite(min=0.1), default=defaults.HTTP_REQUEST_TIMEOUT,
               show_default=True, metavar="SECONDS",
               help="An OTLP/HTTP request (headers and body) slower than this to arrive gets 408 and is closed.")
 @click.option("--auth-token-file", metavar="PATH", default=None,
@@ -146,21 +146,21 @@ def cli() -> None:
 @click.option("--tls-key", metavar="PATH", default=None, help="The unencrypted PEM private key of --tls-cert.")
 @click.option("--watch", "watch", metavar="DIR", multiple=True,
               help="Take in JUnit XML and OTLP/JSON files dropped into DIR, each once (repeatable).")
-@click.option("--max-file-bytes", type=int, default=defaults.MAX_FILE_BYTES, show_default=True,
+@click.option("--max-file-bytes", type=click.IntRange(min=1), default=defaults.MAX_FILE_BYTES, show_default=True,
               help="Dropped files larger than this are reported and not read.")
-@click.option("--settle-seconds", type=float, default=defaults.SETTLE_SECONDS, show_default=True,
+@click.option("--settle-seconds", type=params.Finite(min=0), default=defaults.SETTLE_SECONDS, show_default=True,
               help="A dropped file is complete once its size and mtime held still this long.")
-@click.option("--quiet-period", type=click.FloatRange(min=0.1), default=defaults.QUIET_PERIOD, show_default=True,
+@click.option("--quiet-period", type=params.Finite(min=0.1), default=defaults.QUIET_PERIOD, show_default=True,
               metavar="SECONDS", help="A run with no new data for this long is complete (docs/sharing.md, Run completion).")
 @click.option("--notify", "notify", metavar="URL", multiple=True,
               help="POST the explain JSON of every run that completes to this webhook (repeatable).")
-@click.option("--notify-timeout", type=click.FloatRange(min=0.1), default=defaults.NOTIFY_TIMEOUT,
+@click.option("--notify-timeout", type=params.Finite(min=0.1), default=defaults.NOTIFY_TIMEOUT,
               show_default=True, metavar="SECONDS", help="Time limit of one webhook attempt.")
 @click.option("--notify-attempts", type=click.IntRange(min=1), default=defaults.NOTIFY_ATTEMPTS, show_default=True,
               help="Attempts per webhook (exponential backoff with jitter between them) before giving up.")
 @click.option("--retain-runs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Keep the N most recent runs; older ones are deleted whole (at start, then every 10 min).")
-@click.option("--retain-days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+@click.option("--retain-days", type=params.days(), default=None, metavar="DAYS",
               help="Delete runs whose newest data is older than DAYS (at start, then every 10 min).")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
           max_pending_bytes: int, decode_workers: int, db_memory_limit: str, listen_http: str,
@@ -307,7 +307,7 @@ WAIT_EXIT_TIMEOUT = 124  # as coreutils `timeout`
 @cli.command()
 @click.argument("run_id")
 @source_options
-@click.option("--timeout", "timeout", type=click.FloatRange(min=0), default=3600, show_default=True,
+@click.option("--timeout", "timeout", type=params.Finite(min=0, max=params.MAX_SECONDS), default=3600, show_default=True,
               metavar="SECONDS", help="Give up after this long (exit 124).")
 @click.option("--baseline", metavar="RUN_ID", default=None, help="As for `triage explain`.")
 @click.option("--fail-on-failures", is_flag=True, help="Exit 3 when the complete run has failed tests.")
@@ -346,9 +346,7 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
         traces = client.test_spans(db, daemon, [(f.trace_id, f.span_id) for f in found.failed_tests])
         baselines = client.test_spans(db, daemon, [(f.diff.baseline_trace_id, f.diff.baseline_span_id)
                                                    for f in found.failed_tests if f.diff])
-    page = report_html.report(found, traces, baselines)
-    with open(output, "w", encoding="utf-8") as fh:
-        fh.write(page)
+    params.write_text(output, report_html.report(found, traces, baselines))
     click.echo(f"triage: wrote {output} ({len(found.failed_tests)} failed tests)", err=True)
 
 
@@ -360,7 +358,7 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
               help="DuckDB file to prune (env TRIAGE_DB); no daemon may hold it.")
 @click.option("--keep-runs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Keep the N most recent runs, delete the rest.")
-@click.option("--older-than", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+@click.option("--older-than", type=params.days(), default=None, metavar="DAYS",
               help="Delete runs whose newest data is older than DAYS.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
 def prune(daemon: str | None, db: str, keep_runs: int | None, older_than: float | None, as_json: bool) -> None:
@@ -393,8 +391,15 @@ def _prune_file(db: str, policy: Any) -> dict[str, Any]:
 
 
 def main() -> None:
+    if params.non_utf8(sys.argv[1:]):
+        click.echo("Error: an argument is not valid UTF-8 (run ids, paths and addresses must be)", err=True)
+        sys.exit(2)
     try:
         cli(standalone_mode=True)
     except StoreError as exc:  # pragma: no cover - defensive: commands convert their own errors
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # writing the answer failed (a full disk behind stdout, say); a closed pipe is click's
+        click.echo(f"Error: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+

@@ -80,7 +80,7 @@ class ListenError(Exception):
 
 def split_host_port(address: str, option: str = "--listen", example: str = "127.0.0.1:4317") -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535 or not host:
         raise ListenError(f"{option} expects HOST:PORT (e.g. {example}), got {address!r}")
     return host, int(port)
 

@@ -36,9 +36,17 @@ def load_token(path: str | None, environ: dict[str, str] | None = None) -> str |
             raise TokenError(f"--auth-token-file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
         if not token or not token[0].strip():
             raise TokenError(f"--auth-token-file {path} is empty")
-        return token[0].strip()
+        return _checked(token[0].strip(), f"--auth-token-file {path}")
     value = (os.environ if environ is None else environ).get(ENV, "").strip()
-    return value or None
+    return _checked(value, ENV) if value else None
+
+
+def _checked(token: str, source: str) -> str:
+    """A bearer token travels in a gRPC/HTTP header: visible ASCII only (RFC 6750's b64token is a
+    subset). Anything else made every call fail with gRPC core's 'Invalid metadata'."""
+    if not all("!" <= c <= "~" for c in token):
+        raise TokenError(f"{source}: the token must be printable ASCII without spaces or line breaks")
+    return token
 
 
 def is_loopback(host: str) -> bool:

@@ -1,0 +1,62 @@
+"""What the command line takes and writes beyond click's own checks.
+
+click's ``FloatRange`` lets NaN and infinity through every bound (NaN compares false to all of them):
+``--older-than inf`` reached an integer conversion, ``--settle-seconds nan`` left dropped files
+waiting for ever. And a report written over the database it was made from destroyed every run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+MAX_DAYS = 36_500.0  # a century: beyond, the cut-off in nanoseconds no longer fits in 64 bits
+MAX_SECONDS = 366 * 86_400.0
+
+
+class Finite(click.FloatRange):
+    """A float range that also refuses NaN and infinity."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def days() -> Finite:
+    return Finite(min=0, min_open=True, max=MAX_DAYS)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path``, never over a DuckDB database (the one just read, or a daemon's),
+    and with a one-line error when the path cannot be written."""
+    target = Path(path)
+    try:
+        with target.open("rb") as existing:
+            header = existing.read(12)
+    except OSError:
+        header = b""
+    if header[8:12] == DUCKDB_MAGIC:
+        raise click.ClickException(f"{path} is a DuckDB database: not overwriting it (choose another -o)")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def non_utf8(args: list[str]) -> bool:
+    """Whether an argument held bytes that are not UTF-8 (Python passes them on as lone surrogates,
+    which DuckDB, gRPC and the run-id checks each failed on with a traceback of their own)."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+    return False
