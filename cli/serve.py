@@ -33,7 +33,7 @@ from otel_triage.collector.pipeline import Pipeline
 from otel_triage.collector.query_gate import ReceiveGate
 from otel_triage.collector.retention import Policy, Retainer
 from otel_triage.collector.selfmetrics import SelfMetrics
-from otel_triage.collector.storage import facts
+from otel_triage.collector.storage import facts, spool
 from otel_triage.collector.storage.db import SCHEMA_VERSION, open_writer
 from otel_triage.collector.storage.reader import Reader
 from otel_triage.collector.storage.store import DuckStore
@@ -216,7 +216,7 @@ class Daemon:
         self._explain_locks_lock = threading.Lock()
         self._facts_pool = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-facts")
         self.metrics = SelfMetrics(lambda: self._writer.depth())
-        self._writer = Writer(con, on_commit=self.metrics.on_commit)
+        self._writer = Writer(con, on_commit=self.metrics.on_commit, spool=spool.open_spool(con, cfg.db))
         self.retainer = Retainer(policy, self._writer.exclusive, forget=self.forget_runs) if policy.active else None
         store = self._completion_store = CompletionStore(self._writer.read)
         self.notifier: Notifier | None = None

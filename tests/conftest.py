@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
+from otel_triage.collector.storage.db import open_reader
 
 from tests.daemon import DaemonProcess
 
@@ -25,8 +25,9 @@ def daemon(db_path: Path) -> Iterator[DaemonProcess]:
 
 
 def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    """Read the file once the daemon has stopped (DuckDB: one writer process at a time)."""
-    con = duckdb.connect(str(db), read_only=True)
+    """Read the file once the daemon has stopped (DuckDB: one writer process at a time), as triage
+    opens it (rows a killed daemon acknowledged are replayed from its spool first)."""
+    con = open_reader(db)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:

@@ -128,6 +128,9 @@ def open_writer(path: str | Path, memory_limit: str | None = None) -> duckdb.Duc
     # "Ingest, ninth session").
     con.execute("SET checkpoint_threshold = '64MB'")
     _upgrade(con, path)
+    from otel_triage.collector.storage import spool  # pyarrow: only once a file is opened for writing
+    from otel_triage.collector.tables import json_typed
+    spool.replay(con, spool.directory_of(path), json_typed)  # rows acknowledged before a crash
     return con
 
 
@@ -148,6 +151,12 @@ def _connect_read_only(path: str) -> duckdb.DuckDBPyConnection:
             time.sleep(0.05)
 
 
+def _spooled(path: str) -> bool:
+    from otel_triage.collector.storage import spool
+    directory = spool.directory_of(path)
+    return directory is not None and spool.has_segments(directory)
+
+
 def open_reader(path: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection for CLI queries; an old file is upgraded first if nobody holds it."""
     path = str(path)
@@ -155,8 +164,8 @@ def open_reader(path: str | Path) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"{path} does not exist (start `triage serve --db {path}` to create it)")
     con = _connect_read_only(path)
     version = _schema_version(con)
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or _spooled(path):  # an old schema, or rows a crashed daemon acknowledged
         con.close()
-        open_writer(path).close()  # upgrades (or explains why it cannot)
+        open_writer(path).close()  # upgrades and replays (or explains why it cannot)
         con = quiet(duckdb.connect(path, read_only=True))
     return con

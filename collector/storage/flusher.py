@@ -1,0 +1,174 @@
+"""Spooled ingest rows into DuckDB a row group at a time, on a thread of their own.
+
+The writer thread appends each group commit to the spool (spool.py: fsynced, then acknowledged)
+and hands its tables here. This thread inserts them as they come into one open transaction on a
+cursor of its own, and commits it once it holds a row group's worth of spans, so DuckDB writes them
+compressed straight to the file instead of into its WAL and again at a checkpoint (and keeps no
+uncommitted row group in memory longer than it takes to fill). It commits sooner when its oldest row
+is ``FLUSH_SECONDS`` old, and whenever ``flush`` asks (before every read, a retention delete, close):
+a reader sees every row acknowledged before it asked.
+
+A failed insert leaves the rows where they were acknowledged, in the spool: the transaction is rolled
+back, new exports are refused (their clients retry), and the spooled segments are inserted again
+from disk until that succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import duckdb
+import pyarrow as pa
+from otel_triage.collector.storage import spool as spooling
+from otel_triage.collector.storage.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+FLUSH_ROWS = 122_880  # DuckDB's row group size: a commit of this many rows of a table skips its WAL
+FLUSH_SECONDS = 2.0  # a slower trickle is in the database this soon after its first row
+# Rows appended and not yet inserted beyond which an export waits (the flusher keeps up at ~3 µs a
+# row; this bounds the memory they hold when it does not).
+MAX_QUEUED_ROWS = 32_768
+RETRY_SECONDS = 1.0
+Typed = Callable[[str, pa.Table], pa.Table]
+
+
+def _rows(tables: dict[str, pa.Table]) -> int:
+    return sum(table.num_rows for table in tables.values())
+
+
+class Flusher:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, spool: spooling.Spool, typed: Typed) -> None:
+        self._cur = cur
+        self._spool = spool
+        self._typed = typed
+        self._cv = threading.Condition()
+        self._queue: list[dict[str, pa.Table]] = []
+        self._queued_rows = 0
+        self._appended = 0  # group commits appended to the spool so far
+        self._committed = 0  # ... of which this many are in the database
+        self._wanted = 0  # ``flush`` asks for a commit once this many are inserted
+        self._stop = False
+        self._error: BaseException | None = None
+        # The open transaction (touched by this thread only).
+        self._open = False
+        self._rows: dict[str, int] = {}  # rows inserted a table
+        self._since = 0.0
+        self._thread = threading.Thread(target=self._run, name="triage-flush", daemon=True)
+        self._thread.start()
+
+    def append(self, tables: dict[str, pa.Table]) -> None:
+        """Make one group commit durable (the caller acknowledges it after this) and queue it."""
+        with self._cv:
+            self._cv.wait_for(lambda: self._queued_rows < MAX_QUEUED_ROWS or self._stop or self._error is not None)
+            if self._error is not None:
+                raise StoreError(f"the database refuses spooled rows: {self._error}")
+            self._spool.append(tables)
+            self._queue.append(tables)
+            self._queued_rows += _rows(tables)
+            self._appended += 1
+            self._cv.notify_all()
+
+    def flush(self) -> None:
+        """Return once every group commit appended so far is committed in the database."""
+        with self._cv:
+            target = self._appended
+            if self._committed >= target:
+                return
+            self._wanted = max(self._wanted, target)
+            self._cv.notify_all()
+            self._cv.wait_for(lambda: self._committed >= target or self._error is not None or self._stop)
+            if self._committed < target:
+                raise StoreError(f"acknowledged rows are not in the database yet: {self._error or 'closing'}")
+
+    def close(self) -> None:
+        """Commit what is queued, then stop; the spool is empty unless an insert failed."""
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join()
+        self._spool.close()
+
+    def _due(self) -> bool:
+        return (bool(self._queue) or self._stop or self._wanted > self._committed
+                or (self._open and time.monotonic() - self._since >= FLUSH_SECONDS))
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(self._due, timeout=FLUSH_SECONDS / 4)
+                if self._error is not None:
+                    if self._stop:
+                        return
+                    self._cv.wait(RETRY_SECONDS)
+                    self._recover()
+                    continue
+                items, upto = self._queue, self._appended
+                self._queue, self._queued_rows = [], 0
+                self._cv.notify_all()
+                rows = dict(self._rows)
+                for tables in items:
+                    for name, table in tables.items():
+                        rows[name] = rows.get(name, 0) + table.num_rows
+                commit = (self._stop or self._wanted > self._committed or max(rows.values(), default=0) >= FLUSH_ROWS
+                          or (self._open and time.monotonic() - self._since >= FLUSH_SECONDS))
+                sealed = self._spool.seal() if commit else 0
+                stop = self._stop
+            try:
+                self._insert(items)
+                if commit:
+                    self._commit(sealed)
+            except Exception as exc:
+                self._failed(exc)
+                continue
+            if commit:
+                with self._cv:
+                    self._committed = upto
+                    self._cv.notify_all()
+            if stop:
+                return
+
+    def _insert(self, items: list[dict[str, pa.Table]]) -> None:
+        for tables in items:
+            if not self._open:
+                self._cur.execute("BEGIN")
+                self._open, self._rows, self._since = True, {}, time.monotonic()
+            for name, table in tables.items():
+                _batch = self._typed(name, table)
+                self._cur.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
+                self._rows[name] = self._rows.get(name, 0) + table.num_rows
+
+    def _commit(self, sealed: int) -> None:
+        if self._open:
+            spooling.mark(self._cur, sealed)
+            self._cur.execute("COMMIT")
+            self._open, self._rows = False, {}
+        self._spool.remove_through(sealed)
+
+    def _failed(self, exc: BaseException) -> None:
+        log.error("inserting acknowledged rows into the database failed (they stay in the spool): %s", exc)
+        if self._open:
+            with contextlib.suppress(duckdb.Error):
+                self._cur.execute("ROLLBACK")
+            self._open, self._rows = False, {}
+        with self._cv:
+            self._error = exc
+            self._cv.notify_all()
+
+    def _recover(self) -> None:
+        """Under the lock: insert every segment not yet in the database from disk (the queue's
+        tables are among them), then accept exports again."""
+        sealed, upto = self._spool.seal(), self._appended
+        self._queue, self._queued_rows = [], 0
+        try:
+            spooling.insert_segments(self._cur, self._spool.directory, sealed, self._typed)
+        except Exception as exc:
+            log.error("inserting spooled rows again failed: %s", exc)
+            return
+        self._spool.remove_through(sealed)
+        self._committed, self._error = upto, None
+        self._cv.notify_all()
