@@ -8,11 +8,11 @@ the request bytes to one decoder thread, which takes the requests waiting (up to
 decodes each signal's requests in one pass (``fastdecode.decode_together``) and hands the rows to
 the writer as one job.
 
-How many it takes depends on how much is in flight. With little (under ``pipeline_bytes``), it takes
-a batch once the writer has committed the one before (whose clients then send again) and the
-requests it expects have come: as many as were in flight at once since the batch before, each
-within a few ms of the one before; one batch a commit costs the least CPU a span. With more, the
-clients fall into two cohorts: it takes half of the requests in flight and decodes them while the
+It takes a batch once the writer has committed the one before (whose clients then send again) and
+the requests it expects have come: as many as were in flight at once since the batch before, each
+within a few ms of the one before; one batch a commit costs the least CPU a span. With
+``pipeline_bytes`` set and that much in flight (not the default since the spool made a commit
+short: see ``PIPELINE_BYTES``), the clients fall into two cohorts: it takes half of the requests in flight and decodes them while the
 writer commits the other half, so the decoder and the writer work at once on two cores (most of a
 decode is Arrow kernels and most of a commit is DuckDB, both without the GIL: the two together run
 ~1.8x as fast as one after the other). Each batch still amortises its fixed costs over thousands of
@@ -49,11 +49,12 @@ _STOP = object()
 WRITER_WAIT_SECONDS = 1.0  # at most this long for the writer to finish its pending commit
 GATHER_GAP_SECONDS = 0.005  # at most this long between two requests a batch still waits for
 GATHER_MAX_SECONDS = 0.02  # at most this long waiting for the requests a batch expects
-# Request bytes in flight at once from which two batches are kept in flight (decoded while the
-# other commits): ~2,300 spans of ~450 bytes (ten attributes), so each half carries over 1,000 and
-# its fixed decode and commit costs (~6 ms) stay a small part of it. Below (256-span requests, or
-# lighter spans) a second batch in flight gained nothing for 30-35% more CPU a span.
-PIPELINE_BYTES = 1 << 20
+# Two batches in flight (one decoded while the writer commits the other) from this many request
+# bytes in flight at once; None: never. It paid while a commit was a DuckDB transaction (~10-15 ms a
+# batch, as long as its decode); the spool's append is ~2-4 ms, and one batch a cycle is then faster
+# (gRPC 85.0k → 95.5k spans/s, OTLP/HTTP 89.5-111.6k → 113.6-116.9k, less CPU a span: larger
+# batches; docs/performance.md, "Ingest, eleventh session"). Kept for a writer without a spool.
+PIPELINE_BYTES: int | None = None
 
 
 class Commit:
@@ -118,7 +119,7 @@ class Batcher:
 
     def __init__(self, writer: Writer, default_run_id: str | None, limits: Limits,
                  max_bytes: int = 8 << 20, prepare_committed: Prepare | None = None,
-                 pipeline_bytes: int = PIPELINE_BYTES) -> None:
+                 pipeline_bytes: int | None = PIPELINE_BYTES) -> None:
         self._writer = writer
         self._prepare = prepare_committed  # run completion: computed while the writer commits
         self._run_id = default_run_id
@@ -181,7 +182,8 @@ class Batcher:
         # At most one job waits for the writer; what was in flight meanwhile decides the rest.
         self._writer.wait_taken(WRITER_WAIT_SECONDS)
         with self._count_lock:
-            pipelined = self._peak > 1 and self._peak_bytes >= self.pipeline_bytes
+            pipelined = (self.pipeline_bytes is not None and self._peak > 1
+                         and self._peak_bytes >= self.pipeline_bytes)
         if not pipelined:
             # Let requests gather while the writer commits (bounded wait): their clients were
             # answered by the commit before, and what is decoded and committed together costs less.
