@@ -194,7 +194,7 @@ def test_deep_and_wide_trees_are_walked_without_recursion_or_floods(deep_tree, d
     assert query(db_path, "SELECT count(*) FROM otel_traces") == [(3,)]
 
 
-def test_the_database_and_its_wal_are_private_to_the_daemons_user(tmp_path):
+def test_the_database_its_wal_and_its_spool_are_private_to_the_daemons_user(tmp_path):
     """Created 0600 whatever the umask the daemon was started with (here 022, the usual one)."""
     db = tmp_path / "private.duckdb"
     old = os.umask(0o022)
@@ -204,10 +204,14 @@ def test_the_database_and_its_wal_are_private_to_the_daemons_user(tmp_path):
         os.umask(old)
     try:
         otlp.export_request(daemon.address, _request(3))  # committed: the WAL exists now
-        wal = Path(f"{db}.wal")
+        wal, spool = Path(f"{db}.wal"), Path(f"{db}.spool")
         assert wal.exists()
-        modes = {p.name: p.stat().st_mode & 0o777 for p in (db, wal)}
+        modes = {p.name: p.stat().st_mode & 0o777 for p in (db, wal, spool)}
+        # Acknowledged rows wait in the spool for up to 2 s: any segment there is private too.
+        segments = {p.name: p.stat().st_mode & 0o777 for p in spool.glob("*.arrows")}
     finally:
         assert daemon.terminate() == 0
-    assert modes == {"private.duckdb": 0o600, "private.duckdb.wal": 0o600}, {k: oct(v) for k, v in modes.items()}
+    assert modes == {"private.duckdb": 0o600, "private.duckdb.wal": 0o600, "private.duckdb.spool": 0o700}, \
+        {k: oct(v) for k, v in modes.items()}
+    assert set(segments.values()) <= {0o600}
     assert db.stat().st_mode & 0o777 == 0o600

@@ -214,9 +214,15 @@ class Spool:
                 path.unlink(missing_ok=True)
 
     def close(self) -> None:
+        """Close the open segment; an empty spool leaves no directory behind (a clean stop)."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        for _seq, path in _segments(self._dir):
+            if path.stat().st_size == 0:
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: rows an insert refused, replayed at next open
+            self._dir.rmdir()
 
 
 def open_spool(con: duckdb.DuckDBPyConnection, db_path: str) -> Spool | None:
