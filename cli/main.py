@@ -227,8 +227,12 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
     while not stop.wait(1.0):
         pass
     click.echo("triage: stopping: draining in-flight exports", err=True)
-    daemon.stop()
-    click.echo("triage: stopped; everything acknowledged is committed", err=True)
+    left = daemon.stop()
+    if left is None:
+        click.echo("triage: stopped; everything acknowledged is committed", err=True)
+    else:
+        click.echo(f"triage: stopped; everything acknowledged is durable, but {left}: they are inserted "
+                   "when the file is next opened", err=True)
 
 
 @cli.command()

@@ -366,17 +366,18 @@ class Daemon:
         assert self._server is not None
         return self._server.wait_for_termination(timeout)
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Stop accepting, let in-flight exports commit, then checkpoint and close the file."""
+    def stop(self, grace: float = 30.0) -> str | None:
+        """Stop accepting, let in-flight exports commit, then checkpoint and close the file. None,
+        or why acknowledged rows are still in the spool (storage/flusher.py)."""
         if self.watcher is not None:
             self.watcher.stop()
         if self.http is not None:
             self.http.stop()
         if self._server is not None:
             self._server.stop(grace).wait()
-        self._close_storage()
+        return self._close_storage()
 
-    def _close_storage(self) -> None:
+    def _close_storage(self) -> str | None:
         if getattr(self, "retainer", None) is not None:
             self.retainer.stop()
         if getattr(self, "_facts_pool", None) is not None:
@@ -387,6 +388,7 @@ class Daemon:
             self.notifier.close()
         if getattr(self, "pipeline", None) is not None:
             self.pipeline.close()
-        self._writer.close()
+        left = self._writer.close()
         if getattr(self, "metrics", None) is not None:
             self.metrics.shutdown()
+        return left

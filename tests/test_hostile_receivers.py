@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import grpc
 import pytest
@@ -146,10 +147,12 @@ def test_a_full_disk_says_no_space_left_on_device(tmp_path):
         pytest.skip("needs root to mount a small tmpfs as a full disk")
     d = DaemonProcess(disk / "triage.duckdb").start()
     try:
-        payload = _spans(500, os.urandom(600).hex())  # incompressible: ~0.7 MB a request
-        for _ in range(60):
+        # ~0.7 MB a request; the spool (LZ4) keeps ~45 KB of it, so the disk fills when the rows are
+        # inserted into the file (every 2 s at most): from then on exports are refused, saying why.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
             try:
-                otlp.raw_export(d.address, "traces", payload)
+                otlp.raw_export(d.address, "traces", _spans(500, os.urandom(600).hex()))
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.UNAVAILABLE  # retryable: nothing was committed
                 assert "no space left on device" in exc.details()

@@ -3,6 +3,8 @@ exactly once, and a failing insert refuses new exports instead of losing old one
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from otel_triage.collector.storage import spool
 from otel_triage.collector.storage.db import open_reader, open_writer
 from otel_triage.collector.storage.errors import StoreError
 from otel_triage.collector.storage.flusher import Flusher
+from otel_triage.collector.storage.writer import WriteJob, Writer
 from otel_triage.collector.tables import json_typed
 
 from tests.test_receiver_errors import _request
@@ -119,3 +122,94 @@ def test_the_flusher_commits_on_demand_and_a_failed_insert_refuses_exports_until
         flusher.close()
         con.close()
     assert not spool.has_segments(directory)
+
+
+def test_a_batch_is_replayed_whole_or_not_at_all(tmp_path):
+    """A dropped file and its ledger row are one batch: a crash that cut the batch anywhere
+    (here inside its second table) replays neither, so the file is taken in again, once."""
+    db = tmp_path / "t.duckdb"
+    request = _request(3, trace_byte=1)
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.events.add(name="e", time_unix_nano=1)
+    tables, _counts = decode_together("traces", [request.SerializeToString()], None, Limits())
+    assert set(tables) == {"otel_traces", "otel_traces_events"}
+    directory = _spooled(db, _tables(2, 2), tables)
+    [(_, segment)] = spool._segments(directory)
+    segment.write_bytes(segment.read_bytes()[:-10])  # the events' stream, at the end of the batch
+    con = open_reader(db)
+    try:
+        assert con.execute("SELECT count(*) FROM otel_traces").fetchall() == [(2,)]
+        assert con.execute("SELECT count(*) FROM otel_traces_events").fetchall() == [(0,)]
+    finally:
+        con.close()
+
+
+def test_retention_gives_space_back_while_the_flusher_holds_rows(tmp_path):
+    """Writer.exclusive (retention) pauses the flusher: its checkpoint can free the deleted rows'
+    blocks only if no transaction begun before the delete is open (DuckDB keeps them for it)."""
+    db = tmp_path / "t.duckdb"
+    con = open_writer(db)
+    writer = Writer(con, spool=spool.open_spool(con, str(db)))
+    try:
+        request = _request(20_000, trace_byte=1)
+        for span in request.resource_spans[0].scope_spans[0].spans:  # incompressible: blocks to free
+            span.attributes[0].value.string_value = os.urandom(100).hex()
+        old = decode_together("traces", [request.SerializeToString()], None, Limits())[0]
+        writer.submit(WriteJob(old, 20_000)).result()
+        writer.read(lambda c: c.execute("CHECKPOINT"))  # the rows in blocks of the file, not the WAL
+        writer.submit(WriteJob(_tables(3, 2), 3)).result()  # the flusher's transaction is open now
+
+        def delete(c: duckdb.DuckDBPyConnection) -> None:
+            c.execute("DELETE FROM otel_traces WHERE TraceId = ?", ["01" * 16])
+
+        writer.exclusive(delete)
+        free = writer.read(lambda c: c.execute("SELECT free_blocks FROM pragma_database_size()").fetchall()[0][0])
+        assert free > 0
+        assert writer.read(lambda c: c.execute("SELECT count(*) FROM otel_traces").fetchall()[0][0]) == 3
+    finally:
+        writer.close()
+
+
+def test_a_spool_that_fails_to_seal_fails_the_flush_and_recovers_instead_of_hanging(tmp_path):
+    db = tmp_path / "t.duckdb"
+    con = open_writer(db)
+    directory = spool.directory_of(str(db))
+    assert directory is not None
+    the_spool = spool.Spool(directory, spool.replay(con, directory, json_typed))
+    flusher = Flusher(con.cursor(), the_spool, json_typed)
+    seal, failures = the_spool.seal, [OSError(5, "Input/output error")]
+
+    def failing_seal() -> int:  # an I/O error closing a segment, once
+        if failures:
+            raise failures.pop()
+        return seal()
+
+    the_spool.seal = failing_seal  # type: ignore[method-assign]
+    try:
+        flusher.append(_tables(3, 1))
+        outcome: list[object] = []
+        reader = threading.Thread(target=lambda: outcome.append(_flush(flusher)))
+        reader.start()
+        reader.join(30)
+        assert outcome and isinstance(outcome[0], StoreError), outcome  # an answer, not a hang
+        deadline = time.monotonic() + 30
+        while True:  # recovery inserts the spooled rows from disk, then exports are taken again
+            try:
+                flusher.append(_tables(4, 2))
+                break
+            except StoreError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        flusher.flush()
+        assert con.execute("SELECT count(*) FROM otel_traces").fetchall()[0][0] == 7
+    finally:
+        flusher.close()
+        con.close()
+
+
+def _flush(flusher: Flusher) -> object:
+    try:
+        flusher.flush()
+    except StoreError as exc:
+        return exc
+    return None

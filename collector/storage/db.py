@@ -127,11 +127,21 @@ def open_writer(path: str | Path, memory_limit: str | None = None) -> duckdb.Duc
     # memory: 128 MB gained nothing on the ingest bench and took ~60 MB more RSS (docs/performance.md,
     # "Ingest, ninth session").
     con.execute("SET checkpoint_threshold = '64MB'")
-    _upgrade(con, path)
+    _replay_and_upgrade(con, path)
+    return con
+
+
+def _replay_and_upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Rows a crashed daemon acknowledged (its spool) go in under the schema they were written for,
+    before an upgrade; into a new file (its old one deleted) once the schema exists."""
     from otel_triage.collector.storage import spool  # pyarrow: only once a file is opened for writing
     from otel_triage.collector.tables import json_typed
-    spool.replay(con, spool.directory_of(path), json_typed)  # rows acknowledged before a crash
-    return con
+    current = _schema_version(con)
+    if 0 < current <= SCHEMA_VERSION:
+        spool.replay(con, spool.directory_of(path), json_typed)
+    _upgrade(con, path)
+    if current == 0:
+        spool.replay(con, spool.directory_of(path), json_typed)
 
 
 LOCK_PATIENCE_SECONDS = 1.0  # another reader may hold the file for writing this long (a kept explanation)

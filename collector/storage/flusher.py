@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -53,6 +53,9 @@ class Flusher:
         self._committed = 0  # ... of which this many are in the database
         self._wanted = 0  # ``flush`` asks for a commit once this many are inserted
         self._stop = False
+        self._dead = False  # the thread ended (closed, or a bug): nothing waits for it any more
+        self._pauses = 0  # ``paused`` blocks under way: no transaction of ours is opened meanwhile
+        self._idle = False  # the thread is waiting out a pause, everything before it committed
         self._error: BaseException | None = None
         # The open transaction (touched by this thread only).
         self._open = False
@@ -64,9 +67,10 @@ class Flusher:
     def append(self, tables: dict[str, pa.Table]) -> None:
         """Make one group commit durable (the caller acknowledges it after this) and queue it."""
         with self._cv:
-            self._cv.wait_for(lambda: self._queued_rows < MAX_QUEUED_ROWS or self._stop or self._error is not None)
-            if self._error is not None:
-                raise StoreError(f"the database refuses spooled rows: {self._error}")
+            self._cv.wait_for(lambda: self._queued_rows < MAX_QUEUED_ROWS or self._stop or self._error is not None
+                              or self._dead)
+            if self._error is not None or self._dead:
+                raise StoreError(f"the database refuses spooled rows: {self._error or 'the flusher stopped'}")
             self._spool.append(tables)
             self._queue.append(tables)
             self._queued_rows += _rows(tables)
@@ -81,56 +85,100 @@ class Flusher:
                 return
             self._wanted = max(self._wanted, target)
             self._cv.notify_all()
-            self._cv.wait_for(lambda: self._committed >= target or self._error is not None or self._stop)
+            self._cv.wait_for(lambda: self._committed >= target or self._error is not None or self._dead)
             if self._committed < target:
                 raise StoreError(f"acknowledged rows are not in the database yet: {self._error or 'closing'}")
 
-    def close(self) -> None:
-        """Commit what is queued, then stop; the spool is empty unless an insert failed."""
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Every row appended so far committed, and no transaction of ours open until the block
+        ends: retention deletes, then checkpoints to give the space back, and a checkpoint frees
+        nothing a transaction begun before the delete can still see. Appends go on meanwhile
+        (into the spool and the queue, up to its bound)."""
+        with self._cv:
+            self._pauses += 1
+            self._wanted = max(self._wanted, self._appended)
+            self._cv.notify_all()
+            self._cv.wait_for(lambda: self._idle or self._error is not None or self._dead)
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._pauses -= 1
+                self._cv.notify_all()
+
+    def close(self) -> str | None:
+        """Commit what is queued, then stop. None when every acknowledged row is in the database;
+        else why some are still only in the spool (the next opener inserts them)."""
         with self._cv:
             self._stop = True
             self._cv.notify_all()
         self._thread.join()
         self._spool.close()
+        if self._committed >= self._appended:
+            return None
+        return f"{self._spool.directory} holds rows the database refused ({self._error})"
 
     def _due(self) -> bool:
         return (bool(self._queue) or self._stop or self._wanted > self._committed
+                or (self._pauses > 0 and not self._idle)
                 or (self._open and time.monotonic() - self._since >= FLUSH_SECONDS))
 
     def _run(self) -> None:
-        while True:
+        try:
+            while self._step():
+                pass
+        except BaseException as exc:  # a bug: fail the waiting appends and reads, never hang them
+            log.exception("the spool's flusher stopped")
             with self._cv:
-                self._cv.wait_for(self._due, timeout=FLUSH_SECONDS / 4)
-                if self._error is not None:
-                    if self._stop:
-                        return
-                    self._cv.wait(RETRY_SECONDS)
-                    self._recover()
-                    continue
-                items, upto = self._queue, self._appended
-                self._queue, self._queued_rows = [], 0
+                self._error = self._error or exc
+        finally:
+            with self._cv:
+                self._dead = True
                 self._cv.notify_all()
-                rows = dict(self._rows)
-                for tables in items:
-                    for name, table in tables.items():
-                        rows[name] = rows.get(name, 0) + table.num_rows
-                commit = (self._stop or self._wanted > self._committed or max(rows.values(), default=0) >= FLUSH_ROWS
-                          or (self._open and time.monotonic() - self._since >= FLUSH_SECONDS))
-                sealed = self._spool.seal() if commit else 0
-                stop = self._stop
+
+    def _step(self) -> bool:
+        """One turn: insert what is queued, commit if due; False once stopped."""
+        with self._cv:
+            if self._pauses and self._committed >= self._wanted and not self._open and not self._stop:
+                self._idle = True
+                self._cv.notify_all()
+                self._cv.wait_for(lambda: not self._pauses or self._stop)
+                self._idle = False
+            self._cv.wait_for(self._due, timeout=FLUSH_SECONDS / 4)
+            if self._error is not None:
+                if self._stop:
+                    return False
+                self._cv.wait(RETRY_SECONDS)
+                self._recover()
+                return True
+            items, upto = self._queue, self._appended
+            self._queue, self._queued_rows = [], 0
+            self._cv.notify_all()
+            rows = dict(self._rows)
+            for tables in items:
+                for name, table in tables.items():
+                    rows[name] = rows.get(name, 0) + table.num_rows
+            commit = (self._stop or self._wanted > self._committed or max(rows.values(), default=0) >= FLUSH_ROWS
+                      or (self._open and time.monotonic() - self._since >= FLUSH_SECONDS))
+            stop = self._stop
             try:
-                self._insert(items)
-                if commit:
-                    self._commit(sealed)
-            except Exception as exc:
+                sealed = self._spool.seal() if commit else 0
+            except Exception as exc:  # the items are in segments not marked in: recovery reads them
                 self._failed(exc)
-                continue
+                return True
+        try:
+            self._insert(items)
             if commit:
-                with self._cv:
-                    self._committed = upto
-                    self._cv.notify_all()
-            if stop:
-                return
+                self._commit(sealed)
+        except Exception as exc:
+            self._failed(exc)
+            return True
+        if commit:
+            with self._cv:
+                self._committed = upto
+                self._cv.notify_all()
+        return not stop
 
     def _insert(self, items: list[dict[str, pa.Table]]) -> None:
         for tables in items:
@@ -147,7 +195,8 @@ class Flusher:
             spooling.mark(self._cur, sealed)
             self._cur.execute("COMMIT")
             self._open, self._rows = False, {}
-        self._spool.remove_through(sealed)
+        with contextlib.suppress(OSError):  # committed and marked: replay skips what is left
+            self._spool.remove_through(sealed)
 
     def _failed(self, exc: BaseException) -> None:
         log.error("inserting acknowledged rows into the database failed (they stay in the spool): %s", exc)
@@ -162,13 +211,15 @@ class Flusher:
     def _recover(self) -> None:
         """Under the lock: insert every segment not yet in the database from disk (the queue's
         tables are among them), then accept exports again."""
-        sealed, upto = self._spool.seal(), self._appended
+        upto = self._appended
         self._queue, self._queued_rows = [], 0
         try:
+            sealed = self._spool.seal()
             spooling.insert_segments(self._cur, self._spool.directory, sealed, self._typed)
         except Exception as exc:
             log.error("inserting spooled rows again failed: %s", exc)
             return
-        self._spool.remove_through(sealed)
+        with contextlib.suppress(OSError):  # inserted and marked: a later removal or replay skips them
+            self._spool.remove_through(sealed)
         self._committed, self._error = upto, None
         self._cv.notify_all()

@@ -9,8 +9,10 @@ acknowledged, and its rows reach DuckDB a row group at a time (or sooner: before
 ``FLUSH_SECONDS``, at close). The transaction that inserts them also records the last segment it
 holds (``triage_meta``), so a replay after a crash inserts every acknowledged record exactly once.
 
-A segment is a file of records: header (magic, table name length, payload length, CRC-32 of the
-payload), the table name, then the table as one Arrow IPC stream (LZ4-compressed buffers). Each record is fsynced before its
+A segment is a file of records, one a group commit: a header (magic, number of tables, payload
+length, CRC-32 of the payload), then per table its name and the table as one Arrow IPC stream
+(LZ4-compressed buffers). A batch is replayed whole or not at all (a dropped file and its ledger row
+are one batch). Each record is fsynced before its
 rows are acknowledged, so only a record that was never acknowledged can be torn by a crash: replay
 stops at the first record whose length or checksum does not hold.
 """
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 Typed = Callable[[str, "pa.Table"], "pa.Table"]  # tables.json_typed
 
 MAGIC = b"TSP1"
-HEADER = struct.Struct("<4sHQI")  # magic, table name length, payload length, CRC-32 of the payload
+HEADER = struct.Struct("<4sIQI")  # magic, number of tables, payload length, CRC-32 of the payload
+ENTRY = struct.Struct("<HQ")  # a table's name length and IPC stream length, before each
 SUFFIX = ".arrows"
 META_KEY = "spool_segment"  # triage_meta: the last segment whose rows are in the database
 
@@ -44,7 +47,9 @@ def directory_of(db_path: str) -> Path | None:
     """The spool beside a database file; None for an in-memory database (nothing to survive)."""
     if not db_path or db_path == ":memory:" or db_path.startswith(":memory:"):
         return None
-    return Path(db_path + ".spool")
+    # The real path: the same file opened through a symlink or another relative path must find
+    # the same spool (its segment numbers are only meaningful against that file's mark).
+    return Path(os.path.realpath(db_path) + ".spool")
 
 
 def _segment_path(directory: Path, seq: int) -> Path:
@@ -90,26 +95,29 @@ def mark(con: duckdb.DuckDBPyConnection, seq: int) -> None:
 
 
 def read_segment(path: Path) -> list[tuple[str, pa.Table]]:
-    """The whole records of a segment, in order; a torn tail (never acknowledged) is left out."""
+    """The tables of every whole record of a segment, in order; a torn tail (never acknowledged)
+    is left out."""
     import pyarrow as pa
-    records = []
+    tables = []
     data = path.read_bytes()
     at = 0
     while at + HEADER.size <= len(data):
-        magic, name_len, size, crc = HEADER.unpack_from(data, at)
-        start = at + HEADER.size + name_len
-        if magic != MAGIC or start + size > len(data):
+        magic, count, size, crc = HEADER.unpack_from(data, at)
+        start = at + HEADER.size
+        if magic != MAGIC or start + size > len(data) or zlib.crc32(memoryview(data)[start:start + size]) != crc:
             break
-        payload = memoryview(data)[start:start + size]
-        if zlib.crc32(payload) != crc:
-            break
-        name = data[at + HEADER.size:start].decode()
-        records.append((name, pa.ipc.open_stream(pa.py_buffer(payload)).read_all()))
-        at = start + size
+        at = start
+        for _ in range(count):
+            name_len, ipc_len = ENTRY.unpack_from(data, at)
+            at += ENTRY.size
+            name = data[at:at + name_len].decode()
+            at += name_len
+            tables.append((name, pa.ipc.open_stream(pa.py_buffer(memoryview(data)[at:at + ipc_len])).read_all()))
+            at += ipc_len
     if at != len(data):
         log.warning("%s: %d bytes after the last whole record ignored (a write the crash cut short, "
                     "never acknowledged)", path, len(data) - at)
-    return records
+    return tables
 
 
 def insert_segments(con: duckdb.DuckDBPyConnection, directory: Path, through: int, typed: Typed) -> int:
@@ -159,28 +167,39 @@ class Spool:
 
     def __init__(self, directory: Path, after: int) -> None:
         self.directory = self._dir = directory
-        directory.mkdir(mode=0o700, exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir(mode=0o700)
+            _fsync_dir(directory.parent)  # the directory's own entry, before anything acknowledged in it
         self._seq = after + 1
         self._fh: BinaryIO | None = None
 
     def append(self, tables: dict[str, pa.Table]) -> None:
-        """Write and fsync one group commit: its rows are durable when this returns."""
+        """Write and fsync one group commit as one record: its rows are durable when this returns."""
         import pyarrow as pa
         if self._fh is None:
-            self._fh = open(_segment_path(self._dir, self._seq), "ab")  # noqa: SIM115 (kept open)
-            _fsync_dir(self._dir)
+            fh = open(_segment_path(self._dir, self._seq), "ab")  # noqa: SIM115 (kept open)
+            try:
+                _fsync_dir(self._dir)
+            except BaseException:
+                fh.close()
+                raise
+            self._fh = fh
         fh = self._fh
         start = fh.tell()
         try:
+            parts: list[bytes | pa.Buffer] = []
             for name, table in tables.items():
                 sink = pa.BufferOutputStream()
                 with pa.ipc.new_stream(sink, table.schema, options=_ipc_options()) as out:
                     out.write_table(table)
-                payload = sink.getvalue()
-                encoded = name.encode()
-                fh.write(HEADER.pack(MAGIC, len(encoded), payload.size, zlib.crc32(payload)))
-                fh.write(encoded)
-                fh.write(payload)
+                stream, encoded = sink.getvalue(), name.encode()
+                parts += [ENTRY.pack(len(encoded), stream.size), encoded, stream]
+            crc = 0
+            for part in parts:
+                crc = zlib.crc32(part, crc)
+            fh.write(HEADER.pack(MAGIC, len(tables), sum(len(p) if isinstance(p, bytes) else p.size for p in parts), crc))
+            for part in parts:
+                fh.write(part)
             fh.flush()
             os.fdatasync(fh.fileno())
         except BaseException:
@@ -188,14 +207,20 @@ class Spool:
             raise
 
     def _abandon(self, start: int) -> None:
-        """After a failed append (a full disk): cut the record off; if even that fails, leave it as a
-        torn tail (replay stops reading this segment there) and go on in a new segment."""
+        """After a failed append (a full disk): cut the record off, durably; if even that fails,
+        leave it as a torn tail (replay stops reading this segment there) and go on in a new
+        segment."""
         fh, self._fh = self._fh, None
         assert fh is not None
         with contextlib.suppress(OSError, ValueError):
             fh.close()
         try:
             os.truncate(fh.name, start)
+            fd = os.open(fh.name, os.O_WRONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError:
             self._seq += 1
 

@@ -138,8 +138,7 @@ class Writer:
     def exclusive(self, fn: Callable[[duckdb.DuckDBPyConnection], object]) -> object:
         """Run ``fn`` in a transaction of its own between two commits (retention's deletes), then
         checkpoint so the blocks it freed are reused (or given back at the end of the file)."""
-        self.flush()
-        with self._lock, self._all_cores(self._con):
+        with self._lock, self._paused(), self._all_cores(self._con):
             con = self._con
             con.execute("BEGIN")
             try:
@@ -162,19 +161,24 @@ class Writer:
         finally:
             con.execute("SET max_vacuum_tasks = 0")
 
+    def _paused(self) -> contextlib.AbstractContextManager[None]:
+        """Every acknowledged row in DuckDB, and the flusher's transaction closed meanwhile."""
+        return self._flusher.paused() if self._flusher is not None else contextlib.nullcontext()
+
     def flush(self) -> None:
         """Return once every acknowledged row is in DuckDB (flusher.py)."""
         if self._flusher is not None:
             self._flusher.flush()
 
-    def close(self) -> None:
+    def close(self) -> str | None:
+        """Drain, commit and checkpoint; None, or why acknowledged rows are still in the spool."""
         self._queue.put(_STOP)
         self._thread.join()
-        if self._flusher is not None:
-            self._flusher.close()
+        left = self._flusher.close() if self._flusher is not None else None
         with self._lock:
             self._con.execute("CHECKPOINT")
             self._con.close()
+        return left
 
     def _take_batch(self) -> tuple[list[WriteJob], bool]:
         if self._held:  # taken while a run's derived rows were written (``_between``), not yet committed
