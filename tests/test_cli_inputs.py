@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import duckdb
 import pytest
 
 from tests.test_cli import _fill, triage
@@ -73,3 +74,27 @@ def test_a_token_that_cannot_travel_in_a_header_is_refused_on_both_sides(filled,
     assert "printable ASCII" in err
     err = _one_line_error(triage("runs", "--daemon", "127.0.0.1:9", "--auth-token-file", str(token), check=False), 2)
     assert "printable ASCII" in err
+
+
+@pytest.mark.parametrize("theirs", [
+    ["CREATE TABLE users (id INT)"],
+    ["CREATE TABLE otel_traces (a INT)"],  # named like ours: the upgrade used to fail with a traceback
+    ["CREATE TABLE t (a INT)", "CREATE VIEW v AS SELECT * FROM t"],
+])
+def test_a_database_triage_did_not_create_is_refused_and_left_as_it_was(tmp_path, theirs):
+    path = tmp_path / "theirs.duckdb"
+    con = duckdb.connect(str(path))
+    for statement in theirs:
+        con.execute(statement)
+    before = con.execute("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() "
+                         "WHERE NOT internal ORDER BY 1").fetchall()
+    con.close()
+    for command in (["runs", "--db", str(path)], ["serve", "--db", str(path), "--listen", "127.0.0.1:0"]):
+        err = _one_line_error(triage(*command, check=False))
+        assert "triage did not create" in err and len(err.strip().splitlines()) == 1, err
+    con = duckdb.connect(str(path), read_only=True)
+    after = con.execute("SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() "
+                        "WHERE NOT internal ORDER BY 1").fetchall()
+    con.close()
+    assert after == before
+    assert not (tmp_path / "theirs.duckdb.spool").exists()

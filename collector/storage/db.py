@@ -70,6 +70,8 @@ def _upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
         )
     if current == SCHEMA_VERSION:
         return
+    if current == 0:
+        _refuse_foreign(con, path)
     con.execute("BEGIN")
     try:
         con.execute("CREATE TABLE IF NOT EXISTS triage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
@@ -83,6 +85,19 @@ def _upgrade(con: duckdb.DuckDBPyConnection, path: str) -> None:
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def _refuse_foreign(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """A file without triage's schema is created anew only if it holds nothing: adding our tables to
+    someone's database (or failing on a table of theirs named like ours) would be worse than no."""
+    tables = sorted(r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary "
+        "UNION ALL SELECT view_name FROM duckdb_views() WHERE database_name = current_database() "
+        "AND NOT internal AND NOT temporary").fetchall())
+    if tables:
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise StoreError(f"{path} is a DuckDB database that triage did not create (it holds {shown}); "
+                         "give --db a new file or a triage store")
 
 
 def _friendly(exc: duckdb.Error, path: str) -> StoreError:
