@@ -373,6 +373,8 @@ class Daemon:
             self.watcher.stop()
         if self.http is not None:
             self.http.stop()
+        if getattr(self, "completion", None) is not None:
+            self.completion.release_waiters()  # held `wait` calls answer now, not after the grace period
         if self._server is not None:
             self._server.stop(grace).wait()
         return self._close_storage()

@@ -140,6 +140,7 @@ class CompletionTracker:
         self._last_any = clock()  # when anything at all last committed (services carry no run id)
         self._done: dict[str, Completion] = {}
         self._stop = threading.Event()
+        self._closing = threading.Event()  # held waits answer at once (release_waiters)
         self._thread: threading.Thread | None = None
 
     def start(self) -> list[Completion]:
@@ -163,8 +164,16 @@ class CompletionTracker:
 
     def stop(self) -> None:
         self._stop.set()
+        self.release_waiters()
         if self._thread:
             self._thread.join()
+
+    def release_waiters(self) -> None:
+        """Answer every held ``wait`` now (the daemon is stopping: a held call would otherwise keep
+        the shutdown waiting for gRPC's grace period, and its client waiting with it)."""
+        self._closing.set()
+        with self._cond:
+            self._cond.notify_all()
 
     def observe(self, tables: dict[str, pa.Table]) -> None:
         """After a commit: note the runs that got data and the sessions that ended. No I/O."""
@@ -217,7 +226,7 @@ class CompletionTracker:
         with self._cond:
             while run_id not in self._done:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._stop.is_set():
+                if left <= 0 or self._closing.is_set():
                     break
                 self._cond.wait(min(left, 1.0))
         return self.status(run_id)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -221,3 +224,23 @@ def test_services_still_exporting_metrics_do_not_hold_a_finished_session_open(db
         meters.shutdown()
         daemon.terminate()
     assert query(db_path, "SELECT count(*) > 3 FROM otel_metrics_sum WHERE RunId = 'busy-1'") == [(True,)]
+
+
+def test_a_held_wait_is_answered_when_the_daemon_stops_not_after_its_grace_period(db_path):
+    """`triage wait --daemon` holds a RunStatus call up to 55 s; SIGTERM used to wait out gRPC's 30 s
+    grace for it, and the waiting CI job with it."""
+    d = DaemonProcess(db_path).start()
+    try:
+        waiter = subprocess.Popen([sys.executable, "-m", "otel_triage.cli", "wait", "never-sent", "--daemon", d.address,
+                                   "--timeout", "120"], stderr=subprocess.PIPE, text=True)
+        time.sleep(2.0)  # its call is held now
+        started = time.monotonic()
+        assert d.terminate() == 0
+        stopped = time.monotonic() - started
+        _, err = waiter.communicate(timeout=60)
+        answered = time.monotonic() - started
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.kill()
+    assert stopped < 15 and answered < 15, (stopped, answered)
+    assert waiter.returncode == 1 and "no triage daemon answers" in err, err
