@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from otel_triage.collector import auth, defaults, receiver, retention
+from otel_triage.collector import auth, defaults, errors, receiver, retention
 from otel_triage.collector.completion import CompletionStore, CompletionTracker
 from otel_triage.collector.decode import Limits
 from otel_triage.collector.files import FileIngester
@@ -128,7 +128,7 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         try:
             text = self._daemon.explain_json(request.run_id, request.baseline_run_id or None)
         except ExplainError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            context.abort(grpc.StatusCode.NOT_FOUND, errors.fit(str(exc)))
         return triage_pb2.ExplainResponse(json=text)
 
     def RunStatus(self, request: triage_pb2.RunStatusRequest, context: grpc.ServicerContext) -> Any:
@@ -173,7 +173,7 @@ class QueryService(triage_pb2_grpc.TriageServicer):
         try:
             policy = retention.Policy(request.keep_runs or None, days or None)
         except retention.RetentionError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, errors.fit(str(exc)))
         if not policy.active:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "say what to keep: keep_runs (--keep-runs N) and/or older_than_days (--older-than DAYS)")

@@ -67,6 +67,18 @@ class Answer:
     message: str
 
 
+# gRPC sends a status message (and its details) as trailing metadata, which clients refuse beyond
+# 16 KiB ("metadata size exceeds hard limit"): a message quoting a huge input must be cut to fit.
+MAX_MESSAGE_CHARS = 2000
+
+
+def fit(message: str) -> str:
+    """A status message short enough to reach the client (the start says what went wrong)."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS] + f"... ({len(message) - MAX_MESSAGE_CHARS} more characters cut)"
+
+
 def storage_message(exc: BaseException) -> str:
     """A storage failure in words a user can act on (DuckDB words a full disk several ways)."""
     text = str(exc)

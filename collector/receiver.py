@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, detail: Any) -> None:
+    message = errors.fit(message)
+    if isinstance(detail, error_details_pb2.BadRequest):
+        for violation in detail.field_violations:
+            violation.description = errors.fit(violation.description)
     status = status_pb2.Status(code=code.value[0], message=message)
     if detail is not None:
         status.details.add().Pack(detail)

@@ -98,3 +98,11 @@ def test_a_database_triage_did_not_create_is_refused_and_left_as_it_was(tmp_path
     con.close()
     assert after == before
     assert not (tmp_path / "theirs.duckdb.spool").exists()
+
+
+def test_an_unknown_run_id_of_100k_characters_is_named_in_an_answer_that_arrives(daemon):
+    """The daemon's answer quotes the run id; whole, it overflowed gRPC's 16 KiB limit on trailing
+    metadata and the client saw a transport error instead."""
+    err = _one_line_error(triage("explain", "x" * 100_000, "--daemon", daemon.address, check=False))
+    assert "unknown run id 'xxxx" in err and "characters cut" in err, err[:300]
+    assert len(err) < 5000
