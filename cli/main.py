@@ -128,7 +128,7 @@ def cli() -> None:
               help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
 @click.option("--decode-workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
-@click.option("--db-memory-limit", metavar="SIZE", default=defaults.DB_MEMORY_LIMIT, show_default=True,
+@click.option("--db-memory-limit", metavar="SIZE", type=params.MemorySize(), default=defaults.DB_MEMORY_LIMIT, show_default=True,
               help="DuckDB's memory limit (e.g. 256MB, 1GB); larger queries spill to <db>.tmp.")
 @click.option("--listen-http", metavar="HOST:PORT|off", envvar="TRIAGE_LISTEN_HTTP", default=defaults.LISTEN_HTTP,
               show_default=True, help="OTLP/HTTP listener (POST /v1/traces, /v1/logs, /v1/metrics); 'off' disables it.")

@@ -8,6 +8,7 @@ waiting for ever. And a report written over the database it was made from destro
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,29 @@ class Finite(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
+
+
+class MemorySize(click.ParamType):
+    """A DuckDB memory size (``256MB``, ``1GiB``), at least ``MIN_MEMORY``: DuckDB reads ``-5MB`` as
+    no limit at all (16,383 PiB) and ``abc`` or ``1KB`` as a limit no query fits in."""
+
+    name = "memory size"
+    _FORM = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        m = self._FORM.fullmatch(str(value))
+        unit = MEMORY_UNITS.get(m.group(2).lower()) if m else None
+        if m is None or unit is None:
+            self.fail(f"{value!r} is not a size like 256MB or 1GiB (units: {', '.join(MEMORY_UNITS)})", param, ctx)
+        if float(m.group(1)) * unit < MIN_MEMORY:
+            self.fail(f"{value!r} is below {MIN_MEMORY // 10**6}MB, too little for DuckDB to run queries in",
+                      param, ctx)
+        return str(value).strip()
+
+
+MIN_MEMORY = 64 * 10**6
+MEMORY_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,  # DuckDB's own units
+                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 def days() -> Finite:

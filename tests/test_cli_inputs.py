@@ -56,6 +56,8 @@ def test_arguments_that_are_not_utf8_are_refused_at_once(filled):
     ("wait", "r", "--timeout", "nan"), ("serve", "--retain-days", "inf"), ("serve", "--settle-seconds", "nan"),
     ("serve", "--max-request-bytes", "0"), ("serve", "--max-item-bytes", "-1"), ("serve", "--decode-workers", "-1"),
     ("serve", "--listen", "127.0.0.1:70000"), ("serve", "--listen-http", "127.0.0.1:99999"),
+    # DuckDB takes -5MB as no limit at all, and abc or 1KB as one no query fits in
+    ("serve", "--db-memory-limit", "-5MB"), ("serve", "--db-memory-limit", "abc"), ("serve", "--db-memory-limit", "1KB"),
 ], ids=lambda a: " ".join(a))
 def test_numbers_out_of_range_are_usage_errors(filled, tmp_path, args):
     """NaN and infinity passed click's ranges (a retention pass that failed every 10 min for ever,
