@@ -4,6 +4,8 @@ exactly once, and a failing insert refuses new exports instead of losing old one
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -213,3 +215,14 @@ def _flush(flusher: Flusher) -> object:
     except StoreError as exc:
         return exc
     return None
+
+
+def test_a_file_where_the_spool_goes_is_a_clear_error_for_the_daemon(tmp_path):
+    db = tmp_path / "t.duckdb"
+    open_writer(db).close()
+    Path(f"{db}.spool").write_text("someone's notes")
+    proc = subprocess.run([sys.executable, "-m", "otel_triage.cli", "serve", "--db", str(db), "--listen", "127.0.0.1:0",
+                           "--listen-http", "off"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "in the way of triage's spool" in proc.stderr, proc.stderr
+    assert Path(f"{db}.spool").read_text() == "someone's notes"
+    assert _spans(db) == 0  # reading needs no spool

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import duckdb
+from otel_triage.collector.storage.errors import StoreError
 
 if TYPE_CHECKING:  # pyarrow costs ~0.2 s to import: a reader that finds no spool needs none of it
     import pyarrow as pa
@@ -58,7 +59,7 @@ def _segment_path(directory: Path, seq: int) -> Path:
 
 def _segments(directory: Path) -> list[tuple[int, Path]]:
     found = []
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # no spool (replay refuses a file)
         for entry in directory.iterdir():
             if entry.suffix == SUFFIX and entry.stem.isdigit():
                 found.append((int(entry.stem), entry))
@@ -149,6 +150,8 @@ def replay(con: duckdb.DuckDBPyConnection, directory: Path | None, typed: Typed)
     segments start after."""
     if directory is None:
         return 0
+    if directory.exists() and not directory.is_dir():
+        raise StoreError(f"{directory} is in the way of triage's spool (it is not a directory): move it")
     segments = _segments(directory)
     if not segments:
         return flushed_segment(con)
@@ -256,4 +259,9 @@ def open_spool(con: duckdb.DuckDBPyConnection, db_path: str) -> Spool | None:
     directory = directory_of(str(db_path))
     if directory is None:
         return None
-    return Spool(directory, replay(con, directory, json_typed))
+    after = replay(con, directory, json_typed)
+    try:
+        return Spool(directory, after)
+    except OSError as exc:
+        raise StoreError(f"cannot create the spool {directory} beside the database ({exc.strerror}): "
+                         "triage acknowledges rows once they are there") from exc
