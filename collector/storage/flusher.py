@@ -30,15 +30,25 @@ log = logging.getLogger(__name__)
 
 FLUSH_ROWS = 122_880  # DuckDB's row group size: a commit of this many rows of a table skips its WAL
 FLUSH_SECONDS = 2.0  # a slower trickle is in the database this soon after its first row
-# Rows appended and not yet inserted beyond which an export waits (the flusher keeps up at ~3 µs a
-# row; this bounds the memory they hold when it does not).
+# ... and sooner when the open transaction holds this many bytes (Arrow's size of what it inserted):
+# its last row group stays in memory uncompressed until the commit, and fat rows (8 KB attributes)
+# would hold ~1 GB before 122,880 of them. Above what 122,880 spans of ~1.6 KB take: a smaller bound
+# (64 MiB) cut the row groups of ordinary spans short (their rows then went through the WAL again).
+FLUSH_BYTES = 192 << 20
+# Appended and not yet inserted beyond which an export waits (the flusher keeps up at ~3 µs a row;
+# this bounds the memory they hold when it does not), in rows and in bytes.
 MAX_QUEUED_ROWS = 32_768
+MAX_QUEUED_BYTES = 32 << 20
 RETRY_SECONDS = 1.0
 Typed = Callable[[str, pa.Table], pa.Table]
 
 
 def _rows(tables: dict[str, pa.Table]) -> int:
     return sum(table.num_rows for table in tables.values())
+
+
+def _bytes(tables: dict[str, pa.Table]) -> int:
+    return sum(table.nbytes for table in tables.values())
 
 
 class Flusher:
@@ -49,6 +59,7 @@ class Flusher:
         self._cv = threading.Condition()
         self._queue: list[dict[str, pa.Table]] = []
         self._queued_rows = 0
+        self._queued_bytes = 0
         self._appended = 0  # group commits appended to the spool so far
         self._committed = 0  # ... of which this many are in the database
         self._wanted = 0  # ``flush`` asks for a commit once this many are inserted
@@ -60,6 +71,7 @@ class Flusher:
         # The open transaction (touched by this thread only).
         self._open = False
         self._rows: dict[str, int] = {}  # rows inserted a table
+        self._bytes = 0  # Arrow bytes inserted
         self._since = 0.0
         self._thread = threading.Thread(target=self._run, name="triage-flush", daemon=True)
         self._thread.start()
@@ -67,13 +79,15 @@ class Flusher:
     def append(self, tables: dict[str, pa.Table]) -> None:
         """Make one group commit durable (the caller acknowledges it after this) and queue it."""
         with self._cv:
-            self._cv.wait_for(lambda: self._queued_rows < MAX_QUEUED_ROWS or self._stop or self._error is not None
+            self._cv.wait_for(lambda: (self._queued_rows < MAX_QUEUED_ROWS and self._queued_bytes < MAX_QUEUED_BYTES)
+                              or self._stop or self._error is not None
                               or self._dead)
             if self._error is not None or self._dead:
                 raise StoreError(f"the database refuses spooled rows: {self._error or 'the flusher stopped'}")
             self._spool.append(tables)
             self._queue.append(tables)
             self._queued_rows += _rows(tables)
+            self._queued_bytes += _bytes(tables)
             self._appended += 1
             self._cv.notify_all()
 
@@ -153,13 +167,15 @@ class Flusher:
                 self._recover()
                 return True
             items, upto = self._queue, self._appended
-            self._queue, self._queued_rows = [], 0
+            self._queue, self._queued_rows, self._queued_bytes = [], 0, 0
             self._cv.notify_all()
             rows = dict(self._rows)
             for tables in items:
                 for name, table in tables.items():
                     rows[name] = rows.get(name, 0) + table.num_rows
+            size = self._bytes + sum(_bytes(t) for t in items)
             commit = (self._stop or self._wanted > self._committed or max(rows.values(), default=0) >= FLUSH_ROWS
+                      or size >= FLUSH_BYTES
                       or (self._open and time.monotonic() - self._since >= FLUSH_SECONDS))
             stop = self._stop
             try:
@@ -184,17 +200,18 @@ class Flusher:
         for tables in items:
             if not self._open:
                 self._cur.execute("BEGIN")
-                self._open, self._rows, self._since = True, {}, time.monotonic()
+                self._open, self._rows, self._bytes, self._since = True, {}, 0, time.monotonic()
             for name, table in tables.items():
                 _batch = self._typed(name, table)
                 self._cur.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
                 self._rows[name] = self._rows.get(name, 0) + table.num_rows
+                self._bytes += table.nbytes
 
     def _commit(self, sealed: int) -> None:
         if self._open:
             spooling.mark(self._cur, sealed)
             self._cur.execute("COMMIT")
-            self._open, self._rows = False, {}
+            self._open, self._rows, self._bytes = False, {}, 0
         with contextlib.suppress(OSError):  # committed and marked: replay skips what is left
             self._spool.remove_through(sealed)
 
@@ -203,7 +220,7 @@ class Flusher:
         if self._open:
             with contextlib.suppress(duckdb.Error):
                 self._cur.execute("ROLLBACK")
-            self._open, self._rows = False, {}
+            self._open, self._rows, self._bytes = False, {}, 0
         with self._cv:
             self._error = exc
             self._cv.notify_all()
@@ -212,7 +229,7 @@ class Flusher:
         """Under the lock: insert every segment not yet in the database from disk (the queue's
         tables are among them), then accept exports again."""
         upto = self._appended
-        self._queue, self._queued_rows = [], 0
+        self._queue, self._queued_rows, self._queued_bytes = [], 0, 0
         try:
             sealed = self._spool.seal()
             spooling.insert_segments(self._cur, self._spool.directory, sealed, self._typed)
