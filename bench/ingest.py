@@ -41,7 +41,7 @@ METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SERVICES = ["gateway", "orders", "inventory", "payments", "notifier"]
 
 
-def make_requests(client: int, n_requests: int, batch: int, attributes: int = 10) -> list[bytes]:
+def make_requests(client: int, n_requests: int, batch: int, attributes: int = 10, fat: int = 0) -> list[bytes]:
     rnd = random.Random(client)
     out = []
     span_no = 0
@@ -76,6 +76,8 @@ def make_requests(client: int, n_requests: int, batch: int, attributes: int = 10
                         ("client.address", "string_value", "10.0.0.12"),
                         ("app.cache_hit", "bool_value", rnd.random() < 0.5))[:attributes]:
                     setattr(span.attributes.add(key=key).value, kind, value)
+                if fat:  # an incompressible payload (a request body, a query): the memory bound's test
+                    span.attributes.add(key="app.payload").value.string_value = rnd.randbytes(fat // 2).hex()
                 span.status.code = 1
                 roll = rnd.random()
                 if roll < 0.2:
@@ -162,9 +164,9 @@ def http_stream(address: str, chunk: list[bytes], chunked: bool = False) -> int:
 
 
 def client_main(client: int, address: str, n_requests: int, batch: int, streams: int, ready, go, result,
-                protocol: str = "grpc", sdk: bool = False, attributes: int = 10) -> None:
+                protocol: str = "grpc", sdk: bool = False, attributes: int = 10, fat: int = 0) -> None:
     payloads = (make_sdk_requests(client, n_requests, batch) if sdk
-                else make_requests(client, n_requests, batch, attributes))
+                else make_requests(client, n_requests, batch, attributes, fat))
     ready.put(sum(len(p) for p in payloads))
     go.wait()
     cpu0 = time.process_time()
@@ -300,7 +302,8 @@ def drive(address: str, pids: list[int], args: argparse.Namespace) -> dict:
     per_client = args.spans // args.batch // args.clients
     protocol = getattr(args, "protocol_now", "grpc")
     procs = [ctx.Process(target=client_main, args=(c, address, per_client, args.batch, args.streams,
-                                                    ready, go, result, protocol, args.sdk, args.attributes))
+                                                    ready, go, result, protocol, args.sdk, args.attributes,
+                                                    args.fat_bytes))
              for c in range(args.clients)]
     for p in procs:
         p.start()
@@ -369,6 +372,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--attributes", type=int, default=10, choices=range(11), metavar="0-10",
                         help="attributes a span (by hand-built requests; fewer make lighter spans)")
+    parser.add_argument("--fat-bytes", type=int, default=0, metavar="N",
+                        help="one more attribute of N random characters a span (fat spans: the memory bound)")
     parser.add_argument("--decode-workers", type=int, default=None,
                         help="passed to `triage serve` (default: the daemon's own default)")
     parser.add_argument("--protocol", choices=["grpc", "http", "http-chunked"], default="grpc",

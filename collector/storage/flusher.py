@@ -51,6 +51,13 @@ def _bytes(tables: dict[str, pa.Table]) -> int:
     return sum(table.nbytes for table in tables.values())
 
 
+def lean(tables: dict[str, pa.Table]) -> bool:
+    """Whether a row group of rows like these fits in ``FLUSH_BYTES``: only then does the spool pay
+    (DuckDB writes the row group straight to the file); fatter rows are committed directly."""
+    rows = max((table.num_rows for table in tables.values()), default=0)
+    return rows == 0 or _bytes(tables) * FLUSH_ROWS <= FLUSH_BYTES * rows
+
+
 class Flusher:
     def __init__(self, cur: duckdb.DuckDBPyConnection, spool: spooling.Spool, typed: Typed) -> None:
         self._cur = cur

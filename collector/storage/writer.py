@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 from otel_triage.collector.storage import spool as spooling
-from otel_triage.collector.storage.flusher import Flusher
+from otel_triage.collector.storage.flusher import Flusher, lean
 from otel_triage.collector.tables import json_typed
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,11 @@ class Writer:
         self._finish(jobs, time.perf_counter() - started)
 
     def _spooled(self, jobs: list[WriteJob]) -> bool:
-        return self._flusher is not None and all(job.replace_run is None for job in jobs)
+        """Ingest rows small enough that a row group of them fits the flusher's transaction; others
+        (derived rows, fat rows) are committed here, as before the spool: through the spool they
+        would reach DuckDB's WAL all the same, after a second write."""
+        return (self._flusher is not None and all(job.replace_run is None for job in jobs)
+                and all(lean(job.tables) for job in jobs))
 
     def _append(self, jobs: list[WriteJob]) -> None:
         by_table: dict[str, list[pa.Table]] = {}
