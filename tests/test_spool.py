@@ -226,3 +226,26 @@ def test_a_file_where_the_spool_goes_is_a_clear_error_for_the_daemon(tmp_path):
     assert proc.returncode == 1 and "in the way of triage's spool" in proc.stderr, proc.stderr
     assert Path(f"{db}.spool").read_text() == "someone's notes"
     assert _spans(db) == 0  # reading needs no spool
+
+
+def test_fat_rows_are_committed_directly_not_spooled(tmp_path):
+    """A row group of 8 KB rows would not fit the flusher's transaction, so through the spool they
+    would be written twice (spool, then DuckDB's WAL): the writer commits them itself."""
+    db = tmp_path / "t.duckdb"
+    con = open_writer(db)
+    the_spool = spool.open_spool(con, str(db))
+    writer = Writer(con, spool=the_spool)
+    try:
+        request = _request(50, trace_byte=1)
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            span.attributes[0].value.string_value = os.urandom(4000).hex()
+        fat = decode_together("traces", [request.SerializeToString()], None, Limits())[0]
+        writer.submit(WriteJob(fat, 50)).result()
+        assert the_spool is not None and not spool.has_segments(the_spool.directory)
+        cur = con.cursor()  # not through Writer.read: nothing is flushed first
+        assert cur.execute("SELECT count(*) FROM otel_traces").fetchall() == [(50,)]
+        writer.submit(WriteJob(_tables(3, 2), 3)).result()  # lean rows: spooled, as ever
+        assert spool.has_segments(the_spool.directory)
+        cur.close()
+    finally:
+        writer.close()
