@@ -2,7 +2,8 @@
 
 The writer thread appends each group commit to the spool (spool.py: fsynced, then acknowledged)
 and hands its tables here. This thread inserts them as they come into one open transaction on a
-cursor of its own, and commits it once it holds a row group's worth of spans, so DuckDB writes them
+cursor of its own, and commits it once a table holds a row group's worth of rows (or the transaction
+``FLUSH_BYTES``), so DuckDB writes them
 compressed straight to the file instead of into its WAL and again at a checkpoint (and keeps no
 uncommitted row group in memory longer than it takes to fill). It commits sooner when its oldest row
 is ``FLUSH_SECONDS`` old, and whenever ``flush`` asks (before every read, a retention delete, close):
