@@ -12,9 +12,10 @@ holds (``triage_meta``), so a replay after a crash inserts every acknowledged re
 A segment is a file of records, one a group commit: a header (magic, number of tables, payload
 length, CRC-32 of the payload), then per table its name and the table as one Arrow IPC stream
 (LZ4-compressed buffers). A batch is replayed whole or not at all (a dropped file and its ledger row
-are one batch). Each record is fsynced before its
-rows are acknowledged, so only a record that was never acknowledged can be torn by a crash: replay
-stops at the first record whose length or checksum does not hold.
+are one batch). Each record is fsynced before its rows are acknowledged, so only a record that was
+never acknowledged can be torn by a crash: replay stops at the first record whose length or checksum
+does not hold. Rows too fat for a row group to fit the flusher's transaction are not spooled
+(flusher.lean): they would reach DuckDB's WAL all the same.
 """
 
 from __future__ import annotations
