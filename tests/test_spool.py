@@ -93,9 +93,10 @@ def test_a_crash_after_the_insert_committed_but_before_the_segments_went_inserts
 def test_the_flusher_commits_on_demand_and_a_failed_insert_refuses_exports_until_it_recovers(tmp_path):
     db = tmp_path / "t.duckdb"
     con = open_writer(db)
-    directory = spool.directory_of(str(db))
-    assert directory is not None
-    flusher = Flusher(con.cursor(), spool.Spool(directory, spool.replay(con, directory, json_typed)), json_typed)
+    the_spool = spool.open_spool(con, str(db))
+    assert the_spool is not None
+    directory = the_spool.directory
+    flusher = Flusher(con.cursor(), the_spool, json_typed)
     try:
         flusher.append(_tables(3, 1))
         flusher.flush()  # what every read does first
@@ -110,14 +111,7 @@ def test_the_flusher_commits_on_demand_and_a_failed_insert_refuses_exports_until
         assert spool.has_segments(directory)
 
         con.execute("ALTER TABLE otel_traces_away RENAME TO otel_traces")
-        deadline = time.monotonic() + 30
-        while True:  # the flusher inserts the spooled rows again from disk, then accepts exports
-            try:
-                flusher.append(_tables(5, 3))
-                break
-            except StoreError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        _append_once_recovered(flusher, _tables(5, 3))
         flusher.flush()
         assert con.execute("SELECT count(*) FROM otel_traces").fetchall()[0][0] == 3 + 4 + 5
     finally:
@@ -175,9 +169,8 @@ def test_retention_gives_space_back_while_the_flusher_holds_rows(tmp_path):
 def test_a_spool_that_fails_to_seal_fails_the_flush_and_recovers_instead_of_hanging(tmp_path):
     db = tmp_path / "t.duckdb"
     con = open_writer(db)
-    directory = spool.directory_of(str(db))
-    assert directory is not None
-    the_spool = spool.Spool(directory, spool.replay(con, directory, json_typed))
+    the_spool = spool.open_spool(con, str(db))
+    assert the_spool is not None
     flusher = Flusher(con.cursor(), the_spool, json_typed)
     seal, failures = the_spool.seal, [OSError(5, "Input/output error")]
 
@@ -194,19 +187,25 @@ def test_a_spool_that_fails_to_seal_fails_the_flush_and_recovers_instead_of_hang
         reader.start()
         reader.join(30)
         assert outcome and isinstance(outcome[0], StoreError), outcome  # an answer, not a hang
-        deadline = time.monotonic() + 30
-        while True:  # recovery inserts the spooled rows from disk, then exports are taken again
-            try:
-                flusher.append(_tables(4, 2))
-                break
-            except StoreError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        _append_once_recovered(flusher, _tables(4, 2))
         flusher.flush()
         assert con.execute("SELECT count(*) FROM otel_traces").fetchall()[0][0] == 7
     finally:
         flusher.close()
         con.close()
+
+
+def _append_once_recovered(flusher: Flusher, tables: dict[str, pa.Table]) -> None:
+    """Append as a client retrying would: refused until the flusher has inserted the spooled rows
+    again from disk (every second), then taken."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            flusher.append(tables)
+            return
+        except StoreError:
+            assert time.monotonic() < deadline, "the flusher never recovered"
+            time.sleep(0.1)
 
 
 def _flush(flusher: Flusher) -> object:
