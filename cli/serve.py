@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -178,9 +177,9 @@ class QueryService(triage_pb2_grpc.TriageServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "say what to keep: keep_runs (--keep-runs N) and/or older_than_days (--older-than DAYS)")
         db = self._daemon.config.db
-        before = os.path.getsize(db)
+        before = retention.disk_bytes(db)
         pruned = retention.prune_on(self._daemon.exclusive, policy, self._daemon.forget_runs)
-        found = retention.report(pruned, before, os.path.getsize(db))
+        found = retention.report(pruned, before, retention.disk_bytes(db))
         return triage_pb2.PruneResponse(json=json.dumps(found), db_path=db)
 
 

@@ -14,7 +14,9 @@ are in docs (storage, Retention).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -119,15 +121,30 @@ def summary(pruned: Pruned) -> str:
             f"{rows.get('otel_logs', 0)} logs, {points} metric points")
 
 
+def disk_bytes(path: str) -> int:
+    """What the store takes on disk: the file, its write-ahead log and the ingest spool. The file
+    alone misleads: rows not yet checkpointed live in the WAL, so a prune (which checkpoints) would
+    show the file growing while the disk used shrank."""
+    from otel_triage.collector.storage import spool
+
+    total = 0
+    for part in (path, f"{path}.wal"):
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(part)
+    directory = spool.directory_of(path)
+    if directory is not None:
+        with contextlib.suppress(OSError):
+            total += sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
+    return total
+
+
 def prune_file(path: str, policy: Policy) -> dict[str, Any]:
     """``triage prune``: prune a file no daemon holds, checkpoint, and say what went."""
-    import os
-
     from otel_triage.collector.storage.db import StoreError, open_writer
 
     if not os.path.exists(path):
         raise StoreError(f"{path} does not exist")
-    before = os.path.getsize(path)
+    before = disk_bytes(path)
     con = open_writer(path)
     try:
         con.execute("BEGIN")
@@ -140,7 +157,7 @@ def prune_file(path: str, policy: Policy) -> dict[str, Any]:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    return report(pruned, before, os.path.getsize(path))
+    return report(pruned, before, disk_bytes(path))
 
 
 def report(pruned: Pruned, bytes_before: int, bytes_after: int) -> dict[str, Any]:

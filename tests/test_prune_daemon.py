@@ -141,3 +141,48 @@ def test_a_run_pruned_while_open_does_not_come_back_as_complete(db_path: Path, m
         if daemon.proc and daemon.proc.poll() is None:
             daemon.kill()
     assert query(db_path, "SELECT RunId FROM triage_run_completion") == [(kept,)]
+
+
+def test_a_run_still_arriving_outranks_an_older_run_that_completed_since(db_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's age is its newest data, not when the daemon declared it complete: `old` ends its session
+    and completes after `new` (still going) sent its spans; keeping one run must keep `new`."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer%20{TOKEN}")
+    daemon = _serve(db_path, quiet=600)  # `new` stays open for the whole test
+    try:
+        send_run(daemon.address, "old")  # its session ends: complete once the settle time has passed
+        time.sleep(0.05)
+        send_run(daemon.address, "new", end_session=False)
+        waited = _triage("wait", "old", "--daemon", daemon.address, "--timeout", "60", token=TOKEN)
+        assert "complete" in waited.stderr, waited.stderr
+        assert query_daemon_runs(daemon.address) == {"old", "new"}
+        done = _triage("prune", "--daemon", daemon.address, "--keep-runs", "1", "--json", token=TOKEN)
+        assert json.loads(done.stdout)["runs"] == ["old"], done.stdout + done.stderr
+        assert query_daemon_runs(daemon.address) == {"new"}
+        assert daemon.terminate() == 0
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill()
+
+
+def query_daemon_runs(address: str) -> set[str]:
+    listed = _triage("runs", "--daemon", address, "--json", token=TOKEN)
+    return {r["run_id"] for r in json.loads(listed.stdout)["runs"]}
+
+
+def test_prune_counts_the_write_ahead_log_and_the_spool(db_path: Path) -> None:
+    """After a crash, rows live in the WAL and the ingest spool, not in the file: bytes_before counts
+    them, so a prune (which checkpoints them into the file) does not report the store growing."""
+    daemon = DaemonProcess(db_path, ["--quiet-period", "600"]).start()
+    try:
+        for run in RUNS:
+            send_run(daemon.address, run, end_session=False)
+    finally:
+        daemon.kill()
+    spool_dir = Path(os.path.realpath(db_path) + ".spool")
+    parts = [db_path, Path(f"{db_path}.wal"), *(spool_dir.iterdir() if spool_dir.is_dir() else [])]
+    on_disk = sum(p.stat().st_size for p in parts if p.exists())
+    assert on_disk > db_path.stat().st_size  # the WAL or the spool holds rows
+    done = _triage("prune", "--db", str(db_path), "--keep-runs", "1", "--json")
+    found = json.loads(done.stdout)
+    assert found["bytes_before"] == on_disk and len(found["runs"]) == 2, done.stdout + done.stderr
