@@ -58,11 +58,13 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
             str(r["spans"]),
             str(r["logs"]),
             str(r["metric_points"]),
+            str(r.get("tests", 0)),
+            str(r.get("failed_tests", 0)),
             ", ".join(r["services"]),
         ]
         for r in runs
     ]
-    return table(["RUN", "LAST SEEN (UTC)", "SPANS", "LOGS", "POINTS", "SERVICES"], rows)
+    return table(["RUN", "LAST SEEN (UTC)", "SPANS", "LOGS", "POINTS", "TESTS", "FAILED", "SERVICES"], rows)
 
 
 @_safe

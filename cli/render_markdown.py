@@ -50,10 +50,15 @@ def defang(text: str) -> str:
                          else m.group(0) + ZWSP, text)
 
 
+# A list marker at the start of a line's text ("- x", "+ x", "1. x") nests a list inside our bullet.
+_LEADING_MARKER = re.compile(r"^(\s*)(?:([-+])|(\d+)([.)]))(?=\s|$)")
+
+
 def _markdown_escaped(text: str) -> str:
     for ch in "\\`*_[]|#~":
         text = text.replace(ch, "\\" + ch)
-    return text
+    return _LEADING_MARKER.sub(lambda m: m.group(1) + ("\\" + m.group(2) if m.group(2) else m.group(3) + "\\" + m.group(4)),
+                               text)
 
 
 def inline(text: str | None, limit: int = CELL_CHARS) -> str:

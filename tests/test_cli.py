@@ -49,7 +49,10 @@ def test_runs_json_from_daemon_and_from_file_agree(daemon, db_path):
     assert (run["spans"], run["logs"], run["metric_points"]) == (5, 0, 0)
     assert run["services"] == ["inventory", "svc"]
     text = triage("runs", "--db", str(db_path)).stdout
-    assert re.search(r"^r\s+\S+ \S+\s+5\s+0\s+0\s+inventory, svc$", text, re.M), text
+    tests = rf"{run['tests']}\s+{run['failed_tests']}"  # the README's tour: runs "with their tests and failures"
+    assert re.search(rf"^r\s+\S+ \S+\s+5\s+0\s+0\s+{tests}\s+inventory, svc$", text, re.M), text
+    assert text.splitlines()[0].split() == ["RUN", "LAST", "SEEN", "(UTC)", "SPANS", "LOGS", "POINTS", "TESTS",
+                                            "FAILED", "SERVICES"]
 
 
 def test_sidecar_run_id_claims_items_without_one(db_path):

@@ -185,3 +185,24 @@ def test_markdown_of_a_huge_run_stays_under_githubs_step_summary_limit(shared_ru
     md = explanation_markdown(many)
     assert len(md.encode()) < 1024 * 1024
     assert md.count("<details>") == 100 and "… and 900 more failed tests" in md
+
+
+def test_markdown_diff_changes_stay_one_list_on_github(shared_run):
+    """Each change line starts with its sign (- vanished, + appeared): escaped, not a list inside the list."""
+    import cmarkgfm
+
+    _, raw = shared_run
+    model = normalise(raw)
+    model["failed_tests"][0]["diff"] = {
+        "baseline_run_id": "d-1", "baseline_trace_id": "77aa", "baseline_span_id": "03bc", "spans": 3,
+        "baseline_spans": 4, "appeared": 1, "vanished": 1, "slower": 0, "status_changed": 0,
+        "summary": "against run d-1: 1 vanished, 1 appeared",
+        "changes": [{"change": change, "service": "payments", "operation": "POST /charges", "path": [],
+                     "span_id": "b58c", "baseline_span_id": "4e01", "duration_ms": 1.0, "baseline_duration_ms": 1.0,
+                     "status": "Ok", "baseline_status": "Ok", "detail": "a call"} for change in ("vanished", "appeared")]}
+    md = explanation_markdown(from_dict(model))
+    html = cmarkgfm.github_flavored_markdown_to_html(md)
+    diff = html[html.index("diff:"):]
+    items = re.findall(r"<li>(.*?)</li>", diff[:diff.index("</ul>")], re.S)
+    assert [i.split(" ")[0] for i in items] == ["-", "+"], diff
+    assert "<ul>" not in "".join(items), diff
