@@ -59,6 +59,7 @@ def source_options(fn: Any) -> Any:
     fn = click.option(
         "--daemon",
         metavar="HOST:PORT",
+        type=params.Address(),
         default=None,
         help="Ask a running `triage serve` at this address instead of opening a file.",
     )(fn)
@@ -116,7 +117,7 @@ def cli() -> None:
 @cli.command()
 @click.option("--db", metavar="PATH", envvar="TRIAGE_DB", default=client.DEFAULT_DB, show_default=True,
               help="DuckDB file to write (env TRIAGE_DB); created and upgraded as needed.")
-@click.option("--listen", metavar="HOST:PORT", envvar="TRIAGE_LISTEN", default=client.DEFAULT_LISTEN,
+@click.option("--listen", metavar="HOST:PORT", type=params.Address(), envvar="TRIAGE_LISTEN", default=client.DEFAULT_LISTEN,
               show_default=True, help="OTLP/gRPC and query API address (env TRIAGE_LISTEN); port 0 picks one.")
 @click.option("--run-id", metavar="ID", default=None,
               help="Sidecar mode: items that carry no cicd.pipeline.run.id belong to this run.")
@@ -127,10 +128,11 @@ def cli() -> None:
 @click.option("--max-pending-bytes", type=click.IntRange(min=1), default=defaults.MAX_PENDING_BYTES, show_default=True,
               help="Bytes of requests waiting to commit before new ones get UNAVAILABLE + RetryInfo.")
 @click.option("--decode-workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Processes that decode OTLP into columns beside the writer (0: decode in the gRPC threads).")
+              help="Processes that decode OTLP into columns beside the writer (0: one decoder thread in the daemon).")
 @click.option("--db-memory-limit", metavar="SIZE", type=params.MemorySize(), default=defaults.DB_MEMORY_LIMIT, show_default=True,
               help="DuckDB's memory limit (e.g. 256MB, 1GB); larger queries spill to <db>.tmp.")
-@click.option("--listen-http", metavar="HOST:PORT|off", envvar="TRIAGE_LISTEN_HTTP", default=defaults.LISTEN_HTTP,
+@click.option("--listen-http", metavar="HOST:PORT|off", type=params.Address(off_ok=True), envvar="TRIAGE_LISTEN_HTTP",
+              default=defaults.LISTEN_HTTP,
               show_default=True, help="OTLP/HTTP listener (POST /v1/traces, /v1/logs, /v1/metrics); 'off' disables it.")
 @click.option("--http-request-timeout", type=params.Finite(min=0.1), default=defaults.HTTP_REQUEST_TIMEOUT,
               show_default=True, metavar="SECONDS",
@@ -270,12 +272,12 @@ def tests(db: str, daemon: str | None, flaky_only: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"tests": found}, indent=2))
     else:
-        click.echo(render().tests_table(found))
+        click.echo(render().tests_table(found, flaky_only))
 
 
 @cli.command()
 @token_option
-@click.option("--daemon", metavar="HOST:PORT", envvar="TRIAGE_LISTEN", default=client.DEFAULT_LISTEN,
+@click.option("--daemon", metavar="HOST:PORT", type=params.Address(), envvar="TRIAGE_LISTEN", default=client.DEFAULT_LISTEN,
               show_default=True, help="The daemon to ask.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def stats(daemon: str, as_json: bool) -> None:
@@ -356,7 +358,7 @@ def report(run_id: str, db: str, daemon: str | None, output: str, baseline: str 
 
 @cli.command()
 @token_option
-@click.option("--daemon", metavar="HOST:PORT", default=None,
+@click.option("--daemon", metavar="HOST:PORT", type=params.Address(), default=None,
               help="Prune through this running `triage serve` (the file it holds) instead of --db.")
 @click.option("--db", metavar="PATH", envvar="TRIAGE_DB", default=client.DEFAULT_DB, show_default=True,
               help="DuckDB file to prune (env TRIAGE_DB); no daemon may hold it.")

@@ -49,6 +49,25 @@ class MemorySize(click.ParamType):
         return str(value).strip()
 
 
+class Address(click.ParamType):
+    """HOST:PORT with a port of 0-65535 (a usage error, exit 2, like any other bad option value);
+    ``off_ok``: the word ``off`` too (``--listen-http off``)."""
+
+    name = "address"
+
+    def __init__(self, off_ok: bool = False) -> None:
+        self.off_ok = off_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        if self.off_ok and text.lower() in ("off", "none", ""):
+            return text
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+            self.fail(f"{text!r} is not HOST:PORT with a port of 0-65535 (e.g. 127.0.0.1:4317)", param, ctx)
+        return text
+
+
 MIN_MEMORY = 64 * 10**6
 MEMORY_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,  # DuckDB's own units
                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}

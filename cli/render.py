@@ -77,10 +77,10 @@ def files_table(files: list[dict[str, Any]]) -> str:
 
 
 @_safe
-def tests_table(tests: list[dict[str, Any]]) -> str:
+def tests_table(tests: list[dict[str, Any]], flaky_only: bool = False) -> str:
     """One line per test: its outcomes oldest → newest as P/F, and the verdict on its latest failure."""
     if not tests:
-        return "no tests yet (or none flaky)"
+        return "no flaky tests (run `triage tests` for every test)" if flaky_only else "no tests yet"
     mark = {"passed": "P", "failed": "F"}
     rows = [[t["test"], "".join(mark.get(o["status"], ".") for o in t["outcomes"]), f"{t['failed']}/{t['runs']}",
              history_words_or_dash(t)] for t in tests]

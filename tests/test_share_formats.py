@@ -206,3 +206,9 @@ def test_markdown_diff_changes_stay_one_list_on_github(shared_run):
     items = re.findall(r"<li>(.*?)</li>", diff[:diff.index("</ul>")], re.S)
     assert [i.split(" ")[0] for i in items] == ["-", "+"], diff
     assert "<ul>" not in "".join(items), diff
+
+
+def test_tests_flaky_says_none_is_flaky_when_there_are_tests(shared_run):
+    db, _ = shared_run
+    assert "tests/test_shop.py::test_pay" in triage("tests", "--db", str(db)).stdout
+    assert triage("tests", "--db", str(db), "--flaky").stdout.strip() == "no flaky tests (run `triage tests` for every test)"
