@@ -18,6 +18,7 @@ from otel_triage.collector.clickhouse import (
     DEFAULT_SINCE,
     ClickHouseError,
     ClickHouseOptions,
+    check_url,
     parse_since,
 )
 
@@ -42,13 +43,24 @@ def clickhouse_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, clickhouse: str | None, ch_database: str, ch_prefix: str, ch_since: str,
                 ch_max_spans: int, **kwargs: Any) -> Any:
         ch = None
+        ctx = click.get_current_context()
+        given = {name: ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+                 for name in ("clickhouse", "db")}
+        if clickhouse and given["db"] and not given["clickhouse"]:
+            clickhouse = None  # TRIAGE_CLICKHOUSE in the environment: an explicit --db beats it
         if clickhouse:
             if kwargs.get("daemon"):
                 raise click.UsageError("--clickhouse and --daemon name two sources: give one")
+            if given["db"]:
+                raise click.UsageError("--clickhouse and --db name two sources: give one")
             try:
                 parse_since(ch_since)
             except ClickHouseError as exc:
-                raise click.BadParameter(str(exc), param_hint="--since") from exc
+                raise click.BadParameter(str(exc).removeprefix("--since "), param_hint="--since") from exc
+            try:
+                check_url(clickhouse)
+            except ClickHouseError as exc:
+                raise click.BadParameter(str(exc).removeprefix("--clickhouse "), param_hint="--clickhouse") from exc
             ch = ClickHouseOptions(url=clickhouse, database=ch_database, prefix=ch_prefix, since=ch_since,
                                    max_spans=ch_max_spans)
         return fn(*args, ch=ch, **kwargs)

@@ -259,7 +259,8 @@ def runs(db: str, daemon: str | None, as_json: bool, ch: ClickHouseOptions | Non
     if as_json:
         click.echo(json.dumps({"runs": found}, indent=2))
     else:
-        click.echo(render().runs_table(found))
+        click.echo(render().runs_table(found, ch and f"no runs in the last {ch.since} (--since) in "
+                                              f"{ch.table('traces')} (--database, --table-prefix)"))
 
 
 @cli.command()

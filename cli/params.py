@@ -88,8 +88,13 @@ def write_text(path: str, text: str) -> None:
         header = b""
     if header[8:12] == DUCKDB_MAGIC:
         raise click.ClickException(f"{path} is a DuckDB database: not overwriting it (choose another -o)")
+    from otel_triage.collector.storage import db
+
     try:
+        created = not target.exists()
         target.write_text(text, encoding="utf-8")
+        if created and db.USER_UMASK is not None:  # the store's umask (private_files) is not the user's
+            target.chmod(0o666 & ~db.USER_UMASK)
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from exc
 

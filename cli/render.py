@@ -48,9 +48,9 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 @_safe
-def runs_table(runs: list[dict[str, Any]]) -> str:
+def runs_table(runs: list[dict[str, Any]], empty: str | None = None) -> str:
     if not runs:
-        return "no runs yet (send OTLP to `triage serve`; see docs/correlation.md, Runs)"
+        return empty or "no runs yet (send OTLP to `triage serve`; see docs/correlation.md, Runs)"
     rows = [
         [
             r["run_id"],

@@ -13,6 +13,7 @@ is one line for the person at the terminal.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import suppress
@@ -57,12 +58,44 @@ class ClickHouseError(StoreError):
     """ClickHouse cannot serve the request (unreachable, refused, missing schema, unknown run)."""
 
 
+MAX_SINCE_SECONDS = 36_500 * 86_400  # a century, as --older-than: beyond, ClickHouse's time maths overflows
+
+
 def parse_since(text: str) -> float:
-    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` → seconds."""
+    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` → seconds (at least one, at most a century)."""
     m = _SINCE.match(text)
     if not m:
         raise ClickHouseError(f"--since {text!r}: expected a number and a unit (s, m, h, d or w), e.g. 24h")
-    return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if not 1 <= seconds <= MAX_SINCE_SECONDS:
+        raise ClickHouseError(f"--since {text!r}: give a window of at least 1s and at most 36500d")
+    return seconds
+
+
+SCHEMES = ("http", "https", "chdb")
+
+
+def check_url(url: str) -> str:
+    """The URL as the driver takes it (``host:port`` means HTTP), or a one-line reason it cannot be
+    one: the driver would read ``tcp://`` (the Collector's native-protocol endpoint) or a bare path as
+    an HTTP host, and a relative ``chdb://`` path as a host name, and answer with misleading errors."""
+    from urllib.parse import urlsplit
+
+    if url.startswith(("/", ".", "~")):
+        raise ClickHouseError(f"--clickhouse {url!r}: a chDB directory is given as chdb:///absolute/path")
+    if "://" not in url:
+        url = f"http://{url}"
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise ClickHouseError(
+            f"--clickhouse {redact(url)}: triage speaks ClickHouse's HTTP interface (http[s]://host:8123) or "
+            f"embedded chDB (chdb:///path), not {scheme}:// (the Collector's tcp://host:9000 is the native "
+            "protocol: give the server's HTTP port)")
+    if scheme == "chdb":
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ClickHouseError(f"--clickhouse {url!r}: a chDB directory is given as chdb:///absolute/path")
+    return url
 
 
 @dataclass(frozen=True)
@@ -87,8 +120,8 @@ def quote_ident(name: str) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """The URL without its password (up to the last ``@`` before the path: a password may hold one), for messages."""
+    return re.sub(r"(://[^:/@]*:)[^/?#]*@", r"\1***@", url)
 
 
 @dataclass
@@ -144,7 +177,12 @@ class Connection:
         driver = _import_driver()
         # The driver logs each failed request before raising it; the raised error is ours to word.
         logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
-        url = opts.url if "://" in opts.url else f"http://{opts.url}"
+        url = check_url(opts.url)
+        if url.startswith("chdb:"):
+            # A read command: a directory that is not there is a typo, not a database to create.
+            directory = url.split("://", 1)[1].split("?", 1)[0]
+            if not os.path.isdir(directory):
+                raise ClickHouseError(f"no chDB directory at {directory} (--clickhouse {url})")
         try:
             # Trace-id lists travel as query parameters: in the request body, not the URL.
             http = {} if url.startswith("chdb:") else {"connect_timeout": 5, "send_receive_timeout": 600,
@@ -154,6 +192,11 @@ class Connection:
         except ImportError as exc:  # chdb:// without the chdb package
             raise ClickHouseError(f"{redact(url)} needs the embedded engine: pip install chdb") from exc
         except Exception as exc:
+            if url.startswith("chdb:") and "EmbeddedServer" in str(exc):
+                # chDB prints its own reason (often "Cannot lock file ... status") to stderr and raises this.
+                raise ClickHouseError(
+                    f"cannot open the chDB directory {url.split('://', 1)[1]}: is another process using it? "
+                    "(chDB opens a directory from one process at a time)") from exc
             raise self._error(exc) from exc
         self.schema = self._schema()
 

@@ -117,7 +117,16 @@ def private_files() -> None:
     host must not read it. DuckDB creates the database file, then its WAL anew after every
     checkpoint, and temporary spill files, each with the process umask: tightening the umask is the
     one way to cover all of them. Called by the one process that writes the store."""
-    os.umask(os.umask(0o077) | 0o077)
+    global USER_UMASK
+    previous = os.umask(0o077)
+    if USER_UMASK is None:
+        USER_UMASK = previous
+    os.umask(previous | 0o077)
+
+
+# The umask the process had before private_files() tightened it: files made for the user (an HTML
+# report) are created with it, not with the store's.
+USER_UMASK: int | None = None
 
 
 def open_writer(path: str | Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:

@@ -179,6 +179,13 @@ def test_the_real_command_line(recording: Recording, chdb_url: str, tmp_path: Pa
     assert reported.returncode == 0, reported.stderr
     html = page.read_text()
     assert "inventory" in html and "test_place_order" in html
+    # The report is the user's file: made with the user's umask, not the in-memory store's private one.
+    by_file = tmp_path / "by-file.html"
+    assert run("report", run_id, "--db", str(recording.db), "-o", str(by_file)).returncode == 0
+    assert page.stat().st_mode & 0o777 == by_file.stat().st_mode & 0o777
+    # An explicit --db beats TRIAGE_CLICKHOUSE from the environment.
+    listed = run("runs", "--db", str(recording.db), "--json", env={"TRIAGE_CLICKHOUSE": "chdb:///nonexistent"})
+    assert listed.returncode == 0 and run_id in listed.stdout, listed.stderr
 
 
 def closed_port() -> int:
@@ -201,6 +208,28 @@ def test_bad_sources_are_one_line_errors(recording: Recording, chdb_url: str, ar
     code, out, err = triage("explain", recording.runs["clean"].run_id, *source, *args)
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and err.startswith("Error: ") and message in err, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--clickhouse", "tcp://127.0.0.1:9000"], "not tcp:// (the Collector's tcp://host:9000 is the native protocol"),
+    (["--clickhouse", "chdb://relative/store"], "a chDB directory is given as chdb:///absolute/path"),
+    (["--clickhouse", "./store.chdb"], "a chDB directory is given as chdb:///absolute/path"),
+    (["--since", "0s"], "at least 1s and at most 36500d"),
+    (["--since", "99999999d"], "at least 1s and at most 36500d"),
+    (["--db", "x.duckdb"], "--clickhouse and --db name two sources"),
+])
+def test_a_source_that_cannot_be_one_is_a_usage_error(chdb_url: str, args: list[str], message: str) -> None:
+    source = [] if "--clickhouse" in args else ["--clickhouse", chdb_url]
+    code, out, err = triage("runs", *source, *args)
+    assert code == 2 and out == "" and message in err, err
+    assert err.splitlines()[-1].startswith("Error: ") and "Traceback" not in err
+
+
+def test_a_chdb_directory_that_is_not_there_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.chdb"
+    code, _, err = triage("runs", "--clickhouse", f"chdb://{missing}")
+    assert code == 1 and err == f"Error: no chDB directory at {missing} (--clickhouse chdb://{missing})\n"
+    assert not missing.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_an_unknown_run_is_a_one_line_error(chdb_url: str) -> None:
