@@ -137,6 +137,16 @@ def test_otlp_json_too_deep_or_with_bytes_that_are_not_base64_is_malformed_not_r
         {"key": "raw", "value": {"bytesValue": "!!!"}}]
     status, _, body = _post_json(daemon, json.dumps(line).encode())
     assert status == 400 and b"bytesValue" in body
+    # Under the proto field name too: Python's base64 decoder drops what is not base64 and stored "".
+    line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = [
+        {"key": "raw", "value": {"bytes_value": "!!!!"}}]
+    status, _, body = _post_json(daemon, json.dumps(line).encode())
+    assert status == 400 and b"bytes_value" in body
+    # An unknown field is ignored whatever keys it holds: an id-named key inside one is not an id.
+    ext = json.loads(span_line(0))
+    ext["vendorExtension"] = {"traceId": "not-hex", "bytesValue": "%%"}
+    ext["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["vendor"] = {"spanId": "zz"}
+    assert _post_json(daemon, json.dumps(ext).encode())[0] == 200
     good = base64.b64encode(b"\x00\xff").decode()
     line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = [
         {"key": "raw", "value": {"bytesValue": good}}]
@@ -145,8 +155,8 @@ def test_otlp_json_too_deep_or_with_bytes_that_are_not_base64_is_malformed_not_r
     assert _post_json(daemon, json.dumps(line).encode())[0] == 200
     assert daemon.terminate() == 0
     assert "Traceback" not in daemon.stderr
-    assert query(db_path, "SELECT TraceId, SpanAttributes::VARCHAR FROM otel_traces") == [
-        (f"{2:032x}", json.dumps({"raw": {"bytesValue": good}}, separators=(",", ":")))]
+    assert query(db_path, "SELECT TraceId, SpanAttributes::VARCHAR FROM otel_traces ORDER BY 1") == [
+        (f"{1:032x}", "{}"), (f"{2:032x}", json.dumps({"raw": {"bytesValue": good}}, separators=(",", ":")))]
 
 
 def test_a_drop_file_with_a_line_nested_too_deeply_keeps_its_good_lines(tmp_path, db_path):
