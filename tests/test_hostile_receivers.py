@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otel_triage.collector.storage import flusher
 from otel_triage.proto import triage_pb2, triage_pb2_grpc
 
 from tests import otlp
@@ -159,6 +160,9 @@ def test_a_full_disk_says_no_space_left_on_device(tmp_path):
                 break
         else:
             pytest.fail("12 MB never filled up")
+        # DuckDB does not always say so ("failed to offload data ... memory_limit"): the disk is asked.
+        assert flusher._room(disk, flusher.ROOM_BYTES) is False and flusher._room(tmp_path, 1 << 20) is True
+        assert not [f for f in disk.rglob(".room-*")]
         # The final checkpoint cannot be written either: the daemon still stops, and says why.
         assert d.terminate() == 0 or "No space left on device" in d.stderr
     finally:

@@ -92,6 +92,7 @@ def test_retain_runs_deletes_whole_runs_over_a_restart(tmp_path, db_path):
             if run == "old-1":  # its ledger row names old-1; its test case is old-1's newest data
                 drop(folder, "old.xml", REPORT.format(run="old-1").encode())
                 wait_for_files(daemon, 1)
+                time.sleep(0.6)  # the test case runs 0.5 s from the file's mtime: then mid-2 is newer
             time.sleep(0.05)  # last-seen times (the newest data of each run) strictly ordered
         for run in ("old-1", "mid-2", "new-3"):
             assert "complete" in triage("wait", run, "--daemon", daemon.address, "--timeout", "60").stderr

@@ -17,10 +17,15 @@ from disk until that succeeds.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +41,8 @@ FLUSH_SECONDS = 2.0  # a slower trickle is in the database this soon after its f
 # would hold ~1 GB before 122,880 of them. Above what 122,880 spans of ~1.6 KB take: a smaller bound
 # (64 MiB) cut the row groups of ordinary spans short (their rows then went through the WAL again).
 FLUSH_BYTES = 192 << 20
+# A failed insert with less than this free beside the database is a full disk (the error may not say so).
+ROOM_BYTES = 64 << 20
 # Appended and not yet inserted beyond which an export waits (the flusher keeps up at ~3 µs a row;
 # this bounds the memory they hold when it does not), in rows and in bytes.
 MAX_QUEUED_ROWS = 32_768
@@ -76,6 +83,8 @@ class Flusher:
         self._pauses = 0  # ``paused`` blocks under way: no transaction of ours is opened meanwhile
         self._idle = False  # the thread is waiting out a pause, everything before it committed
         self._error: BaseException | None = None
+        self._why_of: BaseException | None = None  # the error _why_text describes
+        self._why_text = ""
         # The open transaction (touched by this thread only).
         self._open = False
         self._rows: dict[str, int] = {}  # rows inserted a table
@@ -91,7 +100,7 @@ class Flusher:
                               or self._stop or self._error is not None
                               or self._dead)
             if self._error is not None or self._dead:
-                raise StoreError(f"the database refuses spooled rows: {self._error or 'the flusher stopped'}")
+                raise StoreError(f"the database refuses spooled rows: {self._why()}")
             self._spool.append(tables)
             self._queue.append(tables)
             self._queued_rows += _rows(tables)
@@ -140,6 +149,20 @@ class Flusher:
         if self._committed >= self._appended:
             return None
         return f"{self._spool.directory} holds rows the database refused ({self._error})"
+
+    def _why(self) -> str:
+        """The insert's error, and a full disk when it is one: DuckDB words it many ways, some of them
+        ("failed to offload data ... memory_limit") not naming the disk. Whether the disk is full is
+        asked of the disk itself (can it take a row group's worth?), once per error."""
+        error = self._error
+        if error is None:
+            return "the flusher stopped"
+        if self._why_of is not error:
+            self._why_of, self._why_text = error, str(error)
+            if "no space left" not in self._why_text.lower() and not _room(self._spool.directory, ROOM_BYTES):
+                free = shutil.disk_usage(self._spool.directory).free
+                self._why_text = f"no space left on device beside {self._spool.directory} ({free:,} bytes free): {error}"
+        return self._why_text
 
     def _due(self) -> bool:
         return (bool(self._queue) or self._stop or self._wanted > self._committed
@@ -248,3 +271,20 @@ class Flusher:
             self._spool.remove_through(sealed)
         self._committed, self._error = upto, None
         self._cv.notify_all()
+
+
+def _room(directory: Path, size: int) -> bool:
+    """Whether the disk holding ``directory`` can take ``size`` more bytes now (a file reserved and
+    removed); True when that cannot be told."""
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".room-")
+    except OSError as exc:
+        return exc.errno != errno.ENOSPC
+    try:
+        os.posix_fallocate(fd, 0, size)
+        return True
+    except OSError as exc:
+        return exc.errno not in (errno.ENOSPC, errno.EDQUOT)
+    finally:
+        os.close(fd)
+        os.unlink(name)
