@@ -106,8 +106,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _error(self, status: HTTPStatus, message: str, content_type: str = PROTOBUF,
+    def _error(self, status: HTTPStatus, message: str, content_type: str | None = None,
                headers: dict[str, str] | None = None) -> None:
+        """A ``google.rpc.Status`` body in the request's encoding (the spec: the response uses the
+        request's Content-Type), protobuf when the request's is neither."""
+        if content_type is None:
+            sent = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            content_type = JSON if sent == JSON else PROTOBUF
         body = status_pb2.Status(code=_GRPC_CODES.get(status, 2), message=message)
         payload = response_json(body) if content_type == JSON else body.SerializeToString()
         self._reply(status, payload, content_type, headers)

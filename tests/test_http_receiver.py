@@ -102,11 +102,16 @@ def test_json_and_gzip_requests_and_their_answers(daemon, db_path):
     ("/v1/traces", b"{}", "text/plain", "POST", 415),
     ("/v1/traces", b"", "application/x-protobuf", "GET", 405),
     ("/v1/spans", b"", "application/x-protobuf", "POST", 404),
+    ("/v1/spans", b"{}", "application/json", "POST", 404),
+    ("/v1/traces", b"", "application/json", "GET", 405),
 ])
 def test_bad_requests_get_the_specified_status(daemon, path, body, content_type, method, expected):
-    status, _, payload = post(daemon, path, body, content_type, method)
+    """The error body is a google.rpc.Status in the request's own encoding (the spec: the response
+    uses the request's Content-Type), whatever the status."""
+    status, headers, payload = post(daemon, path, body, content_type, method)
     assert status == expected
-    if content_type in ("application/x-protobuf", "application/json") and method == "POST":
+    if content_type in ("application/x-protobuf", "application/json"):
+        assert headers["content-type"] == content_type
         message = (json.loads(payload)["message"] if content_type == "application/json"
                    else status_pb2.Status.FromString(payload).message)
         assert message
