@@ -360,3 +360,24 @@ def test_an_error_on_the_comparison_or_diff_thread_reaches_the_caller_and_no_thr
         assert not t.is_alive(), t.name
     # and with nothing failing, the same explanation as ever
     assert _explained(store) == json.loads(GOLDEN.read_text())
+
+
+def test_own_time_of_a_span_without_siblings_is_its_duration_less_its_children() -> None:
+    """facts_latency.sql's 'self' measure: a span alone under its parent overlaps no sibling. DuckDB's
+    least() skips NULL, so the missing sibling's overlap was the span's whole duration and every such
+    span's own time read 0: the latency comparison's own-time measure almost never fired."""
+    con = db.open_writer(":memory:")
+    ms = 1_000_000
+    # (span, parent, name, start ms, duration ms): a server span with two overlapping children (an
+    # async framework waiting beside the work) and one leaf child under the second of them.
+    spans = [("a1", "", "GET /x", 0, 100), ("b1", "a1", "wait", 5, 30), ("b2", "a1", "work", 10, 60),
+             ("c1", "b2", "leaf", 20, 25)]
+    for span, parent, name, start, dur in spans:
+        con.execute("INSERT INTO otel_traces VALUES (make_timestamp_ns(?), 't1', ?, ?, '', 0, ?, 'Server', 'svc', "
+                    "'r1', '{}', '', 0, '', '', '{}', 0, '', '{}', ?, 'Ok', '', 0, 0, 0)",
+                    [1_700_000_000_000_000_000 + start * ms, span, parent, name, dur * ms])
+    latency = facts.compute(con, "r1")["triage_facts_latency"].to_pylist()
+    own = {r["operation"]: r["v"] for r in latency if r["measure"] == "self"}
+    # GET /x: 100 - (30 + 60) = 10; wait: 30 less its overlap with work (10..35 → 25) = 5;
+    # work: 60 - 25 (its child) - its overlap with wait (25) = 10; leaf: alone, all its own = 25.
+    assert own == {"GET /x": [10 * ms], "wait": [5 * ms], "work": [10 * ms], "leaf": [25 * ms]}

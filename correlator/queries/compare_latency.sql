@@ -26,6 +26,7 @@ tested AS (
            CASE WHEN r.measure = 'self' THEN r.n * ln(b.n + 1) END AS max_nats
     FROM run_latency AS r
     JOIN baseline_latency AS b USING (service, operation, measure)
+    WHERE r.measure <> 'self' OR $compare_own_time  -- weights.py says why own time is off
 ),
 shown AS MATERIALIZED (SELECT service, operation, measure FROM tested WHERE max_nats IS NULL OR max_nats >= $significant),
 levels AS (  -- p90: the baseline's ceil(0.9 n)-th smallest sample (v is sorted), quantile_disc's

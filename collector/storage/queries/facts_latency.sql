@@ -33,10 +33,15 @@ calls AS (
     SELECT caller, callee, operation, wire_ns FROM pairs WHERE caller <> callee
 ),
 measures AS (
+    -- (least/greatest skip NULL arguments in DuckDB: a span with no earlier or later sibling must
+    -- overlap nothing, not its own whole duration, hence the explicit NULL tests)
     SELECT s.service, s.operation, 'self' AS measure,
            greatest(s.duration_ns - coalesce(ch.child_ns, 0)
-                    - greatest(coalesce(least(s.end_ns, s.earlier_end) - s.start_ns, 0),
-                               coalesce(least(s.end_ns, s.later_end) - greatest(s.start_ns, s.later_start), 0)),
+                    - greatest(CASE WHEN s.earlier_end IS NULL THEN 0
+                                    ELSE least(s.end_ns, s.earlier_end) - s.start_ns END,
+                               CASE WHEN s.later_start IS NULL THEN 0
+                                    ELSE least(s.end_ns, s.later_end) - greatest(s.start_ns, s.later_start) END,
+                               0),
                     0) AS v
     FROM spans AS s LEFT JOIN children AS ch USING (TraceId, SpanId)
     WHERE NOT coalesce(ch.calls_out, false)
