@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
+from otel_triage.correlator import peers as peer_names
 from otel_triage.correlator.history_model import TestHistory
 from otel_triage.correlator.model import Explanation
 from otel_triage.correlator.score import candidates_for_test
@@ -71,7 +72,10 @@ def past_causes(store: Store, scratch: Scratch, wanted: dict[str, set[str]]) -> 
             past.con.execute("CREATE OR REPLACE TEMP TABLE nodes AS SELECT * FROM run_nodes "
                              "WHERE test_span IN (SELECT unnest($spans))", {"spans": sorted(spans)})
             by_test: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for n in past.rows("explain_nodes", SQL):
+            # An address-only peer named by the service serving it, as api.explain names it: else the
+            # history says "10.0.2.14:8082" where the run's own explanation said inventory.
+            peers = peer_names.resolve([{**r, "side": "run"} for r in store.peer_addresses(run_id).to_pylist()])
+            for n in peer_names.rename(past.rows("explain_nodes", SQL), peers):
                 by_test[n["test_span"]].append(n)
             names = dict(past.con.execute(
                 "SELECT DISTINCT SpanId, service || ': ' || operation FROM nodes WHERE SpanId IN (SELECT unnest($ids))",

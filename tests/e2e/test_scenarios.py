@@ -72,6 +72,15 @@ def _cause(run: ScenarioRun) -> dict:
     return first["root_cause"]
 
 
+def test_histories_name_services_not_addresses(runs: dict[str, ScenarioRun]) -> None:
+    """A test's history re-scores its earlier failures; an address-only peer there is named by the
+    service serving it, as the earlier run's own explanation names it (crash_mid_request's payments)."""
+    import re
+
+    causes = [c for run in runs.values() for t in run.explanation["failed_tests"] for c in t["history"]["causes"]]
+    assert causes and not [c for c in causes if re.fullmatch(r"[\w.\-\[\]:]+:\d+", c)], causes
+
+
 def test_a_crashed_service_is_named_from_its_address(runs: dict[str, ScenarioRun]) -> None:
     """No caller records peer.service: the refused address is named by the service that served it."""
     run = runs["crash_mid_request"]
