@@ -82,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._raw: Iterator[bytes] = iter(())
         # What a reply needs if the request line itself never arrives in time.
         self.command, self.request_version, self.requestline = None, "HTTP/1.1", ""
+        self.headers = None  # type: ignore[assignment]  # not this request's until parsed (_error reads it)
         try:
             super().handle_one_request()
         except SlowClient as exc:  # while reading the request line or headers
@@ -111,7 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
         """A ``google.rpc.Status`` body in the request's encoding (the spec: the response uses the
         request's Content-Type), protobuf when the request's is neither."""
         if content_type is None:
-            sent = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            received = getattr(self, "headers", None)  # none yet when the request line or headers were slow
+            sent = ((received.get("Content-Type") if received is not None else None) or "").split(";", 1)[0].strip().lower()
             content_type = JSON if sent == JSON else PROTOBUF
         body = status_pb2.Status(code=_GRPC_CODES.get(status, 2), message=message)
         payload = response_json(body) if content_type == JSON else body.SerializeToString()
