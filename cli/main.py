@@ -137,6 +137,9 @@ def cli() -> None:
 @click.option("--http-request-timeout", type=params.Finite(min=0.1), default=defaults.HTTP_REQUEST_TIMEOUT,
               show_default=True, metavar="SECONDS",
               help="An OTLP/HTTP request (headers and body) slower than this to arrive gets 408 and is closed.")
+@click.option("--http-cors-origin", "cors", metavar="ORIGIN", multiple=True,
+              help="Let browser pages of this origin export over OTLP/HTTP (CORS; * and patterns like "
+                   "http://*.test:8080; repeatable).")
 @click.option("--auth-token-file", metavar="PATH", default=None,
               help="Require `authorization: Bearer <token>` (the file's first line; default: env "
                    "TRIAGE_AUTH_TOKEN) on every OTLP export and query; others get UNAUTHENTICATED / 401.")
@@ -166,7 +169,7 @@ def cli() -> None:
               help="Delete runs whose newest data is older than DAYS (at start, then every 10 min).")
 def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_item_bytes: int,
           max_pending_bytes: int, decode_workers: int, db_memory_limit: str, listen_http: str,
-          http_request_timeout: float, auth_token_file: str | None, insecure: bool, tls_cert: str | None,
+          http_request_timeout: float, cors: tuple[str, ...], auth_token_file: str | None, insecure: bool, tls_cert: str | None,
           tls_key: str | None, watch: tuple[str, ...],
           max_file_bytes: int, settle_seconds: float, quiet_period: float, notify: tuple[str, ...],
           notify_timeout: float, notify_attempts: int, retain_runs: int | None, retain_days: float | None) -> None:
@@ -192,7 +195,7 @@ def serve(db: str, listen: str, run_id: str | None, max_request_bytes: int, max_
                          db_memory_limit=db_memory_limit,
                          max_pending_bytes=max_pending_bytes,
                          listen_http=None if listen_http.lower() in ("off", "none", "") else listen_http,
-                         http_request_timeout=http_request_timeout, insecure=insecure,
+                         http_request_timeout=http_request_timeout, cors_origins=cors, insecure=insecure,
                          watch=watch, max_file_bytes=max_file_bytes, settle_seconds=settle_seconds,
                          quiet_period=quiet_period, notify=notify,
                          notify_timeout=notify_timeout, notify_attempts=notify_attempts,

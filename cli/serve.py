@@ -58,6 +58,7 @@ class ServeConfig:
     rpc_threads: int = 32
     listen_http: str | None = defaults.LISTEN_HTTP  # None: no OTLP/HTTP listener
     http_request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to export over OTLP/HTTP (collector/cors.py)
     auth_token: str | None = None  # required of every client when set (collector/auth.py)
     insecure: bool = False  # allow a non-loopback address without a token
     tls: ServerTls | None = None  # --tls-cert/--tls-key, loaded and checked (collector/tls.py)
@@ -276,7 +277,7 @@ class Daemon:
             try:
                 self.http = HttpReceiver(*http_address, self.pipeline, cfg.max_request_bytes,
                                          cfg.http_request_timeout, cfg.auth_token,
-                                         cfg.tls.context if cfg.tls else None)
+                                         cfg.tls.context if cfg.tls else None, cfg.cors_origins)
             except OSError as exc:
                 server.stop(0)
                 self._close_storage()

@@ -14,7 +14,8 @@ specification and HTTP/1.1 give:
 - overloaded or shutting down → 503 with ``Retry-After`` (retryable);
 - no or the wrong ``authorization: Bearer`` token when the daemon has one → 401;
 - too slow to arrive → 408; an unknown path → 404; another method on an OTLP path → 405 with
-  ``Allow: POST``. Which status an error gets is decided in ``errors.answer``, as for gRPC.
+  ``Allow: POST``, but a browser's CORS preflight from an origin ``--http-cors-origin`` allows → 204
+  (``collector/cors.py``). Which status an error gets is decided in ``errors.answer``, as for gRPC.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
 from otel_triage.collector import auth, defaults, errors, tls
+from otel_triage.collector.cors import Cors
 from otel_triage.collector.http_body import (
     BadFraming,
     Collected,
@@ -101,6 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
+        received = getattr(self, "headers", None)
+        if self.server.cors is not None and received is not None:
+            headers = {**self.server.cors.headers(received.get("Origin")), **(headers or {})}
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -132,7 +137,23 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(HTTPStatus.NOT_FOUND, NOT_FOUND.format(self.path))
 
-    do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_GET
+    do_HEAD = do_PUT = do_DELETE = do_PATCH = do_TRACE = do_GET
+
+    def do_OPTIONS(self) -> None:
+        """A browser's CORS preflight (collector/cors.py), when origins are allowed; else as GET."""
+        cors = self.server.cors
+        allowed = cors is not None and self._target() in ROUTES and cors.preflight(
+            self.headers.get("Origin"), self.headers.get("Access-Control-Request-Method"),
+            self.headers.get("Access-Control-Request-Headers"))
+        if not allowed:
+            self.do_GET()
+            return
+        self._discard_body()
+        self.send_response(HTTPStatus.NO_CONTENT)
+        for name, value in allowed.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self) -> None:
         route = ROUTES.get(self._target())
@@ -298,8 +319,10 @@ class _Server(ThreadingHTTPServer):
             log.exception("http: request from %s failed", client_address)
 
     def __init__(self, address: tuple[str, int], pipeline: Pipeline, max_request_bytes: int,
-                 request_timeout: float, token: str | None, tls_context: ssl.SSLContext | None = None) -> None:
+                 request_timeout: float, token: str | None, tls_context: ssl.SSLContext | None = None,
+                 cors_origins: Sequence[str] = ()) -> None:
         self.pipeline = pipeline
+        self.cors = Cors(cors_origins) if cors_origins else None
         self.token = token
         self.tls_context = tls_context
         self.max_request_bytes = max_request_bytes
@@ -334,8 +357,9 @@ class HttpReceiver:
 
     def __init__(self, host: str, port: int, pipeline: Pipeline, max_request_bytes: int,
                  request_timeout: float = defaults.HTTP_REQUEST_TIMEOUT, token: str | None = None,
-                 tls_context: ssl.SSLContext | None = None) -> None:
-        self._server = _Server((host, port), pipeline, max_request_bytes, request_timeout, token, tls_context)
+                 tls_context: ssl.SSLContext | None = None, cors_origins: Sequence[str] = ()) -> None:
+        self._server = _Server((host, port), pipeline, max_request_bytes, request_timeout, token, tls_context,
+                               cors_origins)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="triage-http", daemon=True)
 
