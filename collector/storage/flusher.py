@@ -153,7 +153,7 @@ class Flusher:
     def _why(self) -> str:
         """The insert's error, and a full disk when it is one: DuckDB words it many ways, some of them
         ("failed to offload data ... memory_limit") not naming the disk. Whether the disk is full is
-        asked of the disk itself (can it take a row group's worth?), once per error."""
+        asked of the disk itself (can it take ROOM_BYTES more?), once per error."""
         error = self._error
         if error is None:
             return "the flusher stopped"
