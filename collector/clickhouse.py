@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from otel_triage.collector.storage.errors import StoreError
 
@@ -79,8 +80,6 @@ def check_url(url: str) -> str:
     """The URL as the driver takes it (``host:port`` means HTTP), or a one-line reason it cannot be
     one: the driver would read ``tcp://`` (the Collector's native-protocol endpoint) or a bare path as
     an HTTP host, and a relative ``chdb://`` path as a host name, and answer with misleading errors."""
-    from urllib.parse import urlsplit
-
     if url.startswith(("/", ".", "~")):
         raise ClickHouseError(f"--clickhouse {url!r}: a chDB directory is given as chdb:///absolute/path")
     if "://" not in url:
@@ -178,11 +177,10 @@ class Connection:
         # The driver logs each failed request before raising it; the raised error is ours to word.
         logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
         url = check_url(opts.url)
-        if url.startswith("chdb:"):
-            # A read command: a directory that is not there is a typo, not a database to create.
-            directory = url.split("://", 1)[1].split("?", 1)[0]
-            if not os.path.isdir(directory):
-                raise ClickHouseError(f"no chDB directory at {directory} (--clickhouse {url})")
+        directory = urlsplit(url).path if url.startswith("chdb:") else ""
+        # A read command: a chDB directory that is not there is a typo, not a database to create.
+        if directory and not os.path.isdir(directory):
+            raise ClickHouseError(f"no chDB directory at {directory} (--clickhouse {url})")
         try:
             # Trace-id lists travel as query parameters: in the request body, not the URL.
             http = {} if url.startswith("chdb:") else {"connect_timeout": 5, "send_receive_timeout": 600,
@@ -192,10 +190,10 @@ class Connection:
         except ImportError as exc:  # chdb:// without the chdb package
             raise ClickHouseError(f"{redact(url)} needs the embedded engine: pip install chdb") from exc
         except Exception as exc:
-            if url.startswith("chdb:") and "EmbeddedServer" in str(exc):
+            if directory and "EmbeddedServer" in str(exc):
                 # chDB prints its own reason (often "Cannot lock file ... status") to stderr and raises this.
                 raise ClickHouseError(
-                    f"cannot open the chDB directory {url.split('://', 1)[1]}: is another process using it? "
+                    f"cannot open the chDB directory {directory}: is another process using it? "
                     "(chDB opens a directory from one process at a time)") from exc
             raise self._error(exc) from exc
         self.schema = self._schema()

@@ -103,9 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
-        received = getattr(self, "headers", None)
-        if self.server.cors is not None and received is not None:
-            headers = {**self.server.cors.headers(received.get("Origin")), **(headers or {})}
+        if self.server.cors is not None and self.headers is not None:
+            headers = {**self.server.cors.headers(self.headers.get("Origin")), **(headers or {})}
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -117,12 +116,16 @@ class _Handler(BaseHTTPRequestHandler):
         """A ``google.rpc.Status`` body in the request's encoding (the spec: the response uses the
         request's Content-Type), protobuf when the request's is neither."""
         if content_type is None:
-            received = getattr(self, "headers", None)  # none yet when the request line or headers were slow
-            sent = ((received.get("Content-Type") if received is not None else None) or "").split(";", 1)[0].strip().lower()
-            content_type = JSON if sent == JSON else PROTOBUF
+            content_type = JSON if self._media_type() == JSON else PROTOBUF
         body = status_pb2.Status(code=_GRPC_CODES.get(status, 2), message=message)
         payload = response_json(body) if content_type == JSON else body.SerializeToString()
         self._reply(status, payload, content_type, headers)
+
+    def _media_type(self) -> str:
+        """The request's Content-Type without parameters, lower case ('' before its headers arrived)."""
+        if self.headers is None:  # the request line or headers were too slow
+            return ""
+        return (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 
     def _target(self) -> str:
         """The request target's path: origin-form (``/v1/traces?x``) or absolute-form
@@ -162,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, NOT_FOUND.format(self.path))
             return
         signal, response_cls, partial_field = route
-        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        content_type = self._media_type()
         token = self.server.token
         if token is not None and not auth.authorized(header := self.headers.get("Authorization"), token):
             self._discard_body()
